@@ -1,0 +1,5 @@
+"""``python -m racefree`` runs the CLI."""
+
+from racefree.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,50 @@
+"""Who is acting: the agent identity attached to every recorded event.
+
+An explicit ``with agent("Researcher"):`` wins; otherwise the name of the
+current asyncio task, else the name of the current thread. The explicit
+context lives in a ``contextvars.ContextVar``, so asyncio tasks inherit it
+from the code that created them, while a new thread starts without it (wrap
+the thread's own function instead).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+from collections.abc import Iterator
+
+__all__ = ["agent", "current_agent"]
+
+_current: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "racefree_agent", default=None
+)
+
+
+@contextlib.contextmanager
+def agent(name: str) -> Iterator[str]:
+    """Act as agent ``name`` inside the ``with`` block (threads and tasks alike)."""
+    if not isinstance(name, str) or not name.strip():
+        from racefree.errors import UsageError
+
+        raise UsageError(f"An agent name must be a non-empty string, not {name!r}.")
+    token = _current.set(name)
+    try:
+        yield name
+    finally:
+        _current.reset(token)
+
+
+def current_agent() -> str:
+    """The acting agent: explicit context, else asyncio task name, else thread name."""
+    explicit = _current.get()
+    if explicit is not None:
+        return explicit
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running event loop in this thread
+        task = None
+    if task is not None:
+        return task.get_name()
+    return threading.current_thread().name

@@ -1,0 +1,141 @@
+"""Every error racefree raises, under one root.
+
+The tree::
+
+    RacefreeError
+    ├── UsageError            bad arguments to racefree itself (also a ValueError)
+    ├── StoreError            something went wrong in a shared store
+    │   ├── UnknownBackendError   the URL names no backend (also a LookupError)
+    │   ├── BackendUnavailableError  the backend cannot be reached
+    │   ├── InvalidKeyError       a key that no backend accepts
+    │   ├── NotSerializableError  a value that is not JSON (also a TypeError)
+    │   ├── ConflictError         compare-and-set saw another version
+    │   └── ConcurrentWriteError  two agents wrote one last-value key at once
+    ├── HistoryFormatError    a history file that cannot be read
+    └── ReplayDivergedError   a replayed schedule stopped matching the run
+
+Catch ``RacefreeError`` to catch anything of ours; lower-level errors
+(``sqlite3``, ``redis``) are translated into these with ``raise ... from``.
+Messages are whole sentences that end with what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BackendUnavailableError",
+    "ConcurrentWriteError",
+    "ConflictError",
+    "HistoryFormatError",
+    "InvalidKeyError",
+    "NotSerializableError",
+    "RacefreeError",
+    "ReplayDivergedError",
+    "StoreError",
+    "UnknownBackendError",
+    "UsageError",
+]
+
+
+class RacefreeError(Exception):
+    """Root of every error racefree raises on purpose.
+
+    An exception that is not a ``RacefreeError`` coming out of racefree is a
+    bug in racefree (or an error from your own code passed through, such as
+    an exception raised inside your transaction).
+    """
+
+
+class UsageError(RacefreeError, ValueError):
+    """An argument to racefree's API or CLI is out of range or malformed.
+
+    Raised before anything runs or is written; the message names the argument
+    and the accepted values. At the CLI it becomes one line and exit status 2.
+    """
+
+
+class StoreError(RacefreeError):
+    """Base of the errors a shared store raises.
+
+    Catch this to handle any store failure; catch a subclass to handle one
+    cause. When a store operation raises a ``StoreError`` nothing was written.
+    """
+
+
+class UnknownBackendError(StoreError, LookupError):
+    """The store URL's scheme names no backend.
+
+    The message lists the schemes that are known. Distinct from
+    ``BackendUnavailableError``: here racefree does not know what to connect
+    to at all; there it knows but cannot reach it.
+    """
+
+
+class BackendUnavailableError(StoreError):
+    """The backend is known but cannot be reached (server down, file unwritable).
+
+    The message names the URL with any password removed.
+    """
+
+
+class InvalidKeyError(StoreError, ValueError):
+    """A key that is not a non-empty string of printable characters.
+
+    Keys are plain names such as ``"conversation_history"``; the message says
+    which rule the key broke.
+    """
+
+
+class NotSerializableError(StoreError, TypeError):
+    """A value that cannot be stored as JSON.
+
+    Stores keep values as JSON so that every backend, every process and every
+    language reads the same thing; convert the value (for example a dataclass
+    with ``dataclasses.asdict``) before storing it. Nothing was written.
+    """
+
+
+class ConflictError(StoreError):
+    """A compare-and-set found a different version than the one expected.
+
+    Another agent wrote the key after you read it. Re-read the key and decide
+    again, or use ``update``, which retries by itself. Distinct from
+    ``ConcurrentWriteError``, which a reducer raises when it refuses to pick a
+    winner between two writers.
+    """
+
+    def __init__(self, message: str, *, key: str, expected: int, actual: int) -> None:
+        super().__init__(message)
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class ConcurrentWriteError(StoreError):
+    """Two agents wrote the same last-value key concurrently.
+
+    A last-value key holds one agent's answer; when a second agent writes it
+    from the same version, one of the two answers would silently vanish, so the
+    store refuses. Give each agent its own key, or declare a reducer (append,
+    add, merge) that combines both writes.
+    """
+
+    def __init__(self, message: str, *, key: str, writers: tuple[str, str]) -> None:
+        super().__init__(message)
+        self.key = key
+        self.writers = writers
+
+
+class HistoryFormatError(RacefreeError, ValueError):
+    """A history file (JSON lines) has a line that is not a valid event.
+
+    The message gives the file, the line number and what is wrong with it.
+    """
+
+
+class ReplayDivergedError(RacefreeError):
+    """A replayed schedule no longer matches what the workflow does.
+
+    The workflow changed since the schedule was recorded (an agent was added,
+    or a step moved), so the recorded choices cannot be followed. Re-run the
+    exploration to find a fresh schedule.
+    """

@@ -1,0 +1,185 @@
+"""Event and History: the one data type that every pillar shares.
+
+Agents act on shared state; each access can become an :class:`Event` in a
+:class:`History`. The store's recorder and the lesson scenarios write
+histories, the checker reads them, the reports draw them, the explorer hands
+one per run to the checker.
+
+On disk a history is JSON lines, one event per line, with the keys of
+:meth:`Event.to_dict` (``seq``, ``time``, ``agent``, ``op`` required; ``key``,
+``version_read``, ``version_written``, ``value``, ``meta`` optional).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from racefree.agent import current_agent
+from racefree.errors import HistoryFormatError
+
+__all__ = ["Event", "History"]
+
+_REQUIRED = {"seq": int, "time": (int, float), "agent": str, "op": str}
+_OPTIONAL = {
+    "key": (str, type(None)),
+    "version_read": (int, type(None)),
+    "version_written": (int, type(None)),
+    "meta": dict,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    """One access to shared state by one agent.
+
+    ``seq`` orders events within their history (it is the order in which the
+    accesses took effect); ``time`` is monotonic seconds since the history
+    started. ``version_read`` / ``version_written`` are the key's version that
+    the agent based its access on and the version it produced, where the
+    source knows them. ``value`` is the value read, written or appended.
+    """
+
+    seq: int
+    time: float
+    agent: str
+    op: str
+    key: str | None = None
+    version_read: int | None = None
+    version_written: int | None = None
+    value: Any = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict (optional fields left out when empty)."""
+        out: dict[str, Any] = {
+            "seq": self.seq,
+            "time": round(self.time, 9),
+            "agent": self.agent,
+            "op": self.op,
+        }
+        if self.key is not None:
+            out["key"] = self.key
+        if self.version_read is not None:
+            out["version_read"] = self.version_read
+        if self.version_written is not None:
+            out["version_written"] = self.version_written
+        if self.value is not None:
+            out["value"] = self.value
+        if self.meta:
+            out["meta"] = self.meta
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Event:
+        """Build an event from :meth:`to_dict` output; ``ValueError`` says what is wrong."""
+        if not isinstance(data, dict):
+            raise ValueError(f"an event must be a JSON object, not {type(data).__name__}")
+        for name, kind in _REQUIRED.items():
+            if name not in data:
+                raise ValueError(f"the event has no {name!r}")
+            if not isinstance(data[name], kind) or isinstance(data[name], bool):
+                raise ValueError(f"{name!r} has the wrong type ({type(data[name]).__name__})")
+        for name, kind in _OPTIONAL.items():
+            if name in data and not isinstance(data[name], kind):
+                raise ValueError(f"{name!r} has the wrong type ({type(data[name]).__name__})")
+        unknown = set(data) - set(_REQUIRED) - set(_OPTIONAL) - {"value"}
+        if unknown:
+            raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
+        return cls(
+            seq=data["seq"],
+            time=float(data["time"]),
+            agent=data["agent"],
+            op=data["op"],
+            key=data.get("key"),
+            version_read=data.get("version_read"),
+            version_written=data.get("version_written"),
+            value=data.get("value"),
+            meta=dict(data.get("meta", {})),
+        )
+
+
+class History:
+    """An append-only, thread-safe sequence of events.
+
+    ``record`` assigns ``seq`` and ``time``; call it at the moment the access
+    takes effect (inside the store's critical section), so that ``seq`` order
+    is the real order of effects.
+    """
+
+    def __init__(self, events: Iterable[Event] = ()) -> None:
+        self._lock = threading.Lock()
+        self._events: list[Event] = list(events)
+        self._start = time.monotonic()
+
+    def record(
+        self,
+        op: str,
+        key: str | None = None,
+        *,
+        agent: str | None = None,
+        version_read: int | None = None,
+        version_written: int | None = None,
+        value: Any = None,
+        meta: dict[str, Any] | None = None,
+    ) -> Event:
+        """Append one event by ``agent`` (default: the current agent) and return it."""
+        who = agent if agent is not None else current_agent()
+        with self._lock:
+            event = Event(
+                seq=len(self._events),
+                time=time.monotonic() - self._start,
+                agent=who,
+                op=op,
+                key=key,
+                version_read=version_read,
+                version_written=version_written,
+                value=value,
+                meta=meta or {},
+            )
+            self._events.append(event)
+        return event
+
+    @property
+    def events(self) -> list[Event]:
+        """A copy of the events so far, in ``seq`` order."""
+        with self._lock:
+            return list(self._events)
+
+    def __iter__(self) -> Iterator[Event]:
+        return iter(self.events)
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    def agents(self) -> list[str]:
+        """Agent names in order of first appearance."""
+        return list(dict.fromkeys(e.agent for e in self.events))
+
+    def to_jsonl(self, path: str | Path) -> None:
+        """Write the history as JSON lines."""
+        with open(path, "w", encoding="utf-8") as out:
+            for event in self.events:
+                out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+
+    @classmethod
+    def from_jsonl(cls, path: str | Path) -> History:
+        """Read a JSON-lines history; a bad line raises ``HistoryFormatError``."""
+        events: list[Event] = []
+        with open(path, encoding="utf-8") as source:
+            for number, line in enumerate(source, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(Event.from_dict(json.loads(line)))
+                except (ValueError, json.JSONDecodeError) as exc:
+                    raise HistoryFormatError(
+                        f"{path}, line {number}: {exc}. Each line must be one JSON "
+                        "object with at least seq, time, agent and op; see docs/history.md."
+                    ) from None
+        return cls(events)
