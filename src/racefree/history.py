@@ -25,8 +25,13 @@ from racefree.errors import HistoryFormatError
 
 __all__ = ["Event", "History"]
 
-_REQUIRED = {"seq": int, "time": (int, float), "agent": str, "op": str}
-_OPTIONAL = {
+_REQUIRED: dict[str, type | tuple[type, ...]] = {
+    "seq": int,
+    "time": (int, float),
+    "agent": str,
+    "op": str,
+}
+_OPTIONAL: dict[str, type | tuple[type, ...]] = {
     "key": (str, type(None)),
     "version_read": (int, type(None)),
     "version_written": (int, type(None)),
@@ -59,7 +64,7 @@ class Event:
         """The event as a JSON-ready dict (optional fields left out when empty)."""
         out: dict[str, Any] = {
             "seq": self.seq,
-            "time": round(self.time, 9),
+            "time": self.time,
             "agent": self.agent,
             "op": self.op,
         }

@@ -1,0 +1,211 @@
+"""Terminal output for lessons and the demo: plain text that rich colours when it can.
+
+Standard library only at import time. When ``rich`` is installed, output to a
+terminal gets colour and boxed tables; piped output, ``NO_COLOR`` and a
+missing ``rich`` all give the same plain text.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any, TextIO
+
+from racefree.scenarios.result import ScenarioResult
+
+__all__ = ["Printer", "lanes", "summary_rows"]
+
+SUMMARY_HEADERS = ("scenario", "wall time", "expected", "actual", "lost updates", "consistent")
+
+
+def lanes(result: ScenarioResult, width: int = 48) -> list[str]:
+    """One line per agent: when it read (R), called the model (C) and wrote (W).
+
+    Shows at a glance whether the agents' read-to-write windows overlapped:
+    any overlap is a chance for a lost update.
+    """
+    events = result.history.events
+    if not events:
+        return []
+    end = max(e.time for e in events) or 1.0
+    label = max(len(name) for name in result.agents)
+    marks = {"read": "R", "call": "C", "write": "W", "append": "W"}
+    lines = []
+    for name in result.agents:
+        row = [" "] * (width + 1)
+        columns = [
+            (round(e.time / end * width), marks.get(e.op, "*")) for e in events if e.agent == name
+        ]
+        if columns:
+            for column in range(columns[0][0], columns[-1][0]):
+                row[column] = "-"
+        for column, mark in columns:
+            row[column] = mark
+        fate = ""
+        if result.lost_agents or result.lost_updates:
+            fate = "  lost" if name in result.lost_agents else "  kept"
+        lines.append(f"{name:<{label}} |{''.join(row)}|{fate}")
+    lines.append(f"{'':<{label}}  0 s{'':{width - 8}}{end:6.2f} s")
+    return lines
+
+
+def summary_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
+    """The demo's summary table as rows of text, one per result."""
+    rows: list[tuple[str, ...]] = []
+    for result in results:
+        measure = result.measure.replace("_", " ")
+        rows.append(
+            (
+                result.title or result.scenario,
+                f"{result.wall_seconds:.2f} s",
+                f"{result.expected[result.measure]:,} {measure}",
+                f"{result.actual[result.measure]:,} {measure}",
+                str(result.lost_updates),
+                "yes" if result.consistent else "NO",
+            )
+        )
+    return rows
+
+
+class Printer:
+    """Writes headings, lines and tables; through rich when it is installed and on a terminal."""
+
+    def __init__(self, file: TextIO | None = None) -> None:
+        self._file = file if file is not None else sys.stdout
+        self._console: Any = None
+        if not (hasattr(self._file, "isatty") and self._file.isatty()):
+            return  # piped or redirected: plain text that any reader or tool can take
+        try:
+            from rich.console import Console
+        except ImportError:
+            return
+        self._console = Console(file=self._file, highlight=False, soft_wrap=True)
+
+    def line(self, text: str = "", style: str | None = None) -> None:
+        """One line of text; ``style`` (e.g. "red", "bold green") colours it where possible."""
+        if self._console is not None:
+            from rich.text import Text
+
+            self._console.print(Text(text, style=style or ""))
+        else:
+            print(text, file=self._file)
+
+    def heading(self, text: str) -> None:
+        """A section heading."""
+        self.line()
+        self.line(text, "bold")
+        self.line("=" * len(text), "bold")
+
+    def table(
+        self, headers: Sequence[str], rows: Sequence[Sequence[str]], *, bad_column: int = -1
+    ) -> None:
+        """A table; rows whose ``bad_column`` cell is "NO" are marked in red."""
+        if self._console is not None:
+            from rich.table import Table
+
+            table = Table(*headers)
+            for row in rows:
+                bad = 0 <= bad_column < len(row) and row[bad_column] == "NO"
+                table.add_row(*row, style="red" if bad else None)
+            self._console.print(table)
+            return
+        widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), file=self._file)
+        print("  ".join("-" * w for w in widths), file=self._file)
+        for row in rows:
+            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), file=self._file)
+
+    def counts(self, result: ScenarioResult) -> None:
+        """Expected against actual for every measured quantity."""
+        rows = []
+        for key, want in result.expected.items():
+            got = result.actual.get(key)
+            rows.append(
+                (key.replace("_", " "), f"{want:,}", f"{got:,}", "ok" if got == want else "NO")
+            )
+        self.table(("quantity", "expected", "actual", "match"), rows, bad_column=3)
+
+
+def show_flow(printer: Printer, result: ScenarioResult) -> None:
+    """A lesson flow run: lanes, the story, expected against actual, the verdict."""
+    printer.line()
+    printer.line(
+        "Timeline (R = reads the shared history, C = calls the model, W = writes it):", "bold"
+    )
+    for text in lanes(result):
+        printer.line("  " + text)
+    printer.line()
+    printer.line("Step by step:", "bold")
+    for text in result.story:
+        printer.line("  " + text)
+    printer.line()
+    printer.counts(result)
+    printer.line()
+    if result.consistent:
+        printer.line(
+            f"Consistent: all {len(result.agents)} agents' work is in the shared state.",
+            "bold green",
+        )
+    else:
+        printer.line(
+            f"Inconsistent: the work of {', '.join(result.lost_agents)} is missing "
+            f"({result.lost_updates} lost update(s)).",
+            "bold red",
+        )
+
+
+def show_forced(printer: Printer, result: ScenarioResult) -> None:
+    """One forced interleaving: title, before/after, the story, the verdict."""
+    printer.heading(result.title)
+    for text in result.story:
+        printer.line("  " + text)
+    want, got = result.expected[result.measure], result.actual[result.measure]
+    measure = result.measure.replace("_", " ")
+    style = "bold green" if result.consistent else "bold red"
+    printer.line(
+        f"  -> expected {want:,} {measure}, got {got:,}; lost updates: {result.lost_updates}",
+        style,
+    )
+
+
+def show_demo(printer: Printer, run: Any) -> None:
+    """The whole demo: one short section per scenario, then the summary table."""
+    names = run.sequential.agents
+    printer.line(
+        f"racefree demo: lesson 01 with {len(names)} agents ({', '.join(names)}), "
+        f"model calls 1-3 s x {run.time_scale}, seed {run.seed}",
+        "bold",
+    )
+    printer.heading("1. One at a time (broken_sequential.py)")
+    for text in lanes(run.sequential):
+        printer.line("  " + text)
+    printer.line(
+        f"  {run.sequential.wall_seconds:.2f} s, about the sum of the calls "
+        f"({run.sequential.latency_sum:.2f} s); nothing lost."
+    )
+    printer.heading(f"2. In parallel, unsafe (broken_parallel.py), {len(run.parallel)} runs")
+    for text in lanes(run.parallel[0]):
+        printer.line("  " + text)
+    for result, kept in zip(run.parallel, run.outcomes, strict=True):
+        printer.line(
+            f"  seed {result.seed}: kept {', '.join(kept)}; lost {', '.join(result.lost_agents)}"
+            f"  ({result.wall_seconds:.2f} s)",
+            "red" if result.lost_updates else None,
+        )
+    printer.line(
+        f"  {run.distinct_parallel_outcomes} different outcome(s) in {len(run.parallel)} runs: "
+        "whoever writes last wins, and the others' work is gone."
+    )
+    printer.heading("3. In parallel, locked (simple_fix.py)")
+    for text in lanes(run.fixed):
+        printer.line("  " + text)
+    printer.line(
+        f"  {run.fixed.wall_seconds:.2f} s against {run.fixed.latency_sum:.2f} s one at a time: "
+        f"{run.fixed.latency_sum / run.fixed.wall_seconds:.1f}x faster, nothing lost."
+    )
+    printer.heading("4. Forced interleavings (race_condition_demo.py)")
+    for result in run.forced:
+        printer.line(f"  {result.title}: {result.story[-1]}")
+    printer.heading("Summary")
+    printer.table(SUMMARY_HEADERS, summary_rows(run.results), bad_column=5)
+    printer.line("Why, and how to spot it in your own code: examples/01-race-conditions/README.md")

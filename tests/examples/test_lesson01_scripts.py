@@ -1,0 +1,105 @@
+"""The lesson scripts, run as a learner runs them: from the lesson folder, with a
+Python that has nothing installed (``-I -S``: no site-packages at all)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LESSON = Path(__file__).resolve().parents[2] / "examples" / "01-race-conditions"
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-E", "-s", "-S", f"{name}.py", *args],
+        cwd=LESSON,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def run_json(name: str, *args: str) -> dict[str, Any]:
+    done = run_script(name, "--json", *args)
+    assert done.returncode == 0, done.stderr
+    data: dict[str, Any] = json.loads(done.stdout)
+    for key in ("scenario", "agents", "wall_seconds", "expected", "actual"):
+        assert key in data
+    for key in ("lost_updates", "consistent"):
+        assert key in data
+    return data
+
+
+def test_broken_sequential_json_is_consistent_and_about_the_sum() -> None:
+    data = run_json("broken_sequential", "--time-scale", "0.03", "--seed", "9")
+    assert data["scenario"] == "broken_sequential"
+    assert data["agents"] == ["Researcher", "Analyzer", "Writer"]
+    assert data["consistent"] is True
+    assert data["lost_updates"] == 0
+    assert 0.95 <= data["wall_seconds"] / data["latency_sum"] <= 1.5
+
+
+def test_broken_parallel_json_loses_work_on_every_run_with_varying_survivors() -> None:
+    outcomes = set()
+    for seed in range(8):
+        data = run_json("broken_parallel", "--time-scale", "0.03", "--seed", str(seed))
+        assert data["lost_updates"] >= 1
+        assert data["consistent"] is False
+        assert data["lost_agents"]
+        outcomes.add(tuple(sorted(set(data["agents"]) - set(data["lost_agents"]))))
+    assert len(outcomes) >= 2
+
+
+def test_simple_fix_json_is_consistent_and_its_speedup_is_measured() -> None:
+    data = run_json("simple_fix", "--time-scale", "0.03", "--agents", "6", "--seed", "2")
+    assert data["consistent"] is True
+    assert data["lost_updates"] == 0
+    assert len(data["agents"]) == 6
+    assert data["speedup"] == pytest.approx(data["latency_sum"] / data["wall_seconds"], rel=0.02)
+    assert data["speedup"] > 1.5
+
+
+def test_race_condition_demo_json_has_exact_lost_counts() -> None:
+    data = run_json("race_condition_demo", "--agents", "4", "--time-scale", "0.01")
+    cases = {case["scenario"]: case for case in data["cases"]}
+    assert cases["forced_counter"]["lost_updates"] == 3
+    assert cases["forced_history_copy"]["lost_agents"] == ["Researcher", "Analyzer", "Writer"]
+    assert cases["forced_check_then_act"]["actual"] == {"task_runs": 4}
+    assert cases["forced_interleaved_turns"]["actual"] == {"messages": 8, "intact_turns": 0}
+    assert cases["many_thread_appends"]["actual"] == {"items": 800_000}
+
+
+@pytest.mark.parametrize(
+    "script", ["broken_sequential", "broken_parallel", "simple_fix", "race_condition_demo"]
+)
+def test_prose_output_is_plain_text_when_piped(script: str) -> None:
+    done = run_script(script, "--time-scale", "0.01", "--seed", "1")
+    assert done.returncode == 0, done.stderr
+    assert "\x1b[" not in done.stdout
+    assert done.stdout.strip()
+
+
+def test_prose_names_the_lost_agents() -> None:
+    done = run_script("broken_parallel", "--time-scale", "0.02", "--seed", "4")
+    data = run_json("broken_parallel", "--time-scale", "0.02", "--seed", "4")
+    assert f"the work of {', '.join(data['lost_agents'])} is missing" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agents", "1"], "--agents must be between 2 and 200, not 1"),
+        (["--time-scale", "0"], "must be a positive number, not 0"),
+        (["--time-scale", "fast"], "'fast' is not a number"),
+    ],
+)
+def test_bad_arguments_exit_2_with_one_line(args: list[str], message: str) -> None:
+    done = run_script("broken_parallel", *args)
+    assert done.returncode == 2
+    assert message in done.stderr
+    assert "Traceback" not in done.stderr

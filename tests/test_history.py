@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from racefree import Event, History, HistoryFormatError, agent
+
+
+def test_record_takes_the_agent_from_the_context_and_numbers_events() -> None:
+    history = History()
+    with agent("Researcher"):
+        history.record("read", "notes", version_read=0)
+    history.record("write", "notes", agent="Writer", version_read=0, version_written=1)
+    first, second = history.events
+    assert (first.seq, first.agent, first.op) == (0, "Researcher", "read")
+    assert (second.seq, second.agent, second.version_written) == (1, "Writer", 1)
+    assert history.agents() == ["Researcher", "Writer"]
+
+
+def test_concurrent_records_get_distinct_consecutive_seqs() -> None:
+    history = History()
+    start = threading.Barrier(4)
+
+    def worker() -> None:
+        start.wait()
+        for _ in range(1000):
+            history.record("append", "log")
+
+    threads = [threading.Thread(target=worker) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [e.seq for e in history] == list(range(4000))
+
+
+def test_jsonl_round_trip(tmp_path: Path) -> None:
+    history = History()
+    history.record("append", "h", agent="A", value={"text": "hi"}, meta={"position": 0})
+    history.record("read", None, agent="B")
+    path = tmp_path / "run.jsonl"
+    history.to_jsonl(path)
+    assert History.from_jsonl(path).events == history.events
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("not json", "Expecting value"),
+        ("[1, 2]", "an event must be a JSON object, not list"),
+        ('{"seq": 0, "time": 0, "op": "read"}', "the event has no 'agent'"),
+        ('{"seq": "0", "time": 0, "agent": "A", "op": "read"}', "'seq' has the wrong type"),
+        ('{"seq": 0, "time": 0, "agent": "A", "op": "read", "colour": 1}', "unknown field"),
+    ],
+)
+def test_a_malformed_line_is_reported_with_its_number(
+    tmp_path: Path, line: str, problem: str
+) -> None:
+    path = tmp_path / "bad.jsonl"
+    good = '{"seq": 0, "time": 0.0, "agent": "A", "op": "read"}'
+    path.write_text(f"{good}\n\n{line}\n", encoding="utf-8")
+    with pytest.raises(HistoryFormatError, match=rf"^{path}, line 3: .*{problem}"):
+        History.from_jsonl(path)
+
+
+def test_event_from_dict_rejects_a_boolean_seq() -> None:
+    with pytest.raises(ValueError, match="'seq' has the wrong type"):
+        Event.from_dict({"seq": True, "time": 0, "agent": "A", "op": "read"})
