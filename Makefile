@@ -4,6 +4,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+LINTED := src tests examples $(wildcard benchmarks/*.py)
 
 .PHONY: demo test lint pytest clean
 
@@ -24,8 +25,8 @@ demo: $(VENV)/.installed
 	$(BIN)/racefree demo
 
 lint: $(VENV)/.installed-dev
-	$(BIN)/ruff check src tests examples benchmarks
-	$(BIN)/ruff format --check src tests examples benchmarks
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 pytest: $(VENV)/.installed-dev
