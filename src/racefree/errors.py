@@ -9,7 +9,9 @@ The tree::
     │   ├── BackendUnavailableError  the backend cannot be reached
     │   ├── InvalidKeyError       a key that no backend accepts
     │   ├── NotSerializableError  a value that is not JSON (also a TypeError)
+    │   ├── WrongTypeError        the key holds the wrong kind of value (also a TypeError)
     │   ├── ConflictError         compare-and-set saw another version
+    │   │   └── ContentionError       gave up retrying: others kept writing first
     │   └── ConcurrentWriteError  two agents wrote one last-value key at once
     ├── HistoryFormatError    a history file that cannot be read
     └── ReplayDivergedError   a replayed schedule stopped matching the run
@@ -25,6 +27,7 @@ __all__ = [
     "BackendUnavailableError",
     "ConcurrentWriteError",
     "ConflictError",
+    "ContentionError",
     "HistoryFormatError",
     "InvalidKeyError",
     "NotSerializableError",
@@ -33,6 +36,7 @@ __all__ = [
     "StoreError",
     "UnknownBackendError",
     "UsageError",
+    "WrongTypeError",
 ]
 
 
@@ -94,6 +98,23 @@ class NotSerializableError(StoreError, TypeError):
     """
 
 
+class WrongTypeError(StoreError, TypeError):
+    """The operation does not fit the kind of value the key holds.
+
+    For example ``append`` on a key holding a number, or ``increment`` on a
+    key holding a list. A key that was never written (or holds ``null``)
+    fits every operation. Distinct from ``NotSerializableError``, which is
+    about the value *you* passed; here the value already stored is the
+    problem. Nothing was written; use another key or the matching operation.
+    """
+
+    def __init__(self, message: str, *, key: str, operation: str, found: str) -> None:
+        super().__init__(message)
+        self.key = key
+        self.operation = operation
+        self.found = found
+
+
 class ConflictError(StoreError):
     """A compare-and-set found a different version than the one expected.
 
@@ -108,6 +129,25 @@ class ConflictError(StoreError):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class ContentionError(ConflictError):
+    """An operation that retries by itself gave up after its last attempt.
+
+    Raised by ``update`` on optimistic backends and by ``transaction(fn)``
+    when every attempt found that another agent had written a key first.
+    ``key``, ``expected`` and ``actual`` describe the last conflict and
+    ``attempts`` counts the tries. Catch ``ConflictError`` to handle both a
+    single conflict and this one; reduce the contention (fewer writers on
+    one key, or a reducer such as add or append that never conflicts) or
+    allow more attempts.
+    """
+
+    def __init__(
+        self, message: str, *, key: str, expected: int, actual: int, attempts: int
+    ) -> None:
+        super().__init__(message, key=key, expected=expected, actual=actual)
+        self.attempts = attempts
 
 
 class ConcurrentWriteError(StoreError):

@@ -1,0 +1,118 @@
+"""The contract every store backend fulfils, in a sync and an asyncio flavour.
+
+A backend moves state in and out of one storage engine; it decides nothing.
+Its one required primitive is :meth:`Backend.execute`: *atomically* read the
+state of an op's keys, hand them to the pure decision of
+:mod:`racefree.state._core`, and write the effects, together with the
+op's idempotency record and (when a history is attached) its events, or
+write nothing at all if the decision raised. How each engine makes that
+atomic is its own business:
+
+* memory: one ``threading.Lock`` around read, decide and write;
+* SQLite: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one machine, many processes);
+* Redis: ``WATCH`` the keys, read, decide, ``MULTI``/``EXEC`` (many
+  machines); when ``EXEC`` fails because a watched key changed the backend
+  raises :class:`RetryOperation` and the store runs the op again.
+
+A backend may also recognise an op by its name and carry it out natively
+(Redis ``RPUSH`` for ``append``, say), provided the result, the versions and
+the stored value are exactly those the decision would give; the shared
+conformance suite holds every backend to that.
+
+The store validates keys and values and builds the op before it calls the
+backend, and it calls the backend from the agent's own thread or task, so
+``op.agent`` is already filled in when the backend needs it.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import Any
+
+from racefree.history import History
+from racefree.state._core import Op
+
+__all__ = ["AsyncBackend", "Backend", "RetryOperation"]
+
+
+class RetryOperation(Exception):
+    """Raised by an optimistic backend when a concurrent write spoilt one attempt.
+
+    Nothing was written. The store runs the op again (deciding afresh on the
+    new state) up to its ``max_attempts`` and then raises ``ContentionError``.
+    Never raised by a backend whose ``optimistic`` attribute is false, and
+    never seen by users.
+    """
+
+    def __init__(self, key: str, expected: int, actual: int) -> None:
+        super().__init__(key, expected, actual)
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+
+class Backend(abc.ABC):
+    """A synchronous backend: every method blocks until it is done."""
+
+    #: URL schemes this backend serves, such as ``("memory",)``.
+    schemes: tuple[str, ...] = ()
+
+    #: One sentence: how far the store's guarantees reach with this backend.
+    guarantee: str = ""
+
+    #: True when :meth:`execute` may raise :class:`RetryOperation`.
+    optimistic: bool = False
+
+    @abc.abstractmethod
+    def execute(self, op: Op) -> Any:
+        """Carry out one op atomically and return its result.
+
+        In one atomic step: if ``op.idempotency_key`` was recorded before,
+        return ``_core.replay(op, record)`` and write nothing; else read the
+        ``KeyState`` of every key in ``op.keys`` (of every key when it is
+        ``None``, via ``_core.decide_all``), call ``_core.decide``, and if it
+        returns, record the events from ``_core.describe_events`` in the
+        attached history (if any, before applying the effects), apply the
+        effects (each raises its key's version by one and sets the writer to
+        ``op.agent``), store ``(op.name, op.keys, result)`` under the
+        idempotency key (if any), and return the result with no reference to
+        stored objects. If the decision raises, write nothing and let the
+        error propagate. Translate engine errors into ``StoreError``
+        subclasses with ``raise ... from``.
+        """
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections and files; calling it twice is harmless."""
+
+    @property
+    @abc.abstractmethod
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""
+
+
+class AsyncBackend(abc.ABC):
+    """An asyncio backend: the same contract as :class:`Backend`, awaited.
+
+    ``execute`` must not block the event loop for longer than a critical
+    section that does no I/O (the memory backend's lock); an engine with
+    blocking I/O awaits its own asyncio client or runs the call in a worker
+    thread.
+    """
+
+    schemes: tuple[str, ...] = ()
+    guarantee: str = ""
+    optimistic: bool = False
+
+    @abc.abstractmethod
+    async def execute(self, op: Op) -> Any:
+        """Carry out one op atomically and return its result (see ``Backend.execute``)."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """Release connections and files; calling it twice is harmless."""
+
+    @property
+    @abc.abstractmethod
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""

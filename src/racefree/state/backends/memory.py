@@ -1,0 +1,145 @@
+"""The in-memory backend (``memory://``): one process, threads and asyncio tasks.
+
+State is a dict of :class:`~racefree.state._core.KeyState` guarded by one
+``threading.Lock``. Inside the lock the backend only reads, decides (pure,
+no I/O) and writes, so the asyncio flavour calls straight into the sync one
+without blocking the event loop for longer than that. Every ``open_store``
+of ``memory://`` is a fresh, private store; it lives as long as the process.
+"""
+
+from __future__ import annotations
+
+from threading import Lock, get_ident
+from typing import Any
+
+from racefree.errors import UsageError
+from racefree.history import History
+from racefree.state._core import (
+    EMPTY,
+    PUT,
+    RUNS_USER_CODE,
+    KeyState,
+    Op,
+    decide,
+    decide_all,
+    describe_events,
+    replay,
+)
+from racefree.state._values import copy_json
+from racefree.state.backends.base import AsyncBackend, Backend
+
+__all__ = ["AsyncMemoryBackend", "MemoryBackend", "open_async", "open_sync"]
+
+GUARANTEE = "Safe across the threads and asyncio tasks of one process."
+
+
+class MemoryBackend(Backend):
+    """State in a dict, every op under one lock: atomic within one process."""
+
+    schemes = ("memory",)
+    guarantee = GUARANTEE
+    optimistic = False
+
+    def __init__(self, *, history: History | None = None) -> None:
+        self._lock = Lock()
+        self._cells: dict[str, KeyState] = {}
+        self._done: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {}
+        self._history = history
+        # The thread running caller code (update's fn, a custom reducer) under
+        # the lock, so that a store call from inside it fails instead of
+        # deadlocking.
+        self._user_code_thread: int | None = None
+
+    @property
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""
+        return self._history
+
+    def execute(self, op: Op) -> Any:
+        """Carry out one op under the lock (see ``Backend.execute``)."""
+        if self._user_code_thread is not None and self._user_code_thread == get_ident():
+            raise UsageError(
+                f"The store was called ({op.name}) from inside a function the store is "
+                "running (an update function or a custom reducer). Such a function must "
+                "only compute the new value from the one it is given; do other store "
+                "calls before or after."
+            )
+        keys = op.keys
+        idempotency_key = op.idempotency_key
+        cells = self._cells
+        with self._lock:
+            if idempotency_key is not None:
+                record = self._done.get(idempotency_key)
+                if record is not None:
+                    return copy_json(replay(op, record))
+            if keys is None:
+                states: list[KeyState] = list(cells.values())
+                decision = decide_all(op, cells)
+                keys = tuple(cells)
+            else:
+                states = [cells.get(key, EMPTY) for key in keys]
+                if op.name in RUNS_USER_CODE:
+                    self._user_code_thread = get_ident()
+                    try:
+                        decision = decide(op, states)
+                    finally:
+                        self._user_code_thread = None
+                else:
+                    decision = decide(op, states)
+            if self._history is not None:
+                for event in describe_events(op, keys, states, decision):
+                    self._history.record(**event)
+            writer = op.agent
+            for kind, key, payload in decision.effects:
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = KeyState(payload if kind == PUT else list(payload), 1, writer)
+                else:
+                    if kind == PUT:
+                        cell.value = payload
+                    else:
+                        cell.value.extend(payload)
+                    cell.version += 1
+                    cell.writer = writer
+            result = decision.result
+            if decision.shares_state:
+                result = copy_json(result)
+            if idempotency_key is not None:
+                self._done[idempotency_key] = (op.name, op.keys, copy_json(result))
+        return result
+
+    def close(self) -> None:
+        """Nothing to release; the state stays readable until the store is dropped."""
+
+
+class AsyncMemoryBackend(AsyncBackend):
+    """The memory backend for asyncio: the same lock, no awaiting inside it."""
+
+    schemes = ("memory",)
+    guarantee = GUARANTEE
+    optimistic = False
+
+    def __init__(self, *, history: History | None = None) -> None:
+        self._sync = MemoryBackend(history=history)
+
+    @property
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""
+        return self._sync.history
+
+    async def execute(self, op: Op) -> Any:
+        """Carry out one op (see ``Backend.execute``); the critical section does no I/O."""
+        return self._sync.execute(op)
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def open_sync(url: str, *, history: History | None) -> MemoryBackend:
+    """Open a fresh in-memory backend for ``url`` (``memory://``)."""
+    return MemoryBackend(history=history)
+
+
+def open_async(url: str, *, history: History | None) -> AsyncMemoryBackend:
+    """Open a fresh in-memory backend for asyncio."""
+    return AsyncMemoryBackend(history=history)
