@@ -40,11 +40,12 @@ def lanes(result: ScenarioResult, width: int = 48) -> list[str]:
             for column in range(columns[0][0], columns[-1][0]):
                 row[column] = "-"
         for column, mark in columns:
-            row[column] = mark
+            if row[column] not in "RW":  # a read or write outranks a call at the same spot
+                row[column] = mark
         fate = ""
         if result.lost_agents or result.lost_updates:
             fate = "  lost" if name in result.lost_agents else "  kept"
-        lines.append(f"{name:<{label}} |{''.join(row)}|{fate}")
+        lines.append(f"{name:<{label}} |{''.join(row)}|{fate}".rstrip())
     lines.append(f"{'':<{label}}  0 s{'':{width - 8}}{end:6.2f} s")
     return lines
 
@@ -110,10 +111,10 @@ class Printer:
             self._console.print(table)
             return
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-        print("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), file=self._file)
-        print("  ".join("-" * w for w in widths), file=self._file)
-        for row in rows:
-            print("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)), file=self._file)
+        lines = [headers, ["-" * w for w in widths], *rows]
+        for cells in lines:
+            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
+            print(text.rstrip(), file=self._file)
 
     def counts(self, result: ScenarioResult) -> None:
         """Expected against actual for every measured quantity."""

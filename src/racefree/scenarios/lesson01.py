@@ -73,6 +73,7 @@ def unsafe_agent(name: str, session: Session, llm: SimulatedLLM, history: Histor
     history.record("read", HISTORY, agent=name, version_read=len(conversation))
 
     # 2. Think: 1 to 3 seconds, during which every other agent runs too.
+    history.record("call", agent=name)
     reply = llm.call(name)
 
     # 3. Write back: our copy replaces whatever the others saved meanwhile.
@@ -150,7 +151,7 @@ def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
         if event.op == "read":
             lines.append(f"{when}  {event.agent} reads the history at v{event.version_read}")
         elif event.op == "call":
-            lines.append(f"{when}  {event.agent} calls the model")
+            continue  # the lanes show the calls; the story is about reads and writes
         elif event.op == "append":
             lines.append(
                 f"{when}  {event.agent} appends under the lock: "
