@@ -36,6 +36,7 @@ from racefree.errors import (
 from racefree.state._values import copy_json, json_kind, to_json
 
 __all__ = [
+    "DECIDERS",
     "EMPTY",
     "EXTEND",
     "PUT",
@@ -107,14 +108,17 @@ class Decision(NamedTuple):
     shares_state: bool = False
 
 
+_new = tuple.__new__  # NamedTuple construction without the generated __new__ (hot path)
+
+
 def decide(op: Op, states: Sequence[KeyState]) -> Decision:
     """Decide an op over its keys; ``states[i]`` is the state of ``op.keys[i]``."""
     try:
-        decider = _DECIDERS[op.name]
+        decider = DECIDERS[op.name]
     except KeyError:
         raise UsageError(
             f"The store has no operation named {op.name!r}. Known operations: "
-            f"{', '.join(sorted(_DECIDERS))}."
+            f"{', '.join(sorted(DECIDERS))}."
         ) from None
     return decider(op, states)
 
@@ -188,11 +192,11 @@ def describe_events(
 
 def _decide_get(op: Op, states: Sequence[KeyState]) -> Decision:
     state = states[0]
-    return Decision([state.value, state.version], shares_state=True)
+    return _new(Decision, ([state.value, state.version], (), True))
 
 
 def _decide_set(op: Op, states: Sequence[KeyState]) -> Decision:
-    return Decision(states[0].version + 1, ((PUT, op.keys[0], op.args[0]),))  # type: ignore[index]
+    return _new(Decision, (states[0].version + 1, ((PUT, op.keys[0], op.args[0]),), False))  # type: ignore[index]
 
 
 def _decide_compare_and_set(op: Op, states: Sequence[KeyState]) -> Decision:
@@ -218,16 +222,16 @@ def _decide_extend(op: Op, states: Sequence[KeyState]) -> Decision:
     items = op.args[0]
     current = states[0].value
     if type(current) is list:
-        return Decision(len(current), ((EXTEND, key, items),))
+        return _new(Decision, (len(current), ((EXTEND, key, items),), False))
     if current is None:
-        return Decision(0, ((PUT, key, items),))
+        return _new(Decision, (0, ((PUT, key, items),), False))
     raise _wrong_type(key, op.name, current, "a list")
 
 
 def _decide_increment(op: Op, states: Sequence[KeyState]) -> Decision:
     key = op.keys[0]  # type: ignore[index]
     new = _add(key, op.name, states[0].value, op.args[0])
-    return Decision(new, ((PUT, key, new),))
+    return _new(Decision, (new, ((PUT, key, new),), False))
 
 
 def _add(key: str, op_name: str, current: Any, amount: int | float) -> int | float:
@@ -242,7 +246,7 @@ def _decide_update(op: Op, states: Sequence[KeyState]) -> Decision:
     key = op.keys[0]  # type: ignore[index]
     fn: Callable[[Any], Any] = op.args[0]
     new = to_json(fn(copy_json(states[0].value)))
-    return Decision(new, ((PUT, key, new),), shares_state=True)
+    return _new(Decision, (new, ((PUT, key, new),), True))
 
 
 def _decide_claim(op: Op, states: Sequence[KeyState]) -> Decision:
@@ -374,7 +378,7 @@ def _wrong_type(key: str, operation: str, current: Any, needed: str) -> WrongTyp
     )
 
 
-_DECIDERS: dict[str, Callable[[Op, Sequence[KeyState]], Decision]] = {
+DECIDERS: dict[str, Callable[[Op, Sequence[KeyState]], Decision]] = {
     "get": _decide_get,
     "set": _decide_set,
     "compare_and_set": _decide_compare_and_set,

@@ -38,6 +38,8 @@ __all__ = [
 
 T = TypeVar("T")
 
+_new = tuple.__new__  # builds an Op without the NamedTuple's generated __new__ (hot path)
+
 Reducer = str | Callable[[Any, Any], Any]
 """A reducer: one of :data:`REDUCERS` by name, or ``fn(current, delta) -> new``."""
 
@@ -222,12 +224,15 @@ class _StoreBase:
         key = check_key(key)
         if idempotency_key is not None:
             _check_idempotency_key(idempotency_key)
-        return Op(
-            "append",
-            (key,),
-            ([to_json(item)],),
-            idempotency_key,
-            current_agent() if self._recording else None,
+        return _new(
+            Op,
+            (
+                "append",
+                (key,),
+                ([to_json(item)],),
+                idempotency_key,
+                current_agent() if self._recording else None,
+            ),
         )
 
     def _op_extend(self, key: str, items: Any, idempotency_key: str | None) -> Op:
@@ -269,7 +274,9 @@ class _StoreBase:
         key = check_key(key)
         if not callable(fn):
             raise UsageError(f"update() needs a function fn(current) -> new value, not {fn!r}.")
-        return Op("update", (key,), (fn,), None, current_agent() if self._recording else None)
+        return _new(
+            Op, ("update", (key,), (fn,), None, current_agent() if self._recording else None)
+        )
 
     def _op_claim(self, key: str, owner: str) -> Op:
         key = check_key(key)
