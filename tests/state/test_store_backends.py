@@ -1,0 +1,168 @@
+"""Choosing a backend by URL, and the backend contract seen from the store."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+import racefree
+from racefree import ContentionError, UnknownBackendError
+from racefree.history import History
+from racefree.state._core import Op
+from racefree.state.backends import BACKENDS, redact
+from racefree.state.backends.base import AsyncBackend, Backend, RetryOperation
+from racefree.state.backends.memory import AsyncMemoryBackend, MemoryBackend
+
+
+@pytest.mark.parametrize("opener", [racefree.open_store, racefree.open_async_store])
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgres://db/agents", "'postgres://db/agents'"),
+        ("redis://:secret@cache:6379/0", r"'redis://:\*\*\*@cache:6379/0'"),
+        ("memory", "'memory'"),
+    ],
+)
+def test_an_unknown_scheme_names_the_known_ones(opener: Any, url: str, shown: str) -> None:
+    with pytest.raises(
+        UnknownBackendError,
+        match=rf"^No store backend serves the URL {shown}\. Known schemes: memory://; open "
+        r"one of them, for example open_store\('memory://'\)\.$",
+    ) as caught:
+        opener(url)
+    assert isinstance(caught.value, LookupError)
+
+
+def test_redact_hides_only_the_password() -> None:
+    assert redact("redis://user:pw@host:1/0") == "redis://user:***@host:1/0"
+    assert redact("redis://host:1/0") == "redis://host:1/0"
+    assert redact("sqlite:///tmp/a.db") == "sqlite:///tmp/a.db"
+
+
+def test_memory_is_the_default_scheme() -> None:
+    assert set(BACKENDS) == {"memory"}
+    assert racefree.open_store().url == "memory://"
+    assert racefree.open_store("MEMORY://").get("k") is None
+
+
+def test_an_unknown_reducer_name_is_refused_before_opening() -> None:
+    with pytest.raises(
+        racefree.UsageError,
+        match=r"^The reducer 'sum' declared for key 'tokens' is not known\. Use one of add, "
+        r"append, last_value, merge, or a function fn\(current, delta\) -> new value\.$",
+    ):
+        racefree.open_store(reducers={"tokens": "sum"})
+
+
+class FlakyBackend(Backend):
+    """An optimistic backend that loses the first ``failures`` attempts of every op."""
+
+    schemes = ("flaky",)
+    guarantee = "For tests."
+    optimistic = True
+
+    def __init__(self, failures: int) -> None:
+        self.inner = MemoryBackend()
+        self.failures = failures
+        self.calls: list[str] = []
+
+    @property
+    def history(self) -> History | None:
+        return None
+
+    def execute(self, op: Op) -> Any:
+        self.calls.append(op.name)
+        if self.calls.count(op.name) <= self.failures:
+            raise RetryOperation("counter", 3, 4)
+        return self.inner.execute(op)
+
+    def close(self) -> None:
+        pass
+
+
+class AsyncFlakyBackend(AsyncBackend):
+    schemes = ("flaky",)
+    guarantee = "For tests."
+    optimistic = True
+
+    def __init__(self, failures: int) -> None:
+        self.sync = FlakyBackend(failures)
+
+    @property
+    def history(self) -> History | None:
+        return None
+
+    async def execute(self, op: Op) -> Any:
+        await asyncio.sleep(0)
+        return self.sync.execute(op)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def test_an_optimistic_backend_is_retried_until_it_succeeds() -> None:
+    backend = FlakyBackend(failures=3)
+    store = racefree.Store(backend, max_attempts=4)
+    assert store.update("counter", lambda v: (v or 0) + 1) == 1
+    assert backend.calls == ["update"] * 4
+    assert store.get("counter") == 1
+
+
+CONTENTION = (
+    r"^Gave up on update of 'counter' after 4 attempts: each time another agent wrote "
+    r"'counter' first \(last seen at version 4, expected 3\)\. Reduce the contention "
+    r"\(fewer writers on one key, or a reducer such as add or append that never conflicts\) "
+    r"or pass a larger max_attempts\.$"
+)
+
+
+def test_an_optimistic_backend_that_keeps_conflicting_gives_up_with_contention_error() -> None:
+    store = racefree.Store(FlakyBackend(failures=4), max_attempts=4)
+    with pytest.raises(ContentionError, match=CONTENTION) as caught:
+        store.update("counter", lambda v: (v or 0) + 1)
+    assert (caught.value.attempts, caught.value.key) == (4, "counter")
+    assert isinstance(caught.value, racefree.ConflictError)
+
+
+def test_the_async_store_retries_the_same_way() -> None:
+    async def main() -> None:
+        store = racefree.AsyncStore(AsyncFlakyBackend(failures=3), max_attempts=4)
+        assert await store.update("counter", lambda v: (v or 0) + 1) == 1
+        failing = racefree.AsyncStore(AsyncFlakyBackend(failures=4), max_attempts=4)
+        with pytest.raises(ContentionError, match=CONTENTION):
+            await failing.update("counter", lambda v: (v or 0) + 1)
+
+    asyncio.run(main())
+
+
+def test_memory_backends_fulfil_both_flavours_of_the_contract() -> None:
+    assert issubclass(MemoryBackend, Backend)
+    assert issubclass(AsyncMemoryBackend, AsyncBackend)
+    assert MemoryBackend.optimistic is False
+
+
+def test_an_async_store_refuses_a_plain_with() -> None:
+    store = racefree.open_async_store()
+    with (
+        pytest.raises(
+            racefree.UsageError,
+            match=r"^Attempted to use an AsyncStore with 'with'\. Use 'async with' \(or open a "
+            r"sync store with open_store\(\)\)\.$",
+        ),
+        store,  # type: ignore[attr-defined]
+    ):
+        pass
+
+
+def test_stores_close_through_their_context_managers() -> None:
+    async def main() -> None:
+        async with racefree.open_async_store() as store:
+            await store.set("k", 1)
+            assert await store.get("k") == 1
+            assert repr(store) == "<AsyncStore 'memory://'>"
+
+    asyncio.run(main())
+    with racefree.open_store() as sync_store:
+        sync_store.set("k", 1)
