@@ -30,7 +30,10 @@ class AsyncFacade:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            return self._loop.run_until_complete(attr(*args, **kwargs))
+            # Each call is a new task; keep the agent the caller acts as (by
+            # default this thread's name) instead of a fresh task name.
+            with racefree.agent(racefree.current_agent()):
+                return self._loop.run_until_complete(attr(*args, **kwargs))
 
         return call
 

@@ -166,7 +166,7 @@ def describe_events(
     (``version_read`` and ``version_written``) for each key with an effect and
     a read event for the others. Values are copies.
     """
-    written = {key: (kind, payload) for kind, key, payload in decision.effects}
+    written = {key: payload for _, key, payload in decision.effects}
     events: list[dict[str, Any]] = []
     for key, state in zip(keys, states, strict=True):
         event: dict[str, Any] = {
@@ -176,9 +176,9 @@ def describe_events(
             "version_read": state.version,
         }
         if key in written:
-            kind, payload = written[key]
+            payload = written[key]
             event["version_written"] = state.version + 1
-            if kind == EXTEND and op.name == "append":
+            if op.name == "append":  # the item, whether it started the list or not
                 payload = payload[0]
             event["value"] = copy_json(payload)
         elif op.name != "versions":
