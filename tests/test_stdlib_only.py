@@ -13,7 +13,7 @@ def test_lesson_modules_import_only_the_standard_library() -> None:
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]);"
         "import racefree, racefree.scenarios.lesson01, racefree.scenarios.script,"
-        " racefree.scenarios.demo, racefree.report.terminal;"
+        " racefree.scenarios.demo, racefree.scenarios.lesson02, racefree.report.terminal;"
         "top = {m.split('.')[0] for m in sys.modules};"
         "print(sorted(top - set(sys.stdlib_module_names) - {'racefree', '__main__'}))"
     )

@@ -3,36 +3,19 @@ Python that has nothing installed (``-I -S``: no site-packages at all)."""
 
 from __future__ import annotations
 
-import json
 import subprocess
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
-
-LESSON = Path(__file__).resolve().parents[2] / "examples" / "01-race-conditions"
+from lesson_scripts import run_json_in, run_script_in
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-E", "-s", "-S", f"{name}.py", *args],
-        cwd=LESSON,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return run_script_in("01-race-conditions", name, *args)
 
 
 def run_json(name: str, *args: str) -> dict[str, Any]:
-    done = run_script(name, "--json", *args)
-    assert done.returncode == 0, done.stderr
-    data: dict[str, Any] = json.loads(done.stdout)
-    for key in ("scenario", "agents", "wall_seconds", "expected", "actual"):
-        assert key in data
-    for key in ("lost_updates", "consistent"):
-        assert key in data
-    return data
+    return run_json_in("01-race-conditions", name, *args)
 
 
 def test_broken_sequential_json_is_consistent_and_about_the_sum() -> None:

@@ -7,10 +7,12 @@ missing ``rich`` all give the same plain text.
 
 from __future__ import annotations
 
+import itertools
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
 
+from racefree.history import Event
 from racefree.scenarios.result import ScenarioResult
 
 __all__ = ["Printer", "lanes", "summary_rows"]
@@ -18,28 +20,36 @@ __all__ = ["Printer", "lanes", "summary_rows"]
 SUMMARY_HEADERS = ("scenario", "wall time", "expected", "actual", "lost updates", "consistent")
 
 
+def _mark(event: Event) -> str:
+    if event.op == "call":
+        return "C"
+    if event.op == "wait":
+        return "."
+    if event.version_written is not None or event.op in ("write", "append"):
+        return "W"
+    return "R" if event.op in ("read", "get") else "*"
+
+
 def lanes(result: ScenarioResult, width: int = 48) -> list[str]:
     """One line per agent: when it read (R), called the model (C) and wrote (W).
 
-    Shows at a glance whether the agents' read-to-write windows overlapped:
-    any overlap is a chance for a lost update.
+    Dots mark time spent waiting (for a rate-limit slot, say). Shows at a
+    glance whether the agents' read-to-write windows overlapped: any overlap is
+    a chance for a lost update.
     """
     events = result.history.events
     if not events:
         return []
     end = max(e.time for e in events) or 1.0
     label = max(len(name) for name in result.agents)
-    marks = {"read": "R", "call": "C", "write": "W", "append": "W"}
     lines = []
     for name in result.agents:
         row = [" "] * (width + 1)
-        columns = [
-            (round(e.time / end * width), marks.get(e.op, "*")) for e in events if e.agent == name
-        ]
-        if columns:
-            for column in range(columns[0][0], columns[-1][0]):
-                row[column] = "-"
-        for column, mark in columns:
+        marks = [(round(e.time / end * width), _mark(e)) for e in events if e.agent == name]
+        for (start, mark), (stop, _) in itertools.pairwise(marks):
+            for column in range(start, stop):
+                row[column] = "." if mark == "." else "-"
+        for column, mark in marks:
             if row[column] not in "RW":  # a read or write outranks a call at the same spot
                 row[column] = mark
         fate = ""

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from racefree.history import Event, History
@@ -27,19 +28,25 @@ from racefree.scenarios.llm import LLMReply, SimulatedLLM
 from racefree.scenarios.result import ScenarioResult
 
 __all__ = [
+    "SessionCopy",
+    "add_reply",
     "combine",
+    "flow_result",
     "forced_check_then_act",
     "forced_counter",
     "forced_history_copy",
     "forced_interleaved_turns",
     "locked_agent",
     "many_thread_appends",
+    "new_seed",
     "new_session",
+    "read_session",
     "run_broken_parallel",
     "run_race_condition_demo",
     "run_sequential",
     "run_simple_fix",
     "unsafe_agent",
+    "write_back",
 ]
 
 Session = dict[str, Any]
@@ -59,6 +66,64 @@ def new_session() -> Session:
 # --- The agents -------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SessionCopy:
+    """What an agent read of the session: its own copies, which go stale."""
+
+    conversation: list[dict[str, str]]
+    total_tokens: int
+    completed: int
+
+
+def read_session(name: str, session: Session, history: History) -> SessionCopy:
+    """Copy the history and the counters an agent is about to change."""
+    seen = SessionCopy(
+        list(session[HISTORY]),
+        session["metadata"]["total_tokens"],
+        session["metadata"]["completed"],
+    )
+    history.record("read", HISTORY, agent=name, version_read=len(seen.conversation))
+    return seen
+
+
+def write_back(
+    name: str, session: Session, seen: SessionCopy, reply: LLMReply, history: History
+) -> None:
+    """Save the copy plus our part: it replaces whatever others saved since the copy."""
+    conversation = [*seen.conversation, {"agent": name, "content": reply.text}]
+    session[HISTORY] = conversation
+    session["metadata"]["total_tokens"] = seen.total_tokens + reply.tokens
+    session["metadata"]["completed"] = seen.completed + 1
+    session["agent_results"][name] = reply.text
+    session["agent_status"][name] = "done"
+    history.record(
+        "write",
+        HISTORY,
+        agent=name,
+        version_read=len(seen.conversation),
+        version_written=len(conversation),
+        value=reply.text,
+    )
+
+
+def add_reply(name: str, session: Session, reply: LLMReply, history: History) -> None:
+    """Read-modify-write in place: one indivisible step only while the caller holds a lock."""
+    session[HISTORY].append({"agent": name, "content": reply.text})
+    session["metadata"]["total_tokens"] += reply.tokens
+    session["metadata"]["completed"] += 1
+    session["agent_results"][name] = reply.text
+    session["agent_status"][name] = "done"
+    version = len(session[HISTORY])
+    history.record(
+        "append",
+        HISTORY,
+        agent=name,
+        version_read=version - 1,
+        version_written=version,
+        value=reply.text,
+    )
+
+
 def unsafe_agent(name: str, session: Session, llm: SimulatedLLM, history: History) -> None:
     """The bug: read the session, call the model, write back the copy plus our part.
 
@@ -66,31 +131,10 @@ def unsafe_agent(name: str, session: Session, llm: SimulatedLLM, history: Histor
     because each writes back a copy taken before the other's write.
     """
     session["agent_status"][name] = "running"
-    # 1. Read: copy the history and the counters we are about to change.
-    conversation = list(session[HISTORY])
-    tokens = session["metadata"]["total_tokens"]
-    completed = session["metadata"]["completed"]
-    history.record("read", HISTORY, agent=name, version_read=len(conversation))
-
-    # 2. Think: 1 to 3 seconds, during which every other agent runs too.
+    seen = read_session(name, session, history)  # 1. read: take copies
     history.record("call", agent=name)
-    reply = llm.call(name)
-
-    # 3. Write back: our copy replaces whatever the others saved meanwhile.
-    conversation.append({"agent": name, "content": reply.text})
-    session[HISTORY] = conversation
-    session["metadata"]["total_tokens"] = tokens + reply.tokens
-    session["metadata"]["completed"] = completed + 1
-    session["agent_results"][name] = reply.text
-    session["agent_status"][name] = "done"
-    history.record(
-        "write",
-        HISTORY,
-        agent=name,
-        version_read=len(conversation) - 1,
-        version_written=len(conversation),
-        value=reply.text,
-    )
+    reply = llm.call(name)  # 2. 1 to 3 s, while every other agent runs too
+    write_back(name, session, seen, reply, history)  # 3. write: our copy replaces theirs
 
 
 def locked_agent(
@@ -105,20 +149,7 @@ def locked_agent(
     history.record("call", agent=name)
     reply = llm.call(name)  # the slow part stays parallel: no lock is held while waiting
     with lock:  # read, modify and write as one indivisible step
-        session[HISTORY].append({"agent": name, "content": reply.text})
-        session["metadata"]["total_tokens"] += reply.tokens
-        session["metadata"]["completed"] += 1
-        session["agent_results"][name] = reply.text
-        session["agent_status"][name] = "done"
-        version = len(session[HISTORY])
-        history.record(
-            "append",
-            HISTORY,
-            agent=name,
-            version_read=version - 1,
-            version_written=version,
-            value=reply.text,
-        )
+        add_reply(name, session, reply, history)
     if progress is not None:  # printing from many threads garbles lines: hand it to one
         progress.put((name, reply))
 
@@ -144,25 +175,25 @@ def _actual(session: Session) -> dict[str, int]:
     }
 
 
+_STORY = {
+    "read": "{agent} reads the history at v{read}",
+    "write": "{agent} writes v{written} (its copy of v{read} plus its entry)",
+    "append": "{agent} appends under the lock: v{read} -> v{written}",
+    "apply": "{agent} applies its delta in one atomic store operation: v{read} -> v{written}",
+}
+
+
 def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
     lines = []
     for event in events:
-        when = f"t={event.time:6.3f}s"
-        if event.op == "read":
-            lines.append(f"{when}  {event.agent} reads the history at v{event.version_read}")
-        elif event.op == "call":
-            continue  # the lanes show the calls; the story is about reads and writes
-        elif event.op == "append":
-            lines.append(
-                f"{when}  {event.agent} appends under the lock: "
-                f"v{event.version_read} -> v{event.version_written}"
-            )
-        else:
-            lines.append(
-                f"{when}  {event.agent} writes v{event.version_written} "
-                f"(its copy of v{event.version_read} plus its entry)"
-            )
-    writes = [e for e in events if e.op in ("write", "append")]
+        template = _STORY.get(event.op)
+        if template is None:
+            continue  # calls are in the lanes; the story is about reads and writes
+        line = template.format(
+            agent=event.agent, read=event.version_read, written=event.version_written
+        )
+        lines.append(f"t={event.time:6.3f}s  {line}")
+    writes = [e for e in events if e.op in ("write", "append", "apply")]
     if lost and writes:
         last = writes[-1]
         lines.append(
@@ -174,7 +205,7 @@ def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
     return lines
 
 
-def _flow_result(
+def flow_result(
     scenario: str,
     title: str,
     names: list[str],
@@ -183,6 +214,7 @@ def _flow_result(
     history: History,
     wall: float,
 ) -> ScenarioResult:
+    """Measure a lesson flow: expected against actual, who lost work, the story."""
     expected, actual = _expected(names, llm), _actual(session)
     kept = {entry["agent"] for entry in session[HISTORY]}
     lost = [name for name in names if name not in kept]
@@ -201,12 +233,15 @@ def _flow_result(
         consistent=actual == expected,
         latencies={name: llm.plan(name).latency for name in names},
         final_state=session,
-        story=_story_of_flow(history.events, lost),
+        story=_story_of_flow(
+            [e for e in history.events if e.key in (HISTORY, None) and e.agent in names], lost
+        ),
         history=history,
     )
 
 
-def _new_seed(seed: int | None) -> int:
+def new_seed(seed: int | None) -> int:
+    """``seed``, or a fresh random one to report so that the run can be repeated."""
     return seed if seed is not None else random.SystemRandom().randrange(10**6)
 
 
@@ -217,25 +252,25 @@ def run_sequential(
     names: list[str], *, seed: int | None = None, time_scale: float = 1.0
 ) -> ScenarioResult:
     """The unsafe agent, one agent after another: slow, and nothing is lost."""
-    llm, session, history = SimulatedLLM(_new_seed(seed), time_scale), new_session(), History()
+    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
     start = time.perf_counter()
     for name in names:
         unsafe_agent(name, session, llm, history)
     wall = time.perf_counter() - start
-    return _flow_result("broken_sequential", "one at a time", names, llm, session, history, wall)
+    return flow_result("broken_sequential", "one at a time", names, llm, session, history, wall)
 
 
 def run_broken_parallel(
     names: list[str], *, seed: int | None = None, time_scale: float = 1.0
 ) -> ScenarioResult:
     """The same unsafe agent in a thread pool: fast, and every agent but one loses its work."""
-    llm, session, history = SimulatedLLM(_new_seed(seed), time_scale), new_session(), History()
+    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
     start = time.perf_counter()
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="agent") as pool:
         for future in [pool.submit(unsafe_agent, n, session, llm, history) for n in names]:
             future.result()
     wall = time.perf_counter() - start
-    return _flow_result("broken_parallel", "parallel, unsafe", names, llm, session, history, wall)
+    return flow_result("broken_parallel", "parallel, unsafe", names, llm, session, history, wall)
 
 
 def run_simple_fix(
@@ -250,7 +285,7 @@ def run_simple_fix(
     ``on_progress(agent, reply, elapsed)`` is called from the calling thread
     as each agent finishes; the agents hand their news over a ``queue.Queue``.
     """
-    llm, session, history = SimulatedLLM(_new_seed(seed), time_scale), new_session(), History()
+    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
     lock = threading.Lock()
     progress: queue.Queue[tuple[str, LLMReply]] = queue.Queue()
     start = time.perf_counter()
@@ -265,7 +300,7 @@ def run_simple_fix(
         for future in futures:
             future.result()
     wall = time.perf_counter() - start
-    return _flow_result("simple_fix", "parallel, locked", names, llm, session, history, wall)
+    return flow_result("simple_fix", "parallel, locked", names, llm, session, history, wall)
 
 
 # --- Forced interleavings ---------------------------------------------------------

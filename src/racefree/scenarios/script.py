@@ -10,13 +10,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from racefree.scenarios.llm import agent_names
+from racefree.scenarios.result import ScenarioResult
 
-__all__ = ["LessonArgs", "parse_lesson_args", "print_json"]
+__all__ = ["LessonArgs", "flow_script", "parse_lesson_args", "print_json"]
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class LessonArgs:
     seed: int | None
     time_scale: float
     json: bool
+    extra: dict[str, int]
 
 
 def _positive_float(text: str) -> float:
@@ -46,8 +48,13 @@ def parse_lesson_args(
     min_agents: int = 1,
     max_agents: int = 200,
     default_time_scale: float = 1.0,
+    extra: dict[str, tuple[int, str]] | None = None,
 ) -> LessonArgs:
-    """Parse the shared options; bad values exit with status 2 and a one-line reason."""
+    """Parse the shared options; bad values exit with status 2 and a one-line reason.
+
+    ``extra`` adds a script's own whole-number options: ``{"limit": (2, "help")}``
+    gives ``--limit N`` (at least 1), found in ``LessonArgs.extra["limit"]``.
+    """
     parser = argparse.ArgumentParser(
         description=(description or "").strip().splitlines()[0] if description else None
     )
@@ -72,16 +79,55 @@ def parse_lesson_args(
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    for name, (default, text) in (extra or {}).items():
+        parser.add_argument(
+            f"--{name}", type=int, default=default, metavar="N", help=f"{text} (default {default})"
+        )
     args = parser.parse_args(argv)
+    for name in extra or {}:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, not {getattr(args, name)}")
     if not min_agents <= args.agents <= max_agents:
         parser.error(
             f"--agents must be between {min_agents} and {max_agents}, not {args.agents}"
             + (" (a race needs at least two agents)" if min_agents == 2 else "")
         )
-    return LessonArgs(agent_names(args.agents), args.seed, args.time_scale, args.json)
+    chosen = {name: getattr(args, name) for name in extra or {}}
+    return LessonArgs(agent_names(args.agents), args.seed, args.time_scale, args.json, chosen)
 
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+def flow_script(
+    description: str | None,
+    run: Callable[..., ScenarioResult],
+    *,
+    intro: Callable[[LessonArgs], str],
+    closing: Callable[[ScenarioResult], list[str]],
+    min_agents: int = 1,
+    extra: dict[str, tuple[int, str]] | None = None,
+) -> None:
+    """The body of a lesson script that runs one flow: parse, run, print prose or JSON.
+
+    ``intro`` says what is about to run; ``closing`` gives the lines printed
+    after the timeline, story and counts. ``extra`` options (see
+    :func:`parse_lesson_args`) are passed to ``run`` as keyword arguments.
+    """
+    from racefree.report.terminal import Printer, show_flow
+
+    args = parse_lesson_args(description, min_agents=min_agents, extra=extra)
+    out = Printer()
+    if not args.json:
+        out.line(intro(args))
+        out.line("Running...")
+    result = run(args.names, seed=args.seed, time_scale=args.time_scale, **args.extra)
+    if args.json:
+        print_json(result.to_json())
+        return
+    show_flow(out, result)
+    for text in closing(result):
+        out.line(text)
