@@ -3,6 +3,7 @@ Python that has nothing installed (``-I -S``: no site-packages at all)."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 from typing import Any
 
@@ -67,10 +68,16 @@ def test_prose_output_is_plain_text_when_piped(script: str) -> None:
     assert done.stdout.strip()
 
 
-def test_prose_names_the_lost_agents() -> None:
-    done = run_script("broken_parallel", "--time-scale", "0.02", "--seed", "4")
-    data = run_json("broken_parallel", "--time-scale", "0.02", "--seed", "4")
-    assert f"the work of {', '.join(data['lost_agents'])} is missing" in done.stdout
+def test_prose_names_the_lost_agents_and_marks_them_in_the_timeline() -> None:
+    done = run_script("broken_parallel", "--time-scale", "0.05", "--seed", "4")
+    named = re.search(r"the work of (.+) is missing", done.stdout)
+    assert named is not None, done.stdout
+    lost = named.group(1).split(", ")
+    assert len(lost) == 2
+    for name in lost:
+        assert re.search(rf"{name} +\|[^|]*\| +lost", done.stdout)
+    [kept] = set(["Researcher", "Analyzer", "Writer"]) - set(lost)
+    assert re.search(rf"{kept} +\|[^|]*\| +kept", done.stdout)
 
 
 @pytest.mark.parametrize(

@@ -106,8 +106,13 @@ def write_back(
     )
 
 
-def add_reply(name: str, session: Session, reply: LLMReply, history: History) -> None:
-    """Read-modify-write in place: one indivisible step only while the caller holds a lock."""
+def add_reply(
+    name: str, session: Session, reply: LLMReply, history: History, how: str = "under the lock"
+) -> None:
+    """Read-modify-write in place: one indivisible step only while nobody else can run it.
+
+    ``how`` says what guarantees that (for the story): a lock, or a single writer.
+    """
     session[HISTORY].append({"agent": name, "content": reply.text})
     session["metadata"]["total_tokens"] += reply.tokens
     session["metadata"]["completed"] += 1
@@ -121,6 +126,7 @@ def add_reply(name: str, session: Session, reply: LLMReply, history: History) ->
         version_read=version - 1,
         version_written=version,
         value=reply.text,
+        meta={"how": how},
     )
 
 
@@ -143,15 +149,13 @@ def locked_agent(
     lock: threading.Lock,
     llm: SimulatedLLM,
     history: History,
-    progress: queue.Queue[tuple[str, LLMReply]] | None = None,
-) -> None:
+) -> LLMReply:
     """The fix: call the model outside the lock, then read-modify-write inside it."""
     history.record("call", agent=name)
     reply = llm.call(name)  # the slow part stays parallel: no lock is held while waiting
     with lock:  # read, modify and write as one indivisible step
         add_reply(name, session, reply, history)
-    if progress is not None:  # printing from many threads garbles lines: hand it to one
-        progress.put((name, reply))
+    return reply
 
 
 # --- Measuring a run ----------------------------------------------------------
@@ -178,9 +182,15 @@ def _actual(session: Session) -> dict[str, int]:
 _STORY = {
     "read": "{agent} reads the history at v{read}",
     "write": "{agent} writes v{written} (its copy of v{read} plus its entry)",
-    "append": "{agent} appends under the lock: v{read} -> v{written}",
+    "append": "{agent} appends {how}: v{read} -> v{written}",
     "apply": "{agent} applies its delta in one atomic store operation: v{read} -> v{written}",
+    "get": "{agent} reads the session at v{read}",
+    "compare_and_set": "{agent} saves its copy of v{read} because the session is still at "
+    "v{read}: v{written}",
 }
+
+
+_STORY_KEYS = (HISTORY, "session", None)
 
 
 def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
@@ -190,10 +200,13 @@ def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
         if template is None:
             continue  # calls are in the lanes; the story is about reads and writes
         line = template.format(
-            agent=event.agent, read=event.version_read, written=event.version_written
+            agent=event.agent,
+            read=event.version_read,
+            written=event.version_written,
+            how=event.meta.get("how", ""),
         )
         lines.append(f"t={event.time:6.3f}s  {line}")
-    writes = [e for e in events if e.op in ("write", "append", "apply")]
+    writes = [e for e in events if e.version_written is not None]
     if lost and writes:
         last = writes[-1]
         lines.append(
@@ -234,7 +247,7 @@ def flow_result(
         latencies={name: llm.plan(name).latency for name in names},
         final_state=session,
         story=_story_of_flow(
-            [e for e in history.events if e.key in (HISTORY, None) and e.agent in names], lost
+            [e for e in history.events if e.key in _STORY_KEYS and e.agent in names], lost
         ),
         history=history,
     )
@@ -289,10 +302,12 @@ def run_simple_fix(
     lock = threading.Lock()
     progress: queue.Queue[tuple[str, LLMReply]] = queue.Queue()
     start = time.perf_counter()
+
+    def report(name: str) -> None:  # printing from many threads garbles lines: hand it to one
+        progress.put((name, locked_agent(name, session, lock, llm, history)))
+
     with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="agent") as pool:
-        futures = [
-            pool.submit(locked_agent, n, session, lock, llm, history, progress) for n in names
-        ]
+        futures = [pool.submit(report, n) for n in names]
         for _ in names:
             name, reply = progress.get()
             if on_progress is not None:
