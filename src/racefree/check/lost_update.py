@@ -1,0 +1,214 @@
+"""Lost updates: an overwrite computed from a stale read.
+
+The rule, from event order alone (versions only decorate the story, because
+sources number versions differently): for each key, remember the position of
+each agent's last look at it (its last read, or its own overwrite, or an
+atomic write whose result it got back). When the agent overwrites the key
+(``write``, ``set``, ``delete``) and other agents wrote the key since that
+position, their writes are replaced by a value computed from an older copy:
+a lost update.
+
+Which of those writes are really gone is decided by following, from the
+key's last write, each write's *base* (an overwrite's base is the write its
+agent last saw; an atomic write's base is the write just before it). Writes
+on that chain survive into the final value; a victim that is on it was
+overwritten and later brought back (``Lost.restored``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from racefree.check._events import ATOMIC, OVERWRITES, READS, short, version_of
+from racefree.check.explain import Explanation, Step
+from racefree.check.findings import Finding, Lost
+from racefree.history import Event
+
+__all__ = ["find_lost_updates", "is_claim_write"]
+
+# Atomic ops whose caller gets the new value back: afterwards the agent's copy is current.
+_KNOWS_RESULT = frozenset({"update", "compare_and_set", "increment", "claim", "commit"})
+_SHOWN = 3  # victims told one by one in a story; the rest are counted
+_LISTED = 50  # victims kept in Finding.lost; the story gives the full count
+
+_VERBS = {
+    "write": "wrote",
+    "set": "set",
+    "delete": "deleted",
+    "append": "appended to",
+    "extend": "extended",
+    "append_turn": "appended a turn to",
+    "turn": "appended a turn to",
+    "increment": "incremented",
+    "update": "updated",
+    "compare_and_set": "compare-and-set",
+    "claim": "claimed",
+    "commit": "committed",
+    "apply": "applied a change to",
+}
+
+
+def is_claim_write(event: Event) -> bool:
+    """A write that takes ownership: meta ``claim`` is true, or the value is the agent's name."""
+    return event.meta.get("claim") is True or (
+        isinstance(event.value, str) and event.value == event.agent
+    )
+
+
+def verb(event: Event) -> str:
+    """What an event did to its key, as a past-tense verb phrase."""
+    return _VERBS.get(event.op, f"did {event.op} on")
+
+
+def find_lost_updates(events: list[Event]) -> list[Finding]:
+    """Every stale overwrite in ``events`` (``seq`` order), one finding each."""
+    writes: dict[str, list[Event]] = {}
+    bases: dict[str, list[int]] = {}
+    # (agent, key) -> [writes to key at the agent's last look, own atomic writes since, event]
+    seen: dict[tuple[str, str], list[Any]] = {}
+    stale: list[tuple[str, int, int, Event, Event]] = []
+
+    for event in events:
+        key = event.key
+        if key is None:
+            continue
+        op = event.op
+        if op in READS:
+            seen[(event.agent, key)] = [len(writes.get(key, ())), 0, event]
+            continue
+        overwrite = op in OVERWRITES
+        if not overwrite and op not in ATOMIC:
+            continue
+        w = writes.get(key)
+        if w is None:
+            w = writes[key] = []
+            bases[key] = []
+        if not overwrite and event.version_written is None and event.version_read is not None:
+            seen[(event.agent, key)] = [len(w), 0, event]  # an atomic op that only read
+            continue
+        mine = seen.get((event.agent, key))
+        if overwrite:
+            if mine is None:
+                base = -1  # a blind write: based on nothing the history shows
+            else:
+                base = mine[0] - 1
+                if len(w) - mine[0] - mine[1] > 0:
+                    stale.append((key, mine[0], len(w), mine[2], event))
+            w.append(event)
+            bases[key].append(base)
+            seen[(event.agent, key)] = [len(w), 0, event]
+        else:
+            w.append(event)
+            bases[key].append(len(w) - 2)
+            if op in _KNOWS_RESULT:
+                seen[(event.agent, key)] = [len(w), 0, event]
+            elif mine is not None:
+                mine[1] += 1
+
+    survivors: dict[str, set[int]] = {}
+    findings = []
+    for key, start, stop, looked, late in stale:
+        if key not in survivors:
+            survivors[key] = _chain(bases[key])
+        alive = survivors[key]
+        w = writes[key]
+        victims = [(i, w[i]) for i in range(start, stop) if w[i].agent != late.agent]
+        if is_claim_write(late) and all(is_claim_write(v) for _, v in victims):
+            continue  # two claims of one key: the double-claim finding tells it better
+        findings.append(_finding(key, looked, late, victims, alive))
+    return findings
+
+
+def _chain(bases: list[int]) -> set[int]:
+    """Indices of the writes whose effect is in the key's final value."""
+    alive: set[int] = set()
+    index = len(bases) - 1
+    while index >= 0 and index not in alive:
+        alive.add(index)
+        index = bases[index]
+    return alive
+
+
+def _finding(
+    key: str,
+    looked: Event,
+    overwrite: Event,
+    victims: list[tuple[int, Event]],
+    alive: set[int],
+) -> Finding:
+    agent = overwrite.agent
+    lost = tuple(Lost(v.agent, v.seq, v.value, restored=i in alive) for i, v in victims[:_LISTED])
+    if looked.op in READS or looked.version_written is None:
+        first = f"{agent} read {key}{version_of(looked)}{_value(looked)}."
+        copy = f"its copy{_of(looked.version_read)}"
+    else:
+        first = f"{agent} {verb(looked)} {key}{version_of(looked, written=True)}."
+        copy = f"its copy{_of(looked.version_written)}"
+    steps = [Step(first, looked.seq)]
+    for _, victim in victims[:_SHOWN]:
+        value = f": {short(victim.value)}" if victim.value is not None else ""
+        steps.append(
+            Step(
+                f"{victim.agent} {verb(victim)} {key}{version_of(victim, written=True)}{value}.",
+                victim.seq,
+            )
+        )
+    if len(victims) > _SHOWN:
+        steps.append(Step(f"... and {len(victims) - _SHOWN} more write(s) by other agents."))
+    steps.append(
+        Step(
+            f"{agent} then {verb(overwrite)} {key}{version_of(overwrite, written=True)} "
+            f"from {copy}{_value(overwrite)}.",
+            overwrite.seq,
+        )
+    )
+    gone = [v for i, v in victims if i not in alive]
+    back = [v for i, v in victims if i in alive]
+    whose = _names(v.agent for _, v in victims)
+    single = len(victims) == 1
+    writes = f"{_possessive(whose)} write" if single else f"the writes of {whose}"
+    if back and not gone:
+        conclusion = (
+            f"{writes[0].upper()}{writes[1:]} {'was' if single else 'were'} "
+            "erased here, though a later write from an older copy brought "
+            f"{'it' if single else 'them'} back"
+        )
+    else:
+        conclusion = f"{writes[0].upper()}{writes[1:]} {'is' if single else 'are'} gone"
+        if back:
+            conclusion += f" ({_names(v.agent for v in back)} came back later)"
+    conclusion += (
+        ". Make the read-modify-write one atomic step: a store update() or append(), "
+        "or hold one lock from the read to the write."
+    )
+    agents = tuple(dict.fromkeys([agent, *(v.agent for _, v in victims)]))
+    witness = (looked, *(v for _, v in victims[:_LISTED]), overwrite)
+    return Finding(
+        kind="lost-update",
+        severity="error",
+        agents=agents,
+        keys=(key,),
+        events=witness,
+        explanation=Explanation("lost-update", tuple(steps), conclusion),
+        lost=lost,
+    )
+
+
+def _value(event: Event) -> str:
+    return "" if event.value is None else f": {short(event.value)}"
+
+
+def _of(version: int | None) -> str:
+    return "" if version is None else f" of v{version}"
+
+
+def _names(names: Iterable[str]) -> str:
+    unique: list[str] = list(dict.fromkeys(names))
+    if len(unique) <= 1:
+        return "".join(unique)
+    return ", ".join(unique[:-1]) + " and " + unique[-1]
+
+
+def _possessive(names: str) -> str:
+    return f"{names}'" if names.endswith("s") else f"{names}'s"
