@@ -8,6 +8,7 @@ missing ``rich`` all give the same plain text.
 from __future__ import annotations
 
 import itertools
+import json
 import sys
 from collections.abc import Sequence
 from typing import Any, TextIO
@@ -18,6 +19,9 @@ from racefree.scenarios.result import ScenarioResult
 __all__ = ["Printer", "lanes", "summary_rows"]
 
 SUMMARY_HEADERS = ("scenario", "wall time", "expected", "actual", "lost updates", "consistent")
+
+
+_RANK = {"W": 3, "R": 2, "C": 1}
 
 
 def _mark(event: Event) -> str:
@@ -50,7 +54,7 @@ def lanes(result: ScenarioResult, width: int = 48) -> list[str]:
             for column in range(start, stop):
                 row[column] = "." if mark == "." else "-"
         for column, mark in marks:
-            if row[column] not in "RW":  # a read or write outranks a call at the same spot
+            if _RANK.get(mark, 0) >= _RANK.get(row[column], 0):  # W, then R, show through
                 row[column] = mark
         fate = ""
         if result.lost_agents or result.lost_updates:
@@ -150,6 +154,9 @@ def show_flow(printer: Printer, result: ScenarioResult) -> None:
     for text in result.story:
         printer.line("  " + text)
     printer.line()
+    if result.latencies:
+        calls = ", ".join(f"{name} {s:.2f} s" for name, s in result.latencies.items())
+        printer.line(f"Model calls: {calls}.")
     printer.counts(result)
     printer.line()
     if result.consistent:
@@ -165,11 +172,21 @@ def show_flow(printer: Printer, result: ScenarioResult) -> None:
         )
 
 
+def _brief(state: dict[str, Any], width: int = 110) -> str:
+    """A state as one line of JSON, cut to ``width`` characters."""
+    text = json.dumps(state, separators=(", ", ": "))
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def show_forced(printer: Printer, result: ScenarioResult) -> None:
     """One forced interleaving: title, before/after, the story, the verdict."""
     printer.heading(result.title)
+    if result.initial_state:
+        printer.line(f"  before: {_brief(result.initial_state)}")
     for text in result.story:
         printer.line("  " + text)
+    if result.initial_state:
+        printer.line(f"  after:  {_brief(result.final_state)}")
     want, got = result.expected[result.measure], result.actual[result.measure]
     measure = result.measure.replace("_", " ")
     style = "bold green" if result.consistent else "bold red"

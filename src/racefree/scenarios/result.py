@@ -35,6 +35,7 @@ class ScenarioResult:
     consistent: bool
     title: str = ""
     latencies: dict[str, float] = field(default_factory=dict)
+    initial_state: dict[str, Any] = field(default_factory=dict)
     final_state: dict[str, Any] = field(default_factory=dict)
     story: list[str] = field(default_factory=list)
     history: History = field(default_factory=History)
@@ -69,6 +70,8 @@ class ScenarioResult:
             out["latencies"] = {name: round(s, 4) for name, s in self.latencies.items()}
             out["latency_sum"] = round(self.latency_sum, 4)
             out["latency_max"] = round(self.latency_max, 4)
+        if self.initial_state:
+            out["initial_state"] = self.initial_state
         out["final_state"] = self.final_state
         out["story"] = self.story
         out.update(self.extra)
