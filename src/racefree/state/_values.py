@@ -76,6 +76,17 @@ def to_json(value: Any) -> Any:
     if t is str or t is int or t is bool or value is None:
         return value
     try:
+        if t is dict:  # the common case (a message), without one more call
+            out: dict[str, Any] = {}
+            for k, item in value.items():
+                if type(k) is not str:
+                    raise _NotJson
+                ti = type(item)
+                if ti is str or ti is int or ti is bool or item is None:
+                    out[k] = item
+                else:
+                    out[k] = _walk(item)
+            return out
         return _walk(value)
     except (_NotJson, RecursionError):
         raise _explain(value) from None

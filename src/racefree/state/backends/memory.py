@@ -96,6 +96,7 @@ class MemoryBackend(Backend):
             lock.release()
 
     def _execute_locked(self, op: Op) -> Any:
+        """Read, decide, record, write; the caller holds the lock."""
         keys = op.keys
         idempotency_key = op.idempotency_key
         cells = self._cells
