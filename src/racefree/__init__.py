@@ -7,6 +7,7 @@ names start with an underscore are private.
 from __future__ import annotations
 
 from racefree.agent import agent, current_agent
+from racefree.check import Explanation, Finding, Lost, Report, check
 from racefree.errors import (
     BackendUnavailableError,
     ConcurrentWriteError,
@@ -34,6 +35,7 @@ from racefree.state import (
     open_async_store,
     open_store,
 )
+from racefree.track import history_of, suspension, track
 
 __version__ = "0.1.0"
 
@@ -46,13 +48,17 @@ __all__ = [
     "ConflictError",
     "ContentionError",
     "Event",
+    "Explanation",
+    "Finding",
     "History",
     "HistoryFormatError",
     "InvalidKeyError",
+    "Lost",
     "NotSerializableError",
     "RacefreeError",
     "Reducer",
     "ReplayDivergedError",
+    "Report",
     "Store",
     "StoreError",
     "Transaction",
@@ -62,7 +68,11 @@ __all__ = [
     "WrongTypeError",
     "__version__",
     "agent",
+    "check",
     "current_agent",
+    "history_of",
     "open_async_store",
     "open_store",
+    "suspension",
+    "track",
 ]

@@ -41,6 +41,27 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_demo)
+
+    check = sub.add_parser(
+        "check",
+        help="find races in a recorded history (JSON lines) and explain them",
+        description=(
+            "Check a history for lost updates, lost or duplicated appends, order anomalies, "
+            "double claims and race windows. Exit status: 0 when no error was found "
+            "(warnings alone give 0, or 1 with --strict), 1 when there are errors, "
+            "2 when the file cannot be read."
+        ),
+    )
+    check.add_argument("history", metavar="HISTORY", help="a JSON-lines history file")
+    check.add_argument(
+        "--final-state",
+        metavar="FILE",
+        default=None,
+        help="the shared state after the run, as JSON: also check lost and duplicated appends",
+    )
+    check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.set_defaults(run=_check)
     return parser
 
 
@@ -60,6 +81,37 @@ def _demo(args: argparse.Namespace) -> int:
         print_json(run.to_json())
     else:
         show_demo(Printer(), run)
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    import json
+
+    from racefree.check import check
+    from racefree.errors import HistoryFormatError
+    from racefree.history import History
+    from racefree.scenarios.script import print_json
+
+    try:
+        history = History.from_jsonl(args.history)
+        final_state = None
+        if args.final_state is not None:
+            with open(args.final_state, encoding="utf-8") as source:
+                final_state = json.load(source)
+    except OSError as exc:
+        raise UsageError(f"Cannot read {exc.filename}: {exc.strerror}. Check the path.") from None
+    except json.JSONDecodeError as exc:
+        raise HistoryFormatError(
+            f"{args.final_state}, line {exc.lineno}: {exc.msg}. The final state must be one "
+            "JSON value (an object of key -> value)."
+        ) from None
+    report = check(history, final_state=final_state)
+    if args.json:
+        print_json(report.to_dict())
+    else:
+        print(report.text())
+    if report.errors or (args.strict and report.warnings):
+        return 1
     return 0
 
 
