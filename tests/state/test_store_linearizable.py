@@ -33,7 +33,11 @@ OPERATION = st.one_of(
     st.tuples(st.just("update"), KEYS, SMALL),
     st.tuples(st.just("cas"), KEYS, st.integers(min_value=0, max_value=2), SMALL),
     st.tuples(st.just("claim"), KEYS, st.sampled_from(["p", "q"])),
+    st.tuples(st.just("apply"), KEYS, SMALL),  # reducers: a adds, b appends
+    st.tuples(st.just("apply_both"), st.just("a"), SMALL),  # both keys in one apply
+    st.tuples(st.just("swap"), st.just("a")),  # a transaction: a, b = b, a
 )
+REDUCERS: dict[str, racefree.Reducer] = {"a": "add", "b": "append"}
 PROGRAMS = st.lists(st.lists(OPERATION, min_size=1, max_size=3), min_size=2, max_size=3)
 
 
@@ -41,10 +45,22 @@ def add_to(value: Any, n: int) -> Any:
     return (value if type(value) is int else 0) + n
 
 
+def swap(tx: racefree.Transaction) -> None:
+    a, b = tx.get("a"), tx.get("b")
+    tx.set("a", b)
+    tx.set("b", a)
+
+
 def on_store(store: racefree.Store, op: tuple[Any, ...]) -> Any:
     """Run one operation on the store; an error is returned as its class name."""
     name, key, *args = op
     try:
+        if name == "apply":
+            return store.apply({key: args[0] if key == "a" else [args[0]]})
+        if name == "apply_both":
+            return store.apply({"a": args[0], "b": [args[0]]})
+        if name == "swap":
+            return store.transaction(swap)
         if name == "get":
             return tuple(store.get_versioned(key))
         if name == "set":
@@ -72,6 +88,22 @@ def on_model(state: dict[str, tuple[Any, int]], op: tuple[Any, ...]) -> Any:
     def write(new: Any) -> None:
         state[key] = (new, version + 1)
 
+    if name in ("apply", "apply_both", "swap"):
+        (a, va), (b, vb) = state.get("a", (None, 0)), state.get("b", (None, 0))
+        if name == "swap":
+            state["a"], state["b"] = (b, va + 1), (a, vb + 1)
+            return None
+        new = {}
+        if name == "apply_both" or key == "a":
+            if a is not None and type(a) is not int:
+                return "WrongTypeError"
+            new["a"] = ((a or 0) + args[0], va + 1)
+        if name == "apply_both" or key == "b":
+            if b is not None and type(b) is not list:
+                return "WrongTypeError"
+            new["b"] = ([*(b or []), args[0]], vb + 1)
+        state.update(new)
+        return {k: v for k, (_, v) in new.items()}
     if name == "get":
         return (value, version)
     if name == "set":
@@ -138,7 +170,7 @@ def serial_orders(
 def test_concurrent_histories_equal_some_serial_order(
     programs: list[list[tuple[Any, ...]]],
 ) -> None:
-    store = racefree.open_store()
+    store = racefree.open_store(reducers=REDUCERS)
     start = threading.Barrier(len(programs))
     results: list[list[Any]] = [[] for _ in programs]
 
