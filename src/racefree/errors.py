@@ -10,7 +10,7 @@ The tree::
     │   ├── InvalidKeyError       a key that no backend accepts
     │   ├── NotSerializableError  a value that is not JSON (also a TypeError)
     │   ├── WrongTypeError        the key holds the wrong kind of value (also a TypeError)
-    │   ├── ConflictError         compare-and-set saw another version
+    │   ├── ConflictError         a version check failed (compare-and-set, transaction)
     │   │   └── ContentionError       gave up retrying: others kept writing first
     │   └── ConcurrentWriteError  two agents wrote one last-value key at once
     ├── HistoryFormatError    a history file that cannot be read
