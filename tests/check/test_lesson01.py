@@ -1,0 +1,101 @@
+"""The checker on lesson 01: the broken runs are flagged with the right agents,
+the fixes never are."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from racefree import History, Report, check, track
+from racefree.scenarios import lesson01
+from racefree.scenarios.llm import LLMReply, SimulatedLLM, agent_names
+
+NAMES = agent_names(3)
+
+
+def _lost_by_overwrites(report: Report, key: str) -> set[str]:
+    return {
+        lost.agent
+        for finding in report.of_kind("lost-update")
+        if finding.keys == (key,)
+        for lost in finding.lost
+        if not lost.restored
+    }
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_broken_parallel_names_exactly_the_agents_whose_work_is_lost(seed: int) -> None:
+    result = lesson01.run_broken_parallel(NAMES, seed=seed, time_scale=0.01)
+    report = check(result.history)
+    assert _lost_by_overwrites(report, "conversation_history") == set(result.lost_agents)
+    assert report.ok == (not result.lost_agents)
+
+
+@pytest.mark.parametrize("case", [lesson01.forced_counter, lesson01.forced_history_copy])
+def test_forced_lost_updates_name_the_lost_agents(case: object) -> None:
+    result = case(NAMES, seed=0, time_scale=0.001)  # type: ignore[operator]
+    report = check(result.history)
+    key = result.history.events[0].key
+    assert result.lost_agents
+    assert _lost_by_overwrites(report, key) == set(result.lost_agents)
+
+
+def test_forced_check_then_act_is_one_double_claim_by_every_agent() -> None:
+    result = lesson01.forced_check_then_act(NAMES, seed=0, time_scale=0.001)
+    [finding] = check(result.history).findings
+    assert finding.kind == "double-claim"
+    assert set(finding.agents) == set(result.final_state["runs"]) == set(NAMES)
+    owner = result.final_state["board"]["summarize-report"]
+    assert set(finding.agents) - {owner} == set(result.lost_agents)
+
+
+def test_forced_interleaved_turns_flags_every_split_turn() -> None:
+    result = lesson01.forced_interleaved_turns(NAMES, seed=0, time_scale=0.001)
+    findings = check(result.history).findings
+    assert {f.kind for f in findings} == {"interleaved-turn"}
+    assert len(findings) == result.extra["interleaved_turns"] == len(NAMES)
+    assert {f.agents[0] for f in findings} == set(NAMES)
+
+
+class _TogetherLLM(SimulatedLLM):
+    """Every agent is inside its model call before any returns: all read before any write."""
+
+    def __init__(self, agents: int) -> None:
+        super().__init__(seed=0, time_scale=0.0)
+        self._barrier = threading.Barrier(agents)
+
+    def call(self, agent: str) -> LLMReply:
+        self._barrier.wait()
+        return self.plan(agent)
+
+
+def test_the_unsafe_agent_on_a_tracked_session_is_flagged_with_the_lost_agents() -> None:
+    session = lesson01.new_session()
+    history = History()
+    shared = track(session, history=history, name="session")
+    llm = _TogetherLLM(len(NAMES))
+    threads = [
+        threading.Thread(target=lesson01.unsafe_agent, args=(n, shared, llm, History()), name=n)
+        for n in NAMES
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    kept = {entry["agent"] for entry in session["conversation_history"]}
+    lost = set(NAMES) - kept
+    report = check(history, final_state=session)
+    assert len(lost) == 2
+    assert _lost_by_overwrites(report, "session.conversation_history") == lost
+    assert _lost_by_overwrites(report, "session.metadata.completed") == lost
+    assert {f.kind for f in report.errors} == {"lost-update"}
+
+
+@pytest.mark.parametrize("run", [lesson01.run_simple_fix, lesson01.run_sequential])
+def test_the_fixes_report_nothing_in_100_runs(run: object) -> None:
+    for seed in range(100):
+        result = run(NAMES, seed=seed, time_scale=0.002)  # type: ignore[operator]
+        report = check(result.history)
+        assert report.findings == (), (seed, report.text())

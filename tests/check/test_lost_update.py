@@ -1,0 +1,82 @@
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from racefree import check
+
+if TYPE_CHECKING:
+    from tests.check.conftest import Recorder
+
+
+def test_a_stale_overwrite_is_a_lost_update_naming_who_lost_what(h: Recorder) -> None:
+    h("Analyzer", "read", "conversation_history", version_read=3)
+    h("Analyzer", "call")
+    h("Writer", "append", "conversation_history", version_read=3, version_written=4, value="w")
+    h("Analyzer", "write", "conversation_history", version_read=3, version_written=5, value="a")
+
+    [finding] = check(h.history).of_kind("lost-update")
+
+    assert finding.severity == "error"
+    assert finding.agents == ("Analyzer", "Writer")
+    assert finding.keys == ("conversation_history",)
+    assert [e.seq for e in finding.events] == [0, 2, 3]
+    assert [(lost.agent, lost.value, lost.restored) for lost in finding.lost] == [
+        ("Writer", "w", False)
+    ]
+    assert finding.explanation.story() == (
+        "Analyzer read conversation_history at v3. "
+        'Writer appended to conversation_history at v4: "w". '
+        'Analyzer then wrote conversation_history at v5 from its copy of v3: "a". '
+        "Writer's write is gone. Make the read-modify-write one atomic step: a store "
+        "update() or append(), or hold one lock from the read to the write."
+    )
+
+
+def test_one_agent_after_another_loses_nothing(h: Recorder) -> None:
+    for agent in ("Researcher", "Analyzer", "Writer"):
+        h(agent, "read", "n", value=0)
+        h(agent, "call")
+        h(agent, "write", "n", value=1)
+    assert check(h.history).findings == ()
+
+
+def test_versions_do_not_decide_only_the_order_does(h: Recorder) -> None:
+    # Lesson 01 labels versions by list length: both writes say "v1", and the
+    # second is still stale because the first came after its read.
+    h("Researcher", "read", "history", version_read=0)
+    h("Writer", "read", "history", version_read=0)
+    h("Researcher", "write", "history", version_read=0, version_written=1)
+    h("Writer", "write", "history", version_read=0, version_written=1)
+    [finding] = check(h.history).of_kind("lost-update")
+    assert finding.agents == ("Writer", "Researcher")
+
+
+def test_atomic_appends_alone_never_lose_an_update(h: Recorder) -> None:
+    h("A", "get", "log", version_read=0, value=[])
+    h("B", "append", "log", version_read=0, version_written=1, value="b")
+    h("A", "append", "log", version_read=1, version_written=2, value="a")
+    assert check(h.history).of_kind("lost-update") == ()
+
+
+def test_a_blind_write_is_not_a_lost_update(h: Recorder) -> None:
+    h("A", "set", "status", version_read=0, version_written=1, value="running")
+    h("B", "set", "status", version_read=1, version_written=2, value="done")
+    assert check(h.history).findings == ()
+
+
+def test_a_write_brought_back_by_a_later_copy_is_marked_restored(h: Recorder) -> None:
+    h("A", "read", "k")
+    h("B", "read", "k")
+    h("A", "write", "k", value="a")
+    h("C", "read", "k")  # C's copy has A's write
+    h("B", "write", "k", value="b")  # erases A's write
+    h("C", "write", "k", value="c")  # erases B's, brings A's back
+    lost = {(x.agent, x.restored) for f in check(h.history).of_kind("lost-update") for x in f.lost}
+    assert lost == {("A", True), ("B", False)}
+
+
+def test_compare_and_set_makes_the_agent_copy_current(h: Recorder) -> None:
+    h("A", "get", "k", version_read=0)
+    h("A", "compare_and_set", "k", version_read=0, version_written=1, value=1)
+    h("A", "set", "k", version_read=1, version_written=2, value=2)
+    assert check(h.history).findings == ()
