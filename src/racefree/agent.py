@@ -41,10 +41,12 @@ def current_agent() -> str:
     explicit = _current.get()
     if explicit is not None:
         return explicit
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running event loop in this thread
-        task = None
-    if task is not None:
-        return task.get_name()
+    # asyncio._get_running_loop() returns None outside a loop instead of raising
+    # like current_task() does; the store asks on every recorded operation, and
+    # the exception path cost three times as much.
+    loop = asyncio._get_running_loop()
+    if loop is not None:
+        task = asyncio.current_task(loop)
+        if task is not None:
+            return task.get_name()
     return threading.current_thread().name

@@ -8,7 +8,8 @@ import subprocess
 from typing import Any
 
 import pytest
-from lesson_scripts import run_json_in, run_script_in
+
+from tests.examples.lesson_scripts import run_json_in, run_script_in
 
 
 def run_script(name: str, *args: str) -> subprocess.CompletedProcess[str]:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from lesson_scripts import run_json_in, run_script_in
+
+from tests.examples.lesson_scripts import run_json_in, run_script_in
 
 LESSON = "03-thread-safety"
 
