@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterable
 from typing import Any
 
@@ -42,14 +43,23 @@ def check(
     """
     events = event_list(history)
     notes: list[str] = []
-    findings: list[Finding] = [
-        *find_lost_updates(events),
-        *find_append_anomalies(events, final_state, notes=notes),
-        *find_order_anomalies(events),
-        *find_double_claims(events),
-        *find_broken_invariants(events, invariants, final_state, notes=notes),
-        *find_race_windows(events),
-    ]
+    # The checker makes no reference cycles; with the cyclic collector paused,
+    # its many small allocations do not trigger full scans of a large history
+    # (a third of the time at 1,000,000 events). Refcounting still frees memory.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        findings: list[Finding] = [
+            *find_lost_updates(events),
+            *find_append_anomalies(events, final_state, notes=notes),
+            *find_order_anomalies(events),
+            *find_double_claims(events),
+            *find_broken_invariants(events, invariants, final_state, notes=notes),
+            *find_race_windows(events),
+        ]
+    finally:
+        if collecting:
+            gc.enable()
     severity = {"error": 0, "warning": 1}
     findings.sort(key=lambda f: (severity[f.severity], f.first_seq))
     return Report(tuple(findings), len(events), tuple(notes))
