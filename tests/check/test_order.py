@@ -23,7 +23,17 @@ def test_contiguous_turns_are_clean(h: Recorder) -> None:
         h(agent, "append", "chat", value="user")
         h(agent, "append", "chat", value="assistant")
     h("C", "append_turn", "chat", value=[{"role": "user"}, {"role": "assistant"}])
-    assert check(h.history).findings == ()
+    h("A", "append", "chat", value="user")
+    assert check(h.history).of_kind("interleaved-turn") == ()
+
+
+def test_a_whole_turn_appended_at_once_closes_itself(h: Recorder) -> None:
+    h("D", "append", "chat", value="user")
+    h("C", "append_turn", "chat", value=[{"role": "user"}, {"role": "assistant"}])
+    h("C", "append", "chat", value="note")
+    h("D", "append", "chat", value="assistant")
+    # only D's turn was split; C's turn was whole
+    assert [f.agents for f in check(h.history).findings] == [("D", "C")]
 
 
 def test_a_declared_turn_id_must_stay_contiguous(h: Recorder) -> None:

@@ -177,13 +177,14 @@ def _turns(state: _Key, key: str, event: Event, findings: list[Finding]) -> None
         if opened is None:
             state.turns[slot] = (event, state.count + 1, state.own.get(agent, 0) + 1)
         return
-    if "user" in roles and opened is None:
-        state.turns[slot] = (event, state.count + 1, state.own.get(agent, 0) + 1)
-    elif opened is not None and any(
-        role == "assistant" and not _tool_calls(m, event)
-        for m, role in zip(messages, roles, strict=True)
-    ):
-        del state.turns[slot]
+    is_open = opened is not None
+    for message, role in zip(messages, roles, strict=True):  # a turn may open and close here
+        if role == "user" and not is_open:
+            state.turns[slot] = (event, state.count + 1, state.own.get(agent, 0) + 1)
+            is_open = True
+        elif role == "assistant" and is_open and not _tool_calls(message, event):
+            del state.turns[slot]
+            is_open = False
 
 
 def _tools(state: _Key, key: str, event: Event, findings: list[Finding]) -> None:
