@@ -14,7 +14,8 @@ The tree::
     │   │   └── ContentionError       gave up retrying: others kept writing first
     │   └── ConcurrentWriteError  two agents wrote one last-value key at once
     ├── HistoryFormatError    a history file that cannot be read
-    └── ReplayDivergedError   a replayed schedule stopped matching the run
+    ├── ReplayDivergedError   a replayed schedule stopped matching the run
+    └── RaceFoundError        an explored schedule failed a check (also an AssertionError)
 
 Catch ``RacefreeError`` to catch anything of ours; lower-level errors
 (``sqlite3``, ``redis``) are translated into these with ``raise ... from``.
@@ -31,6 +32,7 @@ __all__ = [
     "HistoryFormatError",
     "InvalidKeyError",
     "NotSerializableError",
+    "RaceFoundError",
     "RacefreeError",
     "ReplayDivergedError",
     "StoreError",
@@ -178,4 +180,17 @@ class ReplayDivergedError(RacefreeError):
     The workflow changed since the schedule was recorded (an agent was added,
     or a step moved), so the recorded choices cannot be followed. Re-run the
     exploration to find a fresh schedule.
+    """
+
+
+class RaceFoundError(RacefreeError, AssertionError):
+    """An explored schedule made the workflow fail a check.
+
+    Raised by ``Exploration.check()`` and by tests marked for exploration
+    with the pytest plugin; the message is the full failure report (what
+    broke, the timeline, the schedule) and ends with the command that
+    replays the failing run. Distinct from ``ReplayDivergedError``: here the
+    explorer worked and your workflow has a race; there the explorer could
+    not follow a recorded schedule. An ``AssertionError`` too, so test
+    runners show it as a failed test rather than an error.
     """

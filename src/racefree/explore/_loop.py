@@ -1,0 +1,132 @@
+"""An asyncio event loop whose only source of nondeterminism is the explorer.
+
+Ready callbacks run exactly as in asyncio: first in, first out, and a task
+runs undisturbed from one ``await`` that suspends to the next. There is no
+I/O. When nothing is ready the loop asks the scheduler which pending timer
+(an ``asyncio.sleep``, a simulated model call, a timeout) completes next, or
+waits for another controlled thread (``asyncio.to_thread``) to hand it work;
+the clock jumps to the timer's deadline instead of waiting for it.
+
+Each timer belongs to the task that created it, so choices read as agent
+steps: "Writer's model call returns" rather than "callback 7 runs".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+from asyncio import base_events
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from racefree.explore.schedule import Choice
+
+if TYPE_CHECKING:
+    from racefree.explore._scheduler import Agent, Scheduler
+
+__all__ = ["ControlledLoop"]
+
+
+class ControlledLoop(base_events.BaseEventLoop):
+    """asyncio's base loop with a virtual clock and the scheduler in place of a selector."""
+
+    def __init__(self, scheduler: Scheduler, agent: Agent) -> None:
+        super().__init__()
+        self._racefree = scheduler
+        self._agent = agent
+        self._clock_resolution = 1e-9
+        self._owners: dict[int, int] = {}  # id(timer handle) -> ordinal of the task that made it
+        self._ordinals: dict[asyncio.Task[Any], int] = {}
+        self._tasks_made = 0
+
+    # --- time and the (absent) selector ---------------------------------------------------
+
+    def time(self) -> float:
+        return self._racefree.clock
+
+    def _write_to_self(self) -> None:
+        """Another thread scheduled a callback; the scheduler sees ``_ready`` directly."""
+
+    def _process_events(self, event_list: Any) -> None:  # pragma: no cover - never called
+        pass
+
+    # --- who owns what ------------------------------------------------------------------------
+
+    def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:  # type: ignore[override]
+        if kwargs.get("name") is None:
+            self._tasks_made += 1
+            kwargs["name"] = f"Task-{self._tasks_made}"
+        task: asyncio.Task[Any] = super().create_task(coro, **kwargs)
+        self._ordinals[task] = self._racefree.new_ordinal(task.get_name())
+        return task
+
+    def call_at(self, when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:  # type: ignore[override]
+        handle = super().call_at(when, callback, *args, **kwargs)
+        task = asyncio.current_task(self) if self.is_running() else None
+        owner = self._ordinals.get(task, self._agent.ordinal) if task else self._agent.ordinal
+        self._owners[id(handle)] = owner
+        return handle
+
+    def running_name(self, names: dict[int, str]) -> str:
+        """The name of the task running now (for a candidate that continues it)."""
+        task = asyncio.current_task(self)
+        if task is not None and task in self._ordinals:
+            return names[self._ordinals[task]]
+        return names[self._agent.ordinal]
+
+    def pending_timers(self) -> Iterator[tuple[Choice, asyncio.TimerHandle]]:
+        """Live timers, earliest first, each named (owner ordinal, n-th of that owner's)."""
+        live = [h for h in self._scheduled if not h._cancelled]
+        live.sort(key=lambda h: h._when)
+        seen: dict[int, int] = {}
+        for handle in live:
+            owner = self._owners.get(id(handle), self._agent.ordinal)
+            sub = seen.get(owner, 0)
+            seen[owner] = sub + 1
+            yield (owner, sub), handle
+
+    def forget_timer(self, handle: asyncio.TimerHandle) -> None:
+        """The scheduler chose ``handle``: take it off the heap (the loop will run it)."""
+        self._scheduled.remove(handle)
+        heapq.heapify(self._scheduled)
+        handle._scheduled = False  # type: ignore[attr-defined]
+        self._owners.pop(id(handle), None)
+
+    # --- the loop -------------------------------------------------------------------------------
+
+    def run_forever(self) -> None:
+        agent = self._agent
+        agent.loop = self
+        try:
+            super().run_forever()
+        finally:
+            agent.loop = None
+
+    def _run_once(self) -> None:
+        ready = self._ready
+        scheduled = self._scheduled
+        while scheduled and scheduled[0]._cancelled:
+            handle = heapq.heappop(scheduled)
+            handle._scheduled = False  # type: ignore[attr-defined]
+            self._owners.pop(id(handle), None)
+        scheduler = self._racefree
+        if scheduler.virtual:
+            now = scheduler.clock
+            while scheduled and scheduled[0]._when <= now:
+                handle = heapq.heappop(scheduled)
+                handle._scheduled = False  # type: ignore[attr-defined]
+                self._owners.pop(id(handle), None)
+                ready.append(handle)
+        if not ready and not self._stopping:
+            fire = scheduler.loop_idle(self)
+            if fire is not None:
+                ready.append(fire)
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if not handle._cancelled:
+                handle._run()
+
+    def close(self) -> None:
+        super().close()
+        self._owners.clear()
+        self._ordinals.clear()

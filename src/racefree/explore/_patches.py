@@ -1,0 +1,225 @@
+"""What the explorer swaps in while it runs, and only for the threads it controls.
+
+Installed once per exploration and removed after it; every replacement first
+asks "is this thread one of the explorer's agents?" and otherwise calls the
+original, so other threads of the process (a progress bar, pytest) are not
+affected.
+
+- ``threading.Lock`` / ``RLock`` (and the lock that ``Condition.wait`` makes):
+  virtual locks, so ``Condition``, ``Event``, ``Semaphore``, ``Barrier``,
+  ``queue.Queue`` and ``concurrent.futures.Future`` become scheduling points.
+- ``Thread.start`` / ``join`` / ``is_alive``; ``ThreadPoolExecutor.submit`` /
+  ``shutdown``: serialised agents.
+- ``time.sleep`` / ``monotonic`` / ``perf_counter`` / ``time``: virtual time.
+- ``asyncio.new_event_loop``: a :class:`ControlledLoop` (so ``asyncio.run``
+  inside a workflow is explored too).
+- ``History.record``: every recorded event joins the run's history and the
+  running step's footprint.
+"""
+
+from __future__ import annotations
+
+import _thread
+import asyncio
+import asyncio.events
+import queue
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from racefree.explore import hooks
+from racefree.explore._scheduler import Scheduler, VLock
+from racefree.history import History
+
+__all__ = ["installed"]
+
+_get_ident = _thread.get_ident
+_real_lock = _thread.allocate_lock
+_real_rlock = threading.RLock
+_orig = {
+    "start": threading.Thread.start,
+    "join": threading.Thread.join,
+    "is_alive": threading.Thread.is_alive,
+    "newname": threading._newname,  # type: ignore[attr-defined]
+    "submit": ThreadPoolExecutor.submit,
+    "shutdown": ThreadPoolExecutor.shutdown,
+    "sleep": time.sleep,
+    "monotonic": time.monotonic,
+    "perf_counter": time.perf_counter,
+    "time": time.time,
+    "new_event_loop": asyncio.new_event_loop,
+    "record": History.record,
+}
+_EPOCH = 1_700_000_000.0  # virtual time.time() at the start of every run
+
+
+def _scheduler() -> Scheduler | None:
+    sched = hooks._scheduler
+    if sched is None or _get_ident() not in sched.by_ident:  # type: ignore[attr-defined]
+        return None
+    return sched  # type: ignore[return-value]
+
+
+def _lock() -> Any:
+    sched = _scheduler()
+    return _real_lock() if sched is None else VLock(sched)
+
+
+def _rlock(*args: Any, **kwargs: Any) -> Any:
+    sched = _scheduler()
+    return _real_rlock(*args, **kwargs) if sched is None else VLock(sched, reentrant=True)
+
+
+def _start(self: threading.Thread) -> None:
+    sched = _scheduler()
+    if sched is None:
+        return _orig["start"](self)  # type: ignore[no-any-return]
+    me = sched.me()
+    assert me is not None
+    sched.spawn(me, self)
+    return None
+
+
+def _join(self: threading.Thread, timeout: float | None = None) -> None:
+    agent = getattr(self, "_racefree_agent", None)
+    if agent is None:
+        return _orig["join"](self, timeout)  # type: ignore[no-any-return]
+    sched = _scheduler()
+    if sched is None:
+        return None  # the run is over: every agent of it has finished
+    me = sched.me()
+    if me is agent:
+        raise RuntimeError("cannot join current thread")
+    assert me is not None
+    sched.join(me, agent, timeout)
+    return None
+
+
+def _is_alive(self: threading.Thread) -> bool:
+    agent = getattr(self, "_racefree_agent", None)
+    if agent is None:
+        return _orig["is_alive"](self)  # type: ignore[no-any-return]
+    return agent.state != 5  # DONE
+
+
+def _newname(name_template: str = "Thread-%d") -> str:
+    sched = _scheduler()
+    if sched is None:
+        return _orig["newname"](name_template)  # type: ignore[no-any-return]
+    sched.thread_names += 1
+    return name_template % sched.thread_names
+
+
+def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+    sched = _scheduler()
+    if sched is None:
+        return _orig["submit"](self, fn, *args, **kwargs)
+    me = sched.me()
+    assert me is not None
+    return sched.executor_submit(me, self, fn, args, kwargs)
+
+
+def _shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
+    if getattr(self, "_racefree_state", None) is None:
+        return _orig["shutdown"](self, wait, cancel_futures=cancel_futures)  # type: ignore[no-any-return]
+    sched = _scheduler()
+    if sched is None or getattr(self, "_racefree_run", None) is not sched:
+        self._shutdown = True  # type: ignore[attr-defined]
+        return None
+    sched.executor_shutdown(self, wait, cancel_futures)
+    return None
+
+
+def _sleep(seconds: float) -> None:
+    sched = _scheduler()
+    if sched is None:
+        return _orig["sleep"](seconds)  # type: ignore[no-any-return]
+    me = sched.me()
+    assert me is not None
+    sched.sleep(me, seconds)
+    return None
+
+
+def _monotonic() -> float:
+    sched = _scheduler()
+    return _orig["monotonic"]() if sched is None else sched.clock  # type: ignore[no-any-return]
+
+
+def _perf_counter() -> float:
+    sched = _scheduler()
+    return _orig["perf_counter"]() if sched is None else sched.clock  # type: ignore[no-any-return]
+
+
+def _time() -> float:
+    sched = _scheduler()
+    return _orig["time"]() if sched is None else _EPOCH + sched.clock  # type: ignore[no-any-return]
+
+
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    sched = _scheduler()
+    if sched is None:
+        return _orig["new_event_loop"]()  # type: ignore[no-any-return]
+    from racefree.explore._loop import ControlledLoop
+
+    me = sched.me()
+    assert me is not None
+    return ControlledLoop(sched, me)
+
+
+def _record(self: History, op: str, key: str | None = None, **kwargs: Any) -> Any:
+    event = _orig["record"](self, op, key, **kwargs)
+    sched = hooks._scheduler
+    if sched is not None:
+        sched.note(op, key, event)
+    return event
+
+
+_PATCHES: list[tuple[Any, str, Any]] = [
+    (threading, "Lock", _lock),
+    (threading, "_allocate_lock", _lock),
+    (threading, "RLock", _rlock),
+    (threading, "_newname", _newname),
+    (threading, "_time", _monotonic),
+    (queue, "time", _monotonic),
+    (threading.Thread, "start", _start),
+    (threading.Thread, "join", _join),
+    (threading.Thread, "is_alive", _is_alive),
+    (ThreadPoolExecutor, "submit", _submit),
+    (ThreadPoolExecutor, "shutdown", _shutdown),
+    (time, "sleep", _sleep),
+    (time, "monotonic", _monotonic),
+    (time, "perf_counter", _perf_counter),
+    (time, "time", _time),
+    (asyncio, "new_event_loop", _new_event_loop),
+    (asyncio.events, "new_event_loop", _new_event_loop),
+    (History, "record", _record),
+]
+
+_installed = 0
+_guard = _real_lock()
+
+
+class installed:  # noqa: N801 - used as a context manager, reads like a function
+    """``with installed():`` swaps the replacements in (re-entrant; counted)."""
+
+    def __enter__(self) -> None:
+        global _installed
+        with _guard:
+            if _installed == 0:
+                for owner, name, replacement in _PATCHES:
+                    _SAVED.append((owner, name, getattr(owner, name)))
+                    setattr(owner, name, replacement)
+            _installed += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        global _installed
+        with _guard:
+            _installed -= 1
+            if _installed == 0:
+                while _SAVED:
+                    owner, name, original = _SAVED.pop()
+                    setattr(owner, name, original)
+
+
+_SAVED: list[tuple[Any, str, Any]] = []

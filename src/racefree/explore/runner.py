@@ -1,0 +1,684 @@
+"""explore(): run a workflow under many schedules, check each run, report the first failure.
+
+One run is :meth:`Scheduler.run` under a strategy; its history (every event
+recorded during the run) goes to the checker and the final state (what the
+workflow returned) to the user's invariants. The first failing run is shrunk
+to the fewest deviations from natural timing, written to a replay file, and
+reported with a timeline and the command that replays it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import hashlib
+import inspect
+import json
+import platform
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
+from racefree.explore import _patches, hooks
+from racefree.explore._scheduler import Scheduler
+from racefree.explore.schedule import Choice, Schedule
+from racefree.explore.strategies.base import Step, Strategy
+from racefree.explore.strategies.replay import Replay
+from racefree.history import Event, History
+
+__all__ = [
+    "Exploration",
+    "Failure",
+    "FailureReport",
+    "Run",
+    "explore",
+    "load_replay",
+    "make_strategy",
+    "run_seed",
+    "workflow_name",
+]
+
+Invariant = Callable[[Any], Any]
+_lock = __import__("_thread").allocate_lock()
+_current_seed: list[int | None] = [None]
+
+
+def run_seed() -> int | None:
+    """The seed of the run being explored (for simulated replies), or None outside one."""
+    return _current_seed[0]
+
+
+# --- what one run gives -------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    """Why a run failed: ``kind`` (exception, deadlock, invariant, checker, step-limit),
+    a one-line ``title`` and an explanation in ``details``."""
+
+    kind: str
+    title: str
+    details: list[str] = field(default_factory=list)
+    name: str = ""
+
+    @property
+    def signature(self) -> str:
+        """What must stay the same for a shrunk schedule to count as the same failure."""
+        return f"{self.kind}:{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "title": self.title, "details": self.details}
+
+
+@dataclass
+class Run:
+    """One run: its schedule, its steps, its history, its outcome."""
+
+    index: int
+    schedule: Schedule
+    trace: list[Step]
+    history: History
+    result: Any
+    failures: list[Failure]
+    names: dict[int, str]
+    virtual_seconds: float
+
+    @property
+    def failed(self) -> bool:
+        return bool(self.failures)
+
+    @property
+    def deviations(self) -> int:
+        """Choices that were not the natural-timing default (preemptions, early answers)."""
+        return sum(1 for step in self.trace if step.deviation)
+
+    def ordering(self) -> str:
+        """A fingerprint of the run's ordering up to commuting steps (a Mazurkiewicz trace)."""
+        counts: dict[int, int] = {}
+        per_key: dict[str, list[Any]] = {}
+        for step in self.trace:
+            agent = step.id[0]
+            n = counts.get(agent, 0)
+            counts[agent] = n + 1
+            for key, wrote in step.footprint.items():
+                accesses = per_key.setdefault(key, [])
+                if wrote:
+                    accesses.append((agent, n))
+                elif accesses and isinstance(accesses[-1], set):
+                    accesses[-1].add((agent, n))
+                else:
+                    accesses.append({(agent, n)})
+        canon = sorted(
+            (k, [sorted(a) if isinstance(a, set) else a for a in v]) for k, v in per_key.items()
+        )
+        return hashlib.blake2b(repr(canon).encode(), digest_size=8).hexdigest()
+
+
+# --- the result -----------------------------------------------------------------------------
+
+
+@dataclass
+class Exploration:
+    """What an exploration did and found; ``ok`` when no run failed."""
+
+    workflow: str
+    strategy: str
+    seed: int
+    runs: int
+    distinct: int
+    failures: list[FailureReport]
+    complete: bool
+    wall_seconds: float
+    strategy_summary: list[str] = field(default_factory=list)
+    stopped: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failures
+
+    @property
+    def failure(self) -> FailureReport | None:
+        """The first failure, or None."""
+        return self.failures[0] if self.failures else None
+
+    def summary(self) -> list[str]:
+        """The summary lines: runs, orderings, failures, time, speed, guarantee."""
+        rate = self.runs / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        lines = [
+            f"{self.workflow}: {self.runs:,} schedule{'s' if self.runs != 1 else ''} run "
+            f"({self.strategy}, seed {self.seed}), {self.distinct:,} distinct ordering"
+            f"{'s' if self.distinct != 1 else ''}, {len(self.failures)} failing, "
+            f"{self.wall_seconds:.3f} s wall, {rate:,.0f} schedules/s.",
+        ]
+        lines.extend(self.strategy_summary)
+        if self.stopped:
+            lines.append(self.stopped)
+        return lines
+
+    def report(self) -> str:
+        """Every failure in full, then the summary."""
+        parts = [f.text() for f in self.failures]
+        parts.append("\n".join(self.summary()))
+        return "\n\n".join(parts)
+
+    def check(self) -> Exploration:
+        """Raise ``RaceFoundError`` with the full report if any run failed; else return self."""
+        if self.failures:
+            raise RaceFoundError(self.report())
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "workflow": self.workflow,
+            "strategy": self.strategy,
+            "seed": self.seed,
+            "runs": self.runs,
+            "distinct_orderings": self.distinct,
+            "complete": self.complete,
+            "failures": [f.to_json() for f in self.failures],
+            "wall_seconds": round(self.wall_seconds, 4),
+            "schedules_per_second": round(self.runs / self.wall_seconds, 1)
+            if self.wall_seconds
+            else None,
+            "summary": self.summary(),
+        }
+
+
+@dataclass
+class FailureReport:
+    """A failure a person can act on: what broke, the timeline, the replay."""
+
+    failure: Failure
+    run: Run
+    found_after: int
+    original_deviations: int
+    replay_file: Path | None
+    command: str
+    workflow: str
+
+    @property
+    def schedule(self) -> Schedule:
+        return self.run.schedule
+
+    def timeline(self) -> list[str]:
+        return timeline(self.run)
+
+    def text(self) -> str:
+        run = self.run
+        shrunk = ""
+        if self.original_deviations != run.deviations:
+            shrunk = f", shrunk from {self.original_deviations}"
+        lines = [
+            f"racefree: {self.workflow} failed on schedule {self.found_after:,}.",
+            "",
+            f"{self.failure.title}",
+            *(f"  {line}" for line in self.failure.details),
+            "",
+            f"What happened ({run.deviations} deviation{'s' if run.deviations != 1 else ''} "
+            f"from natural timing{shrunk}; * marks each; times are virtual):",
+            *(f"  {line}" for line in self.timeline()),
+            "",
+            f"Schedule: {run.schedule.encode()}",
+        ]
+        if self.replay_file is not None:
+            lines.append(f"Replay file: {self.replay_file}")
+        lines.append(f"Reproduce it exactly with:\n    {self.command}")
+        return "\n".join(lines)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            **self.failure.to_json(),
+            "schedule": self.run.schedule.encode(),
+            "deviations": self.run.deviations,
+            "found_after": self.found_after,
+            "replay_file": str(self.replay_file) if self.replay_file else None,
+            "command": self.command,
+            "timeline": self.timeline(),
+        }
+
+
+# --- timeline --------------------------------------------------------------------------------
+
+
+def _describe(event: Event) -> str:
+    what = f"{event.op}"
+    if event.key is not None:
+        what += f" {event.key}"
+    if event.version_read is not None and event.version_written is not None:
+        what += f" (from v{event.version_read}, makes v{event.version_written})"
+    elif event.version_read is not None:
+        what += f" (v{event.version_read})"
+    elif event.version_written is not None:
+        what += f" (makes v{event.version_written})"
+    if event.value is not None and event.op not in ("read", "get"):
+        text = repr(event.value)
+        what += f": {text if len(text) <= 40 else text[:37] + '...'}"
+    return what
+
+
+_QUIET = {"start", "finish", "wake"}
+
+
+def timeline(run: Run) -> list[str]:
+    """One line per step that did something visible, in order, with its agent and time."""
+    width = max([len(n) for n in run.names.values()] + [5])
+    lines = [f"{'step':>4}  {'time':>7}  {'agent':<{width}}  what"]
+    for number, step in enumerate(run.trace, start=1):
+        mark = "*" if step.deviation else " "
+        if step.events:
+            for event in step.events:
+                lines.append(
+                    f"{number:>4}{mark} {step.time:6.2f}s  {event.agent:<{width}}  {_describe(event)}"
+                )
+                mark = " "
+            continue
+        if step.kind in _QUIET and not step.deviation:
+            continue
+        name = run.names.get(step.id[0], step.name)
+        what = step.kind if step.key is None else f"{step.kind} {step.key}"
+        if step.kind == "resume":
+            what = "resumes (its sleep or model call returns)"
+        lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {name:<{width}}  {what}")
+    return lines
+
+
+# --- checks -------------------------------------------------------------------------------------
+
+
+def _invariant_failures(invariants: Sequence[Invariant], state: Any) -> list[Failure]:
+    out = []
+    for invariant in invariants:
+        name = getattr(invariant, "__name__", repr(invariant))
+        doc = (inspect.getdoc(invariant) or "").strip().splitlines()
+        try:
+            verdict = invariant(state)
+        except AssertionError as exc:
+            out.append(
+                Failure("invariant", f"Invariant {name} failed: {exc}".rstrip(": "), doc, name)
+            )
+            continue
+        if verdict is False:
+            out.append(Failure("invariant", f"Invariant {name} failed.", doc, name))
+    return out
+
+
+def _checker_failures(history: History, state: Any) -> list[Failure]:
+    try:
+        from racefree import check as checker  # the checker issue; optional until it lands
+    except ImportError:
+        return []
+    check = getattr(checker, "check", None)
+    if check is None:
+        return []
+    try:
+        report = check(history, final_state=state)
+    except TypeError:
+        report = check(history)
+    findings = getattr(report, "findings", report)
+    out = []
+    for finding in findings or ():
+        severity = str(getattr(finding, "severity", "error")).lower()
+        if "warn" in severity or "info" in severity:
+            continue
+        kind = str(getattr(finding, "kind", "finding"))
+        title = str(getattr(finding, "title", "") or getattr(finding, "summary", "") or kind)
+        explain = getattr(finding, "explanation", None) or getattr(finding, "story", None)
+        if callable(explain):
+            explain = explain()
+        details = explain if isinstance(explain, list) else str(explain or "").splitlines()
+        out.append(Failure("checker", f"Checker: {title}", [str(d) for d in details], kind))
+    return out
+
+
+# --- one run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Config:
+    workflow: Callable[[], Any]
+    invariants: Sequence[Invariant]
+    check: bool
+    latency: str
+    max_steps: int
+
+
+def _call(workflow: Callable[[], Any]) -> Callable[[], Any]:
+    if inspect.iscoroutinefunction(workflow):
+        import asyncio
+
+        return lambda: asyncio.run(workflow())
+    return workflow
+
+
+def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run:
+    sched = Scheduler(strategy, latency=config.latency, max_steps=config.max_steps, seed=seed)
+    hooks._scheduler = sched
+    _current_seed[0] = seed
+    try:
+        result, error = sched.run(_call(config.workflow))
+    finally:
+        hooks._scheduler = None
+        _current_seed[0] = None
+    if sched.error is not None:
+        raise sched.error
+    failures: list[Failure] = []
+    names = dict(sched.names)
+    if sched.abort_reason is not None:
+        kind = "deadlock" if sched.abort_reason.startswith("Deadlock") else "step-limit"
+        failures.append(Failure(kind, sched.abort_reason, [], kind))
+    for who, exc, tb in sched.crashes:
+        failures.append(
+            Failure(
+                "exception",
+                f"{who} raised {type(exc).__name__}: {exc}",
+                tb.rstrip().splitlines()[-6:],
+                type(exc).__name__,
+            )
+        )
+    if error is not None:
+        import traceback
+
+        tb = traceback.format_exception(type(error), error, error.__traceback__)
+        failures.append(
+            Failure(
+                "exception",
+                f"The workflow raised {type(error).__name__}: {error}",
+                "".join(tb).rstrip().splitlines()[-6:],
+                type(error).__name__,
+            )
+        )
+    events = [dataclasses.replace(e, seq=i) for i, e in enumerate(sched.events)]
+    history = History(events)
+    if not failures:
+        failures.extend(_invariant_failures(config.invariants, result))
+        if config.check:
+            failures.extend(_checker_failures(history, result))
+    choices = tuple(s.id for s in sched.trace if len(s.candidates) > 1)
+    return Run(
+        index,
+        Schedule(seed, choices),
+        sched.trace,
+        history,
+        result,
+        failures,
+        names,
+        sched.clock,
+    )
+
+
+# --- shrinking --------------------------------------------------------------------------------
+
+
+def _shrink(config: _Config, run: Run, budget: int = 200) -> Run:
+    """Fewer deviations from natural timing, same failure: try dropping each deviation."""
+    best = run
+    signature = run.failures[0].signature
+    tries = 0
+    improved = True
+    while improved and tries < budget:
+        improved = False
+        decisions = [s for s in best.trace if len(s.candidates) > 1]
+        deviating = [i for i, s in enumerate(decisions) if s.deviation]
+        for i in reversed(deviating):
+            ids: list[Choice | None] = [s.id for s in decisions]
+            for attempt in (ids[:i], [*ids[:i], None, *ids[i + 1 :]]):
+                tries += 1
+                replay = Replay(attempt, strict=False)
+                replay.new_run(0)
+                candidate = _run_once(config, replay, best.index, best.schedule.seed)
+                if (
+                    candidate.failed
+                    and candidate.failures[0].signature == signature
+                    and candidate.deviations < best.deviations
+                ):
+                    best, improved = candidate, True
+                    break
+            if improved or tries >= budget:
+                break
+    return best
+
+
+# --- strategies by name ---------------------------------------------------------------------------
+
+STRATEGIES = ("random", "pct", "exhaustive")
+
+
+def make_strategy(name: str, *, depth: int = 3, max_schedules: int | None = None) -> Strategy:
+    """A strategy by name: ``random``, ``pct`` (with ``depth``) or ``exhaustive``."""
+    if name == "random":
+        from racefree.explore.strategies.random import RandomWalk
+
+        return RandomWalk()
+    if name == "pct":
+        from racefree.explore.strategies.pct import PCT
+
+        return PCT(depth=depth)
+    if name in ("exhaustive", "dfs"):
+        from racefree.explore.strategies.exhaustive import Exhaustive
+
+        return Exhaustive()
+    raise UsageError(
+        f"No such strategy: {name!r}. Choose one of {', '.join(STRATEGIES)}, or pass a "
+        "Strategy instance."
+    )
+
+
+def workflow_name(workflow: Callable[..., Any]) -> str:
+    """``module:qualname`` of a workflow (what ``racefree explore`` and replay files use)."""
+    module = getattr(workflow, "__module__", None) or "?"
+    qualname = getattr(workflow, "__qualname__", None) or repr(workflow)
+    return f"{module}:{qualname}"
+
+
+# --- replay files ----------------------------------------------------------------------------------
+
+REPLAY_FORMAT = "racefree-replay"
+
+
+def _save_replay(
+    directory: Path, workflow: str, report_failure: Failure, run: Run, latency: str
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    schedule = run.schedule.encode()
+    digest = hashlib.blake2b(f"{workflow}|{schedule}".encode(), digest_size=4).hexdigest()
+    stem = workflow.split(":")[-1].replace("<locals>.", "").replace(".", "-")
+    path = directory / f"{stem}-{digest}.json"
+    from racefree import __version__
+
+    data = {
+        "format": REPLAY_FORMAT,
+        "version": 1,
+        "workflow": workflow,
+        "schedule": schedule,
+        "latency": latency,
+        "agents": {str(k): v for k, v in sorted(run.names.items())},
+        "failure": report_failure.to_json(),
+        "racefree": __version__,
+        "python": platform.python_version(),
+    }
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def load_replay(path: str | Path) -> dict[str, Any]:
+    """Read a replay file; a file that is not one raises ``UsageError`` saying why."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UsageError(f"No replay file at {path}.") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path} is not a racefree replay file: {exc}.") from None
+    if not isinstance(data, dict) or data.get("format") != REPLAY_FORMAT:
+        raise UsageError(
+            f'{path} is not a racefree replay file (it has no "format": "{REPLAY_FORMAT}").'
+        )
+    if data.get("version") != 1:
+        raise UsageError(
+            f"{path} is a version {data.get('version')} replay file; this racefree reads "
+            "version 1. Re-run the exploration to record a fresh one."
+        )
+    Schedule.decode(str(data.get("schedule", "")))
+    return data
+
+
+def _as_schedule(replay: Schedule | str | Path) -> tuple[Schedule, dict[int, str]]:
+    if isinstance(replay, Schedule):
+        return replay, {}
+    text = str(replay)
+    if isinstance(replay, Path) or text.endswith(".json"):
+        data = load_replay(text)
+        names = {int(k): str(v) for k, v in data.get("agents", {}).items()}
+        return Schedule.decode(data["schedule"]), names
+    return Schedule.decode(text), {}
+
+
+# --- explore -------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _exclusive() -> Iterator[None]:
+    if not _lock.acquire(False):
+        raise UsageError(
+            "Another exploration is running in this process; explorations cannot be nested "
+            "or run from two threads at once."
+        )
+    try:
+        with _patches.installed():
+            yield
+    finally:
+        _lock.release()
+
+
+def explore(
+    workflow: Callable[[], Any],
+    *,
+    schedules: int = 1000,
+    strategy: str | Strategy = "random",
+    seed: int = 0,
+    depth: int = 3,
+    invariants: Iterable[Invariant] = (),
+    check: bool = True,
+    keep_going: bool = False,
+    latency: str = "any",
+    max_steps: int = 20_000,
+    replay: Schedule | str | Path | None = None,
+    strict: bool = True,
+    shrink: bool = True,
+    save_dir: str | Path | None = ".racefree/replays",
+    time_limit: float | None = None,
+    command: Callable[[Path | None, Schedule], str] | None = None,
+    on_run: Callable[[int, int, int], None] | None = None,
+) -> Exploration:
+    """Run ``workflow`` under up to ``schedules`` schedules and check every run.
+
+    ``workflow`` takes no arguments (a ``def`` or ``async def``) and returns
+    the final state that ``invariants`` (callables returning False or raising
+    ``AssertionError`` on a violation) are checked against. ``strategy`` is
+    ``"random"``, ``"pct"`` (bugs of ``depth``), ``"exhaustive"`` or a
+    :class:`Strategy`. ``replay`` (a schedule, its text, or a replay file)
+    runs that one schedule instead; ``strict=False`` follows it only as far as
+    the workflow allows. ``latency="virtual"`` makes sleeps and model calls end
+    in deadline order instead of in any order. Stops at the first failure
+    unless ``keep_going``. ``on_run(done, total, failures)`` is called after
+    each run.
+    """
+    if schedules < 1:
+        raise UsageError(f"schedules must be at least 1, not {schedules}.")
+    if latency not in ("any", "virtual"):
+        raise UsageError(f"latency must be 'any' or 'virtual', not {latency!r}.")
+    if depth < 1:
+        raise UsageError(f"depth must be at least 1, not {depth}.")
+    if not callable(workflow):
+        raise UsageError(f"The workflow must be a callable with no arguments, not {workflow!r}.")
+    config = _Config(workflow, tuple(invariants), check, latency, max_steps)
+    name = workflow_name(workflow)
+    names: dict[int, str] = {}
+    if replay is not None:
+        schedule, names = _as_schedule(replay)
+        chosen: Strategy = Replay(schedule.steps, strict=strict, names=names)
+        seed, schedules = schedule.seed, 1
+    elif isinstance(strategy, Strategy):
+        chosen = strategy
+    else:
+        chosen = make_strategy(strategy, depth=depth)
+    chosen.begin(seed)
+    failures: list[FailureReport] = []
+    orderings: set[str] = set()
+    runs = 0
+    stopped = ""
+    start = time.perf_counter()
+    with _exclusive():
+        for index in range(schedules):
+            if not chosen.new_run(index):
+                break
+            run_seed_value = seed if replay is not None else _derive_seed(seed, index)
+            run = _run_once(config, chosen, index, run_seed_value)
+            runs += 1
+            chosen.end_run(run.trace, run.failed)
+            orderings.add(run.ordering())
+            if run.failed:
+                failures.append(
+                    _report(config, run, runs, name, shrink and replay is None, save_dir, command)
+                )
+            if on_run is not None:
+                on_run(runs, schedules, len(failures))
+            if failures and not keep_going:
+                break
+            if time_limit is not None and time.perf_counter() - start > time_limit:
+                stopped = f"Stopped at the time limit ({time_limit:g} s)."
+                break
+    wall = time.perf_counter() - start
+    if replay is not None and isinstance(chosen, Replay) and chosen.diverged_at is not None:
+        stopped = (
+            f"The workflow no longer allows the recorded choice {chosen.diverged_at + 1}; "
+            "from there on the run followed natural timing."
+        )
+    distinct = getattr(chosen, "distinct", None)
+    return Exploration(
+        name,
+        chosen.name,
+        seed,
+        runs,
+        distinct if isinstance(distinct, int) else len(orderings),
+        failures,
+        chosen.complete,
+        wall,
+        chosen.summary(),
+        stopped,
+    )
+
+
+def _derive_seed(seed: int, index: int) -> int:
+    digest = hashlib.blake2b(f"{seed}:{index}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+def _report(
+    config: _Config,
+    run: Run,
+    found_after: int,
+    name: str,
+    shrink: bool,
+    save_dir: str | Path | None,
+    command: Callable[[Path | None, Schedule], str] | None,
+) -> FailureReport:
+    original = run.deviations
+    if shrink and run.deviations > 0:
+        try:
+            run = _shrink(config, run)
+        except ReplayDivergedError:  # pragma: no cover - lenient replays do not diverge
+            pass
+    failure = run.failures[0]
+    path = None
+    if save_dir is not None:
+        path = _save_replay(Path(save_dir), name, failure, run, config.latency)
+    if command is not None:
+        cmd = command(path, run.schedule)
+    elif path is not None:
+        cmd = f"racefree replay {path}"
+    else:
+        cmd = f"racefree.explore({name.split(':')[-1]}, replay={run.schedule.encode()!r})"
+    return FailureReport(failure, run, found_after, original, path, cmd, name)

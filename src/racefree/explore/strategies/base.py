@@ -1,0 +1,136 @@
+"""The strategy interface: how the explorer asks which agent runs next.
+
+The runner calls a strategy's methods in this order, and only in this order::
+
+    begin(seed)                      once, before the first run
+    for each run:
+        new_run(run) -> bool         False: the strategy has nothing left to try; stop
+        choose(decision) -> int      at each decision (two or more agents could run),
+                                     in the order the run reaches them; returns an
+                                     index into decision.candidates
+        end_run(trace, failed)       after the run, with every step it took
+    summary() -> list[str]           any time, for the report
+
+A strategy never sees threads, tasks or event loops: only candidates (an
+agent's ordinal, its name, what it is about to do) and the trace of steps
+with the shared keys each step touched. ``choose`` may raise
+``ReplayDivergedError``; the run is then abandoned and the error reaches the
+caller.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from racefree.explore.schedule import Choice
+
+if TYPE_CHECKING:
+    from racefree.history import Event
+
+__all__ = ["Candidate", "Decision", "Step", "Strategy", "independent"]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """An agent that could run next, and what it would do.
+
+    ``id`` is ``(ordinal, sub)`` (see :mod:`racefree.explore.schedule`);
+    ``kind`` and ``key`` are what it announced (``read`` of a key, ``resume``
+    after a sleep or model call, ``lock``...); ``ready_at`` is the virtual
+    time at which it became (or becomes) ready, which orders the natural-timing
+    default.
+    """
+
+    id: Choice
+    name: str
+    kind: str
+    key: str | None
+    ready_at: float
+
+
+@dataclass
+class Step:
+    """One step of one agent: from a scheduling point to its next one.
+
+    ``footprint`` maps every shared key the step touched to True when it
+    wrote it. ``candidates`` lists who could have run instead (just ``id``
+    when nobody else could). ``deviation`` is True when the choice was not
+    the natural-timing default (the running agent was preempted, or a later
+    answer was taken before an earlier one).
+    """
+
+    id: Choice
+    name: str
+    kind: str
+    key: str | None
+    time: float
+    candidates: tuple[Choice, ...]
+    deviation: bool = False
+    footprint: dict[str, bool] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One scheduling decision: pick one of ``candidates``.
+
+    ``index`` counts decisions in this run from 0. ``current`` is the agent
+    that just ran, when it could go on running (choosing another is a
+    preemption); ``default`` is the index of the natural-timing choice.
+    ``trace`` holds every finished step of the run so far (read it, do not
+    change it).
+    """
+
+    index: int
+    candidates: Sequence[Candidate]
+    current: Choice | None
+    default: int
+    trace: Sequence[Step]
+
+
+def independent(a: dict[str, bool], b: dict[str, bool]) -> bool:
+    """True when two steps commute: no shared key that either of them writes."""
+    if len(a) > len(b):
+        a, b = b, a
+    for key, wrote in a.items():
+        other = b.get(key)
+        if other is not None and (wrote or other):
+            return False
+    return True
+
+
+class Strategy(ABC):
+    """Chooses which agent runs at each decision; see the module docstring for call order."""
+
+    name: ClassVar[str] = "strategy"
+
+    def begin(self, seed: int) -> None:
+        """Called once before the first run with the exploration's seed."""
+        self.seed = seed
+
+    def new_run(self, run: int) -> bool:
+        """Called before run number ``run`` (from 0); return False when there is nothing left."""
+        return True
+
+    @abstractmethod
+    def choose(self, decision: Decision) -> int:
+        """The index in ``decision.candidates`` of the agent to run next."""
+
+    def end_run(self, trace: Sequence[Step], failed: bool) -> None:  # noqa: B027
+        """Called after each run with all its steps; ``failed`` when a check failed."""
+
+    @property
+    def complete(self) -> bool:
+        """True when the strategy has tried everything it can (exhaustive search only)."""
+        return False
+
+    def summary(self) -> list[str]:
+        """Lines for the exploration summary: what the strategy guarantees."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """The strategy and its parameters, for the replay file."""
+        return {"name": self.name}

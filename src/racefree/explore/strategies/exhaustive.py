@@ -1,0 +1,181 @@
+"""Bounded exhaustive search with partial-order reduction (sleep sets).
+
+A depth-first search over the decisions of a run, re-running the workflow
+from the start for each path (stateless, as in VeriSoft and CHESS). Two steps
+of different agents *commute* when no shared key is written by one and
+touched by the other (:func:`~racefree.explore.strategies.base.independent`);
+orderings that differ only by swapping commuting steps end in the same state
+and need not both be run.
+
+Sleep sets (Godefroid, 1996) do the pruning: after exploring agent ``t`` at a
+decision, ``t`` "sleeps" in the sibling branches until some step that does
+not commute with ``t``'s next step runs; a branch whose only runnable agents
+are asleep is a re-ordering of one already explored and is not counted. The
+runs that are counted are exactly one per equivalence class (Mazurkiewicz
+trace) of orderings, so when the search ends the summary can say "all N
+distinct orderings explored". The bound is the ``schedules`` budget; a
+search cut short says how far it got.
+
+What it relies on: the footprints. A step's footprint is the set of keys
+announced with ``hooks.point`` or recorded in a ``History`` during it, plus
+the locks, threads and queues it used. Shared state touched without either
+is invisible, and orderings that differ only there are treated as one.
+The workflow must be deterministic given the schedule (a re-run that offers
+different choices raises ``ReplayDivergedError``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from racefree.errors import ReplayDivergedError
+from racefree.explore.schedule import Choice
+from racefree.explore.strategies.base import Decision, Step, Strategy, independent
+
+__all__ = ["Exhaustive"]
+
+Footprint = dict[str, bool]
+
+
+class _Node:
+    """A decision on the current path: who could run, who was tried, who sleeps."""
+
+    __slots__ = ("candidates", "chosen", "done", "sleep", "step")
+
+    def __init__(
+        self, step: int, candidates: tuple[Choice, ...], sleep: dict[Choice, Footprint]
+    ) -> None:
+        self.step = step
+        self.candidates = candidates
+        self.sleep = sleep
+        self.done: dict[Choice, Footprint] = {}
+        self.chosen: Choice = candidates[0]
+
+
+class Exhaustive(Strategy):
+    """Depth-first search over decisions, pruned with sleep sets."""
+
+    name = "exhaustive"
+
+    def __init__(self) -> None:
+        self.seed = 0
+        self._stack: list[_Node] = []
+        self._depth = 0
+        self._seen = 0  # trace steps already folded into the running sleep set
+        self._sleep: dict[Choice, Footprint] = {}
+        self._redundant = False
+        self._finished = False
+        self.distinct = 0
+        self.redundant_runs = 0
+        self.runs = 0
+        self._node_at: dict[int, int] = {}
+
+    def new_run(self, run: int) -> bool:
+        if self._finished:
+            return False
+        self._depth = 0
+        self._seen = 0
+        self._sleep = {}
+        self._redundant = False
+        return True
+
+    def _fold(self, trace: Sequence[Step], upto: int) -> None:
+        """Advance the running sleep set over trace steps ``self._seen .. upto - 1``."""
+        stack = self._stack
+        for index in range(self._seen, upto):
+            step = trace[index]
+            depth = self._node_at.get(index)  # is this step a decision on the current path?
+            if depth is not None:
+                node = stack[depth]
+                base = dict(node.sleep)
+                base.update(node.done)
+                base.pop(step.id, None)
+                self._sleep = {u: f for u, f in base.items() if independent(f, step.footprint)}
+                continue
+            if step.id in self._sleep:
+                self._redundant = True
+            if self._sleep:
+                self._sleep = {
+                    u: f
+                    for u, f in self._sleep.items()
+                    if u != step.id and independent(f, step.footprint)
+                }
+        self._seen = upto
+
+    def choose(self, decision: Decision) -> int:
+        trace = decision.trace
+        if self._depth == 0:
+            self._node_at = {node.step: d for d, node in enumerate(self._stack)}
+        self._fold(trace, len(trace))
+        ids = tuple(c.id for c in decision.candidates)
+        depth = self._depth
+        if depth < len(self._stack):
+            node = self._stack[depth]
+            if node.candidates != ids or node.step != len(trace):
+                raise ReplayDivergedError(
+                    f"Exhaustive search re-ran the workflow and at step {len(trace) + 1} it "
+                    f"offered {self._names(decision)} instead of the agents it offered before. "
+                    "The workflow is not deterministic under the explorer (it reads the real "
+                    "clock, an unseeded random, or state the explorer cannot see)."
+                )
+            self._depth += 1
+            return ids.index(node.chosen)
+        if self._redundant:
+            return decision.default
+        # A new decision: try the natural-timing choice first, then the others in order.
+        order = [ids[decision.default], *(i for i in ids if i != ids[decision.default])]
+        awake = [i for i in order if i not in self._sleep]
+        if not awake:
+            self._redundant = True
+            return decision.default
+        node = _Node(len(trace), ids, dict(self._sleep))
+        node.chosen = awake[0]
+        self._stack.append(node)
+        self._node_at[node.step] = depth
+        self._depth += 1
+        return ids.index(node.chosen)
+
+    @staticmethod
+    def _names(decision: Decision) -> str:
+        return ", ".join(c.name for c in decision.candidates)
+
+    def end_run(self, trace: Sequence[Step], failed: bool) -> None:
+        self.runs += 1
+        if not self._redundant:
+            if self._depth == 0:
+                self._node_at = {node.step: d for d, node in enumerate(self._stack)}
+            self._fold(trace, len(trace))
+        if self._redundant:
+            self.redundant_runs += 1
+        else:
+            self.distinct += 1
+        # Backtrack: the deepest decision with an untried, awake candidate.
+        stack = self._stack
+        while stack:
+            node = stack[-1]
+            if node.step < len(trace):
+                node.done[node.chosen] = dict(trace[node.step].footprint)
+            left = [c for c in node.candidates if c not in node.done and c not in node.sleep]
+            if left:
+                node.chosen = left[0]
+                break
+            stack.pop()
+        if not stack:
+            self._finished = True
+        self._node_at = {}
+
+    @property
+    def complete(self) -> bool:
+        return self._finished
+
+    def summary(self) -> list[str]:
+        if self._finished:
+            return [
+                f"Exhaustive search complete: all {self.distinct:,} distinct orderings explored "
+                f"(orderings that differ only by commuting steps count once; "
+                f"{self.redundant_runs:,} redundant runs pruned)."
+            ]
+        return [
+            f"Exhaustive search stopped at the budget after {self.distinct:,} distinct orderings; "
+            "not every ordering was explored (raise --schedules to finish)."
+        ]

@@ -1,0 +1,101 @@
+"""PCT: probabilistic concurrency testing with a bug-depth guarantee.
+
+Burckhardt, Kothari, Musuvathi and Nagarakatte, "A Randomized Scheduler with
+Probabilistic Guarantees of Finding Bugs", ASPLOS 2010. The *depth* of a bug
+is the number of ordering constraints between agents' steps that it needs:
+two agents claiming one task need two (each checks before the other claims),
+a usually-slow agent answering first needs one. PCT finds a bug of
+depth ``d`` in a run with ``n`` agents and ``k`` scheduling decisions with
+probability at least ``1 / (n * k**(d - 1))`` per run, whatever the workflow.
+
+How one run is scheduled (our form of the paper's algorithm):
+
+* every agent gets a distinct random priority above ``d - 1`` when it first
+  appears (agents that appear later are placed uniformly among the others,
+  which gives a uniformly random priority order);
+* ``d - 1`` change points are drawn uniformly among the decisions ``1..k``
+  (``k`` is the largest number of decisions seen in an earlier run, so it
+  adapts to the workflow);
+* at every decision the candidate with the highest priority runs; at the
+  ``i``-th change point the agent that just ran drops to priority ``i``
+  (below every initial priority), which is what lets a lower-priority agent
+  slip in between two of its steps.
+
+Invariants kept: priorities are distinct; only the agent that ran the step
+before a change point is lowered; a run makes no random draw outside
+``new_run`` and agent arrival, so a fixed seed gives the same runs.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+
+from racefree.explore.strategies.base import Decision, Step, Strategy
+
+__all__ = ["PCT"]
+
+
+class PCT(Strategy):
+    """Priority-based scheduling with ``depth - 1`` random priority change points."""
+
+    name = "pct"
+
+    def __init__(self, depth: int = 3) -> None:
+        if depth < 1:
+            raise ValueError("depth must be at least 1")
+        self.depth = depth
+        self.seed = 0
+        self._rng = random.Random(0)
+        self._priority: dict[int, float] = {}
+        self._changes: dict[int, int] = {}
+        self._decisions = 0
+        self.max_decisions = 0
+        self.max_agents = 0
+        self._last: int | None = None
+
+    def new_run(self, run: int) -> bool:
+        rng = self._rng = random.Random(f"racefree-pct:{self.seed}:{run}")
+        self._priority = {}
+        self._decisions = 0
+        self._last = None
+        k = max(self.max_decisions, 1)
+        points = rng.sample(range(1, k + 1), min(self.depth - 1, k))
+        self._changes = {point: i + 1 for i, point in enumerate(points)}
+        return True
+
+    def _prio(self, agent: int) -> float:
+        priority = self._priority.get(agent)
+        if priority is None:
+            # Uniform in (depth, depth + 1): a random place among the initial priorities.
+            priority = self.depth + self._rng.random()
+            self._priority[agent] = priority
+        return priority
+
+    def choose(self, decision: Decision) -> int:
+        self._decisions += 1
+        lower = self._changes.get(self._decisions)
+        if lower is not None and decision.trace:
+            self._priority[decision.trace[-1].id[0]] = float(lower)
+        best, best_prio = 0, -1.0
+        for index, candidate in enumerate(decision.candidates):
+            priority = self._prio(candidate.id[0])
+            if priority > best_prio:
+                best, best_prio = index, priority
+        return best
+
+    def end_run(self, trace: Sequence[Step], failed: bool) -> None:
+        self.max_decisions = max(self.max_decisions, self._decisions)
+        self.max_agents = max(self.max_agents, len({step.id[0] for step in trace}))
+
+    def summary(self) -> list[str]:
+        n, k, d = max(self.max_agents, 1), max(self.max_decisions, 1), self.depth
+        bound = 1 / (n * k ** (d - 1))
+        return [
+            f"PCT (Burckhardt et al., ASPLOS 2010), depth {d}: with {n} agents and at most {k} "
+            f"decisions per run, each run finds any bug of depth {d} or less with probability "
+            f"at least 1/(n*k^(d-1)) = 1/{round(1 / bound):,}."
+        ]
+
+    def describe(self) -> dict[str, object]:
+        return {"name": self.name, "depth": self.depth}
