@@ -16,7 +16,7 @@ from racefree.scenarios.script import parse_lesson_args, print_json
 
 
 def main() -> None:
-    args = parse_lesson_args(__doc__)
+    args = parse_lesson_args(__doc__, history=True)
     out = Printer()
 
     def progress(agent: str, reply: LLMReply, elapsed: float) -> None:
@@ -29,6 +29,8 @@ def main() -> None:
         args.names, seed=args.seed, time_scale=args.time_scale, on_progress=progress
     )
     speedup = result.latency_sum / result.wall_seconds
+    if args.history is not None:
+        result.history.to_jsonl(args.history)
     if args.json:
         print_json({**result.to_json(), "speedup": round(speedup, 2)})
         return
@@ -37,6 +39,8 @@ def main() -> None:
         f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s for the same "
         f"calls one after another: {speedup:.1f}x faster, and nothing lost."
     )
+    if args.history is not None:
+        out.line(f"History saved to {args.history}: `racefree check {args.history}` finds nothing.")
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+import racefree
+from racefree.cli import main
 from tests.examples.lesson_scripts import run_json_in, run_script_in
 
 
@@ -94,3 +97,23 @@ def test_bad_arguments_exit_2_with_one_line(args: list[str], message: str) -> No
     assert done.returncode == 2
     assert message in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_saved_broken_history_is_explained_by_racefree_check(tmp_path: Path) -> None:
+    saved = tmp_path / "broken.jsonl"
+    data = run_json(
+        "broken_parallel", "--time-scale", "0.02", "--seed", "6", "--history", str(saved)
+    )
+    report = racefree.check(racefree.History.from_jsonl(saved))
+    assert not report.ok
+    lost = {
+        entry.agent for finding in report.errors for entry in finding.lost if not entry.restored
+    }
+    assert lost == set(data["lost_agents"])
+    assert main(["check", str(saved)]) == 1
+
+
+def test_a_saved_fixed_history_checks_clean(tmp_path: Path) -> None:
+    saved = tmp_path / "fixed.jsonl"
+    run_json("simple_fix", "--time-scale", "0.01", "--seed", "6", "--history", str(saved))
+    assert main(["check", str(saved)]) == 0

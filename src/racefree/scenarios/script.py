@@ -29,6 +29,7 @@ class LessonArgs:
     time_scale: float
     json: bool
     extra: dict[str, int]
+    history: str | None = None
 
 
 def _positive_float(text: str) -> float:
@@ -49,11 +50,13 @@ def parse_lesson_args(
     max_agents: int = 200,
     default_time_scale: float = 1.0,
     extra: dict[str, tuple[int, str]] | None = None,
+    history: bool = False,
 ) -> LessonArgs:
     """Parse the shared options; bad values exit with status 2 and a one-line reason.
 
     ``extra`` adds a script's own whole-number options: ``{"limit": (2, "help")}``
     gives ``--limit N`` (at least 1), found in ``LessonArgs.extra["limit"]``.
+    ``history`` adds ``--history FILE`` for scripts that save their run's history.
     """
     parser = argparse.ArgumentParser(
         description=(description or "").strip().splitlines()[0] if description else None
@@ -79,6 +82,13 @@ def parse_lesson_args(
         ),
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
+    if history:
+        parser.add_argument(
+            "--history",
+            metavar="FILE",
+            default=None,
+            help="also save the run's history as JSON lines, for `racefree check FILE`",
+        )
     for name, (default, text) in (extra or {}).items():
         parser.add_argument(
             f"--{name}", type=int, default=default, metavar="N", help=f"{text} (default {default})"
@@ -93,7 +103,14 @@ def parse_lesson_args(
             + (" (a race needs at least two agents)" if min_agents == 2 else "")
         )
     chosen = {name: getattr(args, name) for name in extra or {}}
-    return LessonArgs(agent_names(args.agents), args.seed, args.time_scale, args.json, chosen)
+    return LessonArgs(
+        agent_names(args.agents),
+        args.seed,
+        args.time_scale,
+        args.json,
+        chosen,
+        getattr(args, "history", None),
+    )
 
 
 def print_json(data: Any) -> None:
@@ -119,15 +136,21 @@ def flow_script(
     """
     from racefree.report.terminal import Printer, show_flow
 
-    args = parse_lesson_args(description, min_agents=min_agents, extra=extra)
+    args = parse_lesson_args(description, min_agents=min_agents, extra=extra, history=True)
     out = Printer()
     if not args.json:
         out.line(intro(args))
         out.line("Running...")
     result = run(args.names, seed=args.seed, time_scale=args.time_scale, **args.extra)
+    if args.history is not None:
+        result.history.to_jsonl(args.history)
     if args.json:
         print_json(result.to_json())
         return
     show_flow(out, result)
     for text in closing(result):
         out.line(text)
+    if args.history is not None:
+        out.line(
+            f"History saved to {args.history}: explain it with `racefree check {args.history}`."
+        )
