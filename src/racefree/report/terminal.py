@@ -18,7 +18,15 @@ from racefree.scenarios.result import ScenarioResult
 
 __all__ = ["Printer", "lanes", "summary_rows"]
 
-SUMMARY_HEADERS = ("scenario", "wall time", "expected", "actual", "lost updates", "consistent")
+SUMMARY_HEADERS = (
+    "scenario",
+    "wall time",
+    "counting",
+    "expected",
+    "actual",
+    "lost updates",
+    "consistent",
+)
 
 
 _RANK = {"W": 3, "R": 2, "C": 1}
@@ -68,13 +76,13 @@ def summary_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
     """The demo's summary table as rows of text, one per result."""
     rows: list[tuple[str, ...]] = []
     for result in results:
-        measure = result.measure.replace("_", " ")
         rows.append(
             (
                 result.title or result.scenario,
                 f"{result.wall_seconds:.2f} s",
-                f"{result.expected[result.measure]:,} {measure}",
-                f"{result.actual[result.measure]:,} {measure}",
+                result.measure.replace("_", " "),
+                f"{result.expected[result.measure]:,}",
+                f"{result.actual[result.measure]:,}",
                 str(result.lost_updates),
                 "yes" if result.consistent else "NO",
             )
@@ -114,21 +122,13 @@ class Printer:
     def table(
         self, headers: Sequence[str], rows: Sequence[Sequence[str]], *, bad_column: int = -1
     ) -> None:
-        """A table; rows whose ``bad_column`` cell is "NO" are marked in red."""
-        if self._console is not None:
-            from rich.table import Table
-
-            table = Table(*headers)
-            for row in rows:
-                bad = 0 <= bad_column < len(row) and row[bad_column] == "NO"
-                table.add_row(*row, style="red" if bad else None)
-            self._console.print(table)
-            return
+        """A plain-text table; rows whose ``bad_column`` cell is "NO" are shown in red."""
         widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
         lines = [headers, ["-" * w for w in widths], *rows]
-        for cells in lines:
-            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True))
-            print(text.rstrip(), file=self._file)
+        for number, cells in enumerate(lines):
+            text = "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip()
+            bad = number >= 2 and 0 <= bad_column < len(cells) and cells[bad_column] == "NO"
+            self.line(text, "red" if bad else ("bold" if number == 0 else None))
 
     def counts(self, result: ScenarioResult) -> None:
         """Expected against actual for every measured quantity."""
@@ -235,5 +235,5 @@ def show_demo(printer: Printer, run: Any) -> None:
     for result in run.forced:
         printer.line(f"  {result.title}: {result.story[-1]}")
     printer.heading("Summary")
-    printer.table(SUMMARY_HEADERS, summary_rows(run.results), bad_column=5)
+    printer.table(SUMMARY_HEADERS, summary_rows(run.results), bad_column=6)
     printer.line("Why, and how to spot it in your own code: examples/01-race-conditions/README.md")

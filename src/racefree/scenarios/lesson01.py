@@ -371,7 +371,7 @@ def forced_counter(names: list[str], *, seed: int = 0, time_scale: float = 0.01)
     )
     return ScenarioResult(
         scenario="forced_counter",
-        title="(a) counter read-modify-write",
+        title="(a) counter",
         agents=names,
         seed=seed,
         time_scale=time_scale,
@@ -423,7 +423,7 @@ def forced_history_copy(
         story[-1] += f": {whose} entr{'y is' if len(lost) == 1 else 'ies are'} lost"
     return ScenarioResult(
         scenario="forced_history_copy",
-        title="(b) history copy-and-reassign",
+        title="(b) history copy",
         agents=names,
         seed=seed,
         time_scale=time_scale,
@@ -472,7 +472,7 @@ def forced_check_then_act(
     )
     return ScenarioResult(
         scenario="forced_check_then_act",
-        title="(c) check-then-act claim",
+        title="(c) check-then-act",
         agents=names,
         seed=seed,
         time_scale=time_scale,
