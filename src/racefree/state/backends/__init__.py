@@ -30,6 +30,9 @@ __all__ = [
 
 BACKENDS: dict[str, str] = {
     "memory": "racefree.state.backends.memory",
+    "redis": "racefree.state.backends.redis",
+    "rediss": "racefree.state.backends.redis",
+    "sqlite": "racefree.state.backends.sqlite",
 }
 
 

@@ -1,0 +1,90 @@
+"""Helpers the engine backends (SQLite, Redis) share: JSON text and guards.
+
+Values cross an engine boundary as JSON text, never pickle: ``dumps`` writes
+the compact form (the store already checked that the value is JSON), and
+``loads_list`` rebuilds a list from its items' texts in one parse.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from racefree.errors import UsageError
+from racefree.state._core import Op
+
+__all__ = [
+    "dumps",
+    "loads",
+    "loads_list",
+    "loads_record",
+    "query_options",
+    "record_text",
+    "reentrant_call_error",
+]
+
+_encode = json.JSONEncoder(
+    ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+
+loads = json.loads
+
+
+def dumps(value: Any) -> str:
+    """The compact JSON text of an already checked value."""
+    return _encode(value)
+
+
+def loads_list(items: list[Any]) -> list[Any]:
+    """A list from the JSON texts (``str`` or ``bytes``) of its items."""
+    if not items:
+        return []
+    texts = [item.decode() if isinstance(item, bytes) else item for item in items]
+    result: list[Any] = json.loads("[" + ",".join(texts) + "]")
+    return result
+
+
+def record_text(op: Op, result: Any) -> str:
+    """The idempotency record of ``op`` (name, keys, result) as JSON text."""
+    return dumps([op.name, list(op.keys) if op.keys is not None else None, result])
+
+
+def loads_record(text: str | bytes) -> tuple[str, tuple[str, ...] | None, Any]:
+    """The ``(name, keys, result)`` record that :func:`record_text` wrote."""
+    name, keys, result = json.loads(text)
+    return name, tuple(keys) if keys is not None else None, result
+
+
+def reentrant_call_error(op: Op) -> UsageError:
+    """The error for a store call made from inside an update function or reducer."""
+    return UsageError(
+        f"The store was called ({op.name}) from inside a function the store is "
+        "running (an update function or a custom reducer). Such a function must "
+        "only compute the new value from the one it is given; do other store "
+        "calls before or after."
+    )
+
+
+def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any]:
+    """The ``?name=value`` options of ``url`` that racefree reads, converted.
+
+    An unknown option or a value of the wrong type raises ``UsageError``
+    naming ``shown`` (the URL without its password).
+    """
+    options: dict[str, Any] = {}
+    for name, raw in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+        kind = known.get(name)
+        if kind is None:
+            raise UsageError(
+                f"The store URL {shown!r} has the unknown option {name!r}. Known options: "
+                f"{', '.join(sorted(known))}; remove it or fix its spelling."
+            )
+        try:
+            options[name] = kind(raw)
+        except ValueError:
+            raise UsageError(
+                f"The option {name}={raw!r} in the store URL {shown!r} is not a valid "
+                f"{kind.__name__}. Give a {kind.__name__}."
+            ) from None
+    return options

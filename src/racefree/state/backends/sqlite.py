@@ -1,0 +1,414 @@
+"""The SQLite backend (``sqlite:///path/to/file.db``): processes of one machine.
+
+Every op is one SQLite transaction on the database file. Write ops begin
+with ``BEGIN IMMEDIATE``, which takes the database's write lock *before*
+reading, so read, decide and write happen under one lock that every process
+opening the same file respects (a deferred ``BEGIN`` that upgrades to a
+write later is what makes other savers fail with "database is locked").
+Read-only ops (``get``, ``snapshot``, ``versions``) use a plain ``BEGIN``:
+in WAL mode they read one consistent snapshot without blocking writers.
+
+The file is put in WAL mode with a busy timeout (``?timeout=SECONDS``,
+default 30): a process that finds the lock taken waits for it; when SQLite
+answers ``SQLITE_BUSY`` anyway (it may, without waiting, during a WAL
+checkpoint or recovery) the op is run again from the start, until the
+timeout. A process killed in the middle of a transaction leaves nothing
+behind: SQLite ignores its uncommitted WAL frames and the OS releases its
+locks.
+
+Layout: ``racefree_keys`` holds one row per key (kind, JSON text, version,
+last writer); a key holding a list keeps its items as rows of
+``racefree_items`` (one JSON text each), so an append inserts one row
+instead of rewriting the list; ``racefree_done`` holds idempotency records.
+Values are JSON text, never pickle. Each thread uses its own connection;
+the asyncio flavour runs the same blocking calls in a worker thread
+(``asyncio.to_thread``), so the event loop never waits on the file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from racefree.errors import BackendUnavailableError, UsageError
+from racefree.history import History
+from racefree.state._core import (
+    EMPTY,
+    EXTEND,
+    RUNS_USER_CODE,
+    KeyState,
+    Op,
+    decide,
+    decide_all,
+    describe_events,
+    replay,
+)
+from racefree.state.backends import redact
+from racefree.state.backends._shared import (
+    dumps,
+    loads,
+    loads_list,
+    loads_record,
+    query_options,
+    record_text,
+    reentrant_call_error,
+)
+from racefree.state.backends.base import AsyncBackend, Backend
+
+__all__ = ["AsyncSQLiteBackend", "SQLiteBackend", "open_async", "open_sync"]
+
+GUARANTEE = (
+    "Safe across the threads, asyncio tasks and processes of one machine that open the "
+    "same database file."
+)
+
+DEFAULT_TIMEOUT = 30.0
+
+_JSON = 0  # racefree_keys.value holds the JSON text
+_LIST = 1  # the value is a list whose items are rows of racefree_items
+
+_READ_ONLY = frozenset({"get", "snapshot", "versions"})
+_APPENDS = frozenset({"append", "extend", "append_turn"})
+
+_SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS racefree_keys (key TEXT PRIMARY KEY, kind INTEGER NOT NULL, "
+    "value TEXT, length INTEGER NOT NULL, version INTEGER NOT NULL, writer TEXT) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS racefree_items (key TEXT NOT NULL, idx INTEGER NOT NULL, "
+    "item TEXT NOT NULL, PRIMARY KEY (key, idx)) WITHOUT ROWID",
+    "CREATE TABLE IF NOT EXISTS racefree_done (idem TEXT PRIMARY KEY, record TEXT NOT NULL) "
+    "WITHOUT ROWID",
+)
+
+_SQLITE_BUSY = 5
+_SQLITE_LOCKED = 6
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None:
+        return code & 0xFF in (_SQLITE_BUSY, _SQLITE_LOCKED)
+    text = str(exc)
+    return "locked" in text or "busy" in text
+
+
+def parse_url(url: str) -> tuple[str, float]:
+    """The file path and the busy timeout of a ``sqlite:///...`` URL.
+
+    ``sqlite:///demo.db`` is ``demo.db`` relative to the working directory;
+    ``sqlite:////tmp/demo.db`` is the absolute path ``/tmp/demo.db``.
+    """
+    shown = redact(url)
+    rest = url.split("://", 1)[1].split("?", 1)[0]
+    path = unquote(rest[1:]) if rest.startswith("/") else ""
+    if not path or path == ":memory:" or path.startswith("file:"):
+        raise UsageError(
+            f"The SQLite store URL {shown!r} names no database file. Write "
+            "sqlite:///relative/path.db or sqlite:////absolute/path.db; for a store "
+            "private to one process use memory://."
+        )
+    options = query_options(url, {"timeout": float}, shown)
+    timeout = options.get("timeout", DEFAULT_TIMEOUT)
+    if not timeout > 0:
+        raise UsageError(f"The option timeout in {shown!r} must be above 0 seconds.")
+    return path, timeout
+
+
+class SQLiteBackend(Backend):
+    """State in one SQLite file; every op is one transaction (see the module docstring)."""
+
+    schemes = ("sqlite",)
+    guarantee = GUARANTEE
+    optimistic = False
+
+    def __init__(self, url: str, *, history: History | None = None) -> None:
+        self._shown = redact(url)
+        self._path, self._timeout = parse_url(url)
+        self._history = history
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._connections: list[sqlite3.Connection] = []
+        self._generation = 0
+        self._schema_ready = False
+        self._connection()  # fail now, not at the first op, when the file cannot be opened
+
+    @property
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""
+        return self._history
+
+    # ------------------------------------------------------------ connections
+
+    def _connection(self) -> sqlite3.Connection:
+        local = self._local
+        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        if conn is not None and local.generation == self._generation:
+            return conn
+        conn = self._with_retries(self._connect)
+        local.conn = conn
+        local.generation = self._generation
+        return conn
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
+        )
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._schema_ready:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    for statement in _SCHEMA:
+                        conn.execute(statement)
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        with self._lock:
+            self._connections.append(conn)
+        return conn
+
+    def close(self) -> None:
+        """Close every connection; a later op opens a fresh one."""
+        with self._lock:
+            connections, self._connections = self._connections, []
+            self._generation += 1
+        for conn in connections:
+            conn.close()
+
+    # ------------------------------------------------------------ errors, retries
+
+    def _with_retries(self, call: Any, *args: Any) -> Any:
+        """Run ``call`` again while SQLite answers busy, until the timeout; translate errors."""
+        deadline = time.monotonic() + self._timeout
+        pause = 0.001
+        while True:
+            try:
+                return call(*args)
+            except sqlite3.Error as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(pause)  # back off: another process holds the lock
+                    pause = min(pause * 2, 0.05)
+                    continue
+                raise self._unavailable(exc) from exc
+
+    def _unavailable(self, exc: sqlite3.Error) -> BackendUnavailableError:
+        if _is_busy(exc):
+            return BackendUnavailableError(
+                f"The SQLite store {self._shown} stayed locked for {self._timeout:g} s: "
+                "another process holds a long write transaction. Nothing was written; "
+                "retry later, or raise the wait with ?timeout=SECONDS in the URL."
+            )
+        return BackendUnavailableError(
+            f"The SQLite store {self._shown} cannot be used: {exc}. Nothing was written; "
+            "check that the file is a racefree SQLite store and that its folder exists "
+            "and is writable."
+        )
+
+    # ------------------------------------------------------------ ops
+
+    def execute(self, op: Op) -> Any:
+        """Carry out one op in one SQLite transaction (see ``Backend.execute``)."""
+        if getattr(self._local, "in_user_code", False):
+            raise reentrant_call_error(op)
+        return self._with_retries(self._transaction, op)
+
+    def _transaction(self, op: Op) -> Any:
+        conn = self._connection()
+        read_only = op.name in _READ_ONLY and self._history is None
+        conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        try:
+            result = self._run(conn, op)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return result
+
+    def _run(self, conn: sqlite3.Connection, op: Op) -> Any:
+        idempotency_key = op.idempotency_key
+        if idempotency_key is not None:
+            row = conn.execute(
+                "SELECT record FROM racefree_done WHERE idem = ?", (idempotency_key,)
+            ).fetchone()
+            if row is not None:
+                return replay(op, loads_record(row[0]))
+        if op.keys is None:
+            everything = self._load_all(conn)
+            decision = decide_all(op, everything)
+            keys: Sequence[str] = tuple(everything)
+            states: list[KeyState] = list(everything.values())
+        else:
+            keys = op.keys
+            if op.name in _APPENDS and self._history is None:
+                result = self._fast_extend(conn, op)
+                if idempotency_key is not None:
+                    self._remember(conn, op, result)
+                return result
+            states = [self._load(conn, key) for key in keys]
+            if op.name in RUNS_USER_CODE:
+                self._local.in_user_code = True
+                try:
+                    decision = decide(op, states)
+                finally:
+                    self._local.in_user_code = False
+            else:
+                decision = decide(op, states)
+        if self._history is not None:
+            for event in describe_events(op, keys, states, decision):
+                self._history.record(**event)
+        if decision.effects:
+            by_key = dict(zip(keys, states, strict=True))
+            for kind, key, payload in decision.effects:
+                self._write(conn, kind, key, payload, by_key[key], op.agent)
+        if idempotency_key is not None:
+            self._remember(conn, op, decision.result)
+        return decision.result
+
+    def _remember(self, conn: sqlite3.Connection, op: Op, result: Any) -> None:
+        conn.execute(
+            "INSERT INTO racefree_done (idem, record) VALUES (?, ?)",
+            (op.idempotency_key, record_text(op, result)),
+        )
+
+    def _load(self, conn: sqlite3.Connection, key: str) -> KeyState:
+        row = conn.execute(
+            "SELECT kind, value, version, writer FROM racefree_keys WHERE key = ?", (key,)
+        ).fetchone()
+        if row is None:
+            return EMPTY
+        kind, text, version, writer = row
+        if kind == _LIST:
+            items = conn.execute(
+                "SELECT item FROM racefree_items WHERE key = ? ORDER BY idx", (key,)
+            ).fetchall()
+            return KeyState(loads_list([item for (item,) in items]), version, writer)
+        return KeyState(loads(text), version, writer)
+
+    def _load_all(self, conn: sqlite3.Connection) -> dict[str, KeyState]:
+        items: dict[str, list[str]] = {}
+        for key, item in conn.execute("SELECT key, item FROM racefree_items ORDER BY key, idx"):
+            items.setdefault(key, []).append(item)
+        states = {}
+        for key, kind, text, version, writer in conn.execute(
+            "SELECT key, kind, value, version, writer FROM racefree_keys ORDER BY key"
+        ):
+            value = loads_list(items.get(key, [])) if kind == _LIST else loads(text)
+            states[key] = KeyState(value, version, writer)
+        return states
+
+    def _fast_extend(self, conn: sqlite3.Connection, op: Op) -> int:
+        """append, extend, append_turn without reading the list: insert the new items' rows."""
+        key = op.keys[0]  # type: ignore[index]
+        items: list[Any] = op.args[0]
+        row = conn.execute(
+            "SELECT kind, value, length, version, writer FROM racefree_keys WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            start = 0
+            conn.execute(
+                "INSERT INTO racefree_keys (key, kind, value, length, version, writer) "
+                "VALUES (?, ?, NULL, ?, 1, ?)",
+                (key, _LIST, len(items), op.agent),
+            )
+        else:
+            kind, text, length, version, writer = row
+            if kind == _LIST:
+                start = length
+            elif text == "null":
+                start = 0
+            else:  # the decision raises the same WrongTypeError as every backend
+                decide(op, [KeyState(loads(text), version, writer)])
+                raise AssertionError("unreachable: extending a non-list must raise")
+            conn.execute(
+                "UPDATE racefree_keys SET kind = ?, value = NULL, length = ?, version = ?, "
+                "writer = ? WHERE key = ?",
+                (_LIST, start + len(items), version + 1, op.agent, key),
+            )
+        self._insert_items(conn, key, start, items)
+        return start
+
+    @staticmethod
+    def _insert_items(conn: sqlite3.Connection, key: str, start: int, items: Iterable[Any]) -> None:
+        conn.executemany(
+            "INSERT INTO racefree_items (key, idx, item) VALUES (?, ?, ?)",
+            [(key, start + i, dumps(item)) for i, item in enumerate(items)],
+        )
+
+    def _write(
+        self,
+        conn: sqlite3.Connection,
+        kind: int,
+        key: str,
+        payload: Any,
+        old: KeyState,
+        writer: str | None,
+    ) -> None:
+        version = old.version + 1
+        if kind == EXTEND:
+            self._insert_items(conn, key, len(old.value), payload)
+            conn.execute(
+                "UPDATE racefree_keys SET length = length + ?, version = ?, writer = ? "
+                "WHERE key = ?",
+                (len(payload), version, writer, key),
+            )
+            return
+        if type(old.value) is list:
+            conn.execute("DELETE FROM racefree_items WHERE key = ?", (key,))
+        if type(payload) is list:
+            row: tuple[Any, ...] = (key, _LIST, None, len(payload), version, writer)
+            self._insert_items(conn, key, 0, payload)
+        else:
+            row = (key, _JSON, dumps(payload), 0, version, writer)
+        conn.execute(
+            "INSERT INTO racefree_keys (key, kind, value, length, version, writer) "
+            "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET kind = excluded.kind, "
+            "value = excluded.value, length = excluded.length, version = excluded.version, "
+            "writer = excluded.writer",
+            row,
+        )
+
+
+class AsyncSQLiteBackend(AsyncBackend):
+    """The SQLite backend for asyncio: each op runs in a worker thread (``asyncio.to_thread``)."""
+
+    schemes = ("sqlite",)
+    guarantee = GUARANTEE
+    optimistic = False
+
+    def __init__(self, url: str, *, history: History | None = None) -> None:
+        self._sync = SQLiteBackend(url, history=history)
+
+    @property
+    def history(self) -> History | None:
+        """The history that :meth:`execute` records events into, or ``None``."""
+        return self._sync.history
+
+    async def execute(self, op: Op) -> Any:
+        """Carry out one op in a worker thread, without blocking the event loop."""
+        return await asyncio.to_thread(self._sync.execute, op)
+
+    async def aclose(self) -> None:
+        """Close every connection."""
+        self._sync.close()
+
+
+def open_sync(url: str, *, history: History | None) -> SQLiteBackend:
+    """Open (creating it if needed) the SQLite store at ``url``."""
+    return SQLiteBackend(url, history=history)
+
+
+def open_async(url: str, *, history: History | None) -> AsyncSQLiteBackend:
+    """Open the SQLite store at ``url`` for asyncio."""
+    return AsyncSQLiteBackend(url, history=history)
