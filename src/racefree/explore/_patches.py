@@ -22,7 +22,9 @@ from __future__ import annotations
 import _thread
 import asyncio
 import asyncio.events
+import os
 import queue
+import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -61,14 +63,25 @@ def _scheduler() -> Scheduler | None:
     return sched  # type: ignore[return-value]
 
 
+_STDLIB = os.path.dirname(threading.__file__)
+
+
+def _internal() -> bool:
+    """Was the lock made by the standard library (a Condition's, a Future's), not by user code?"""
+    name = sys._getframe(2).f_code.co_filename
+    return name.startswith(_STDLIB) and "-packages" not in name
+
+
 def _lock() -> Any:
     sched = _scheduler()
-    return _real_lock() if sched is None else VLock(sched)
+    return _real_lock() if sched is None else VLock(sched, internal=_internal())
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     sched = _scheduler()
-    return _real_rlock(*args, **kwargs) if sched is None else VLock(sched, reentrant=True)
+    if sched is None:
+        return _real_rlock(*args, **kwargs)
+    return VLock(sched, reentrant=True, internal=_internal())
 
 
 def _start(self: threading.Thread) -> None:

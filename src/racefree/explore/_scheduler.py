@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextvars
 import threading
 import traceback
 from collections import deque
@@ -44,6 +45,45 @@ _start_new_thread = _thread.start_new_thread
 
 RUN, LOCK, JOIN, ALL, IDLE, DONE = range(6)
 _INF = float("inf")
+
+
+class _Carrier:
+    """A reusable OS thread that runs one agent at a time (starting threads is slow)."""
+
+    __slots__ = ("go", "job")
+
+    def __init__(self) -> None:
+        self.go = _new_lock()
+        self.go.acquire()
+        self.job: tuple[Callable[..., None], tuple[Any, ...]] | None = None
+
+
+_idle: list[_Carrier] = []
+
+
+def _carrier_main(carrier: _Carrier) -> None:
+    while True:
+        job, carrier.job = carrier.job, None
+        if job is not None:
+            try:
+                job[0](*job[1])
+            except BaseException:  # pragma: no cover - _boot catches everything itself
+                pass
+        _idle.append(carrier)
+        carrier.go.acquire()
+
+
+def _carry(fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+    """Run ``fn(*args)`` on an idle carrier thread, or on a new one."""
+    try:
+        carrier = _idle.pop()
+    except IndexError:
+        carrier = _Carrier()
+        carrier.job = (fn, args)
+        _start_new_thread(_carrier_main, (carrier,))
+        return
+    carrier.job = (fn, args)
+    carrier.go.release()
 
 
 class Abort(BaseException):
@@ -91,15 +131,17 @@ class Agent:
 class VLock:
     """A ``threading.Lock`` whose waits are scheduling decisions (installed while exploring)."""
 
-    __slots__ = ("__weakref__", "_count", "_owner", "_reentrant", "_sched", "key")
+    __slots__ = ("__weakref__", "_count", "_owner", "_reentrant", "_sched", "internal", "key")
 
-    def __init__(self, sched: Scheduler, reentrant: bool = False) -> None:
+    def __init__(self, sched: Scheduler, reentrant: bool = False, internal: bool = False) -> None:
         self._sched = sched
+        self.internal = internal
         self._owner: Agent | None = None
         self._count = 0
         self._reentrant = reentrant
         sched.locks += 1
-        self.key = f"{'rlock' if reentrant else 'lock'}#{sched.locks}"
+        kind = "rlock" if reentrant else "lock"
+        self.key = f"{'internal-' if internal else ''}{kind}#{sched.locks}"
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         sched = self._sched
@@ -268,8 +310,11 @@ class Scheduler:
             if me.loop is None:
                 raise Abort
             return
-        if me.loop is not None and self.live == 1:
-            # asyncio with no other thread: tasks never switch here; just record.
+        step = self.step
+        if (me.loop is not None and self.live == 1) or (step is not None and not step.footprint):
+            # asyncio with no other thread: tasks never switch here. And a step that has
+            # touched nothing yet may take its first access without a switch: a switch
+            # here would only separate invisible local work from the access.
             if key is not None:
                 self.touch(key, not hooks.is_read(kind))
             return
@@ -293,6 +338,11 @@ class Scheduler:
                 lock._owner, lock._count = me, 1
                 return True
             raise Abort
+        step = self.step
+        if lock._owner is None and step is not None and not step.footprint:
+            lock._owner, lock._count = me, 1  # first visible act of this step: no switch needed
+            self.touch(lock.key)
+            return True
         me.kind, me.key = "lock", lock.key
         if not blocking:
             self._yield(me)
@@ -533,10 +583,10 @@ class Scheduler:
         agent = self._new_agent(thread.name, thread)
         thread._racefree_agent = agent  # type: ignore[attr-defined]
         thread._started._flag = True  # type: ignore[attr-defined]
-        _start_new_thread(self._boot, (agent, thread))
-        parent.kind, parent.key = "spawn", None
+        _carry(self._boot, (agent, thread))
+        # No switch here: the child can do nothing visible before the parent's next
+        # scheduling point, which (its step having touched thread#N) always offers a switch.
         self.touch(f"thread#{agent.ordinal}")
-        self._yield(parent)
 
     def _boot(self, agent: Agent, thread: threading.Thread) -> None:
         ident = _get_ident()
@@ -548,7 +598,7 @@ class Scheduler:
         agent.park.acquire()
         try:
             if not self.aborting:
-                thread.run()
+                contextvars.Context().run(thread.run)  # a new thread starts with a fresh context
         except Abort:
             pass
         except BaseException as exc:

@@ -95,7 +95,7 @@ class Run:
         """Choices that were not the natural-timing default (preemptions, early answers)."""
         return sum(1 for step in self.trace if step.deviation)
 
-    def ordering(self) -> str:
+    def ordering(self) -> int:
         """A fingerprint of the run's ordering up to commuting steps (a Mazurkiewicz trace)."""
         counts: dict[int, int] = {}
         per_key: dict[str, list[Any]] = {}
@@ -111,10 +111,13 @@ class Run:
                     accesses[-1].add((agent, n))
                 else:
                     accesses.append({(agent, n)})
-        canon = sorted(
-            (k, [sorted(a) if isinstance(a, set) else a for a in v]) for k, v in per_key.items()
+        canon = tuple(
+            sorted(
+                (k, tuple(tuple(sorted(a)) if isinstance(a, set) else a for a in v))
+                for k, v in per_key.items()
+            )
         )
-        return hashlib.blake2b(repr(canon).encode(), digest_size=8).hexdigest()
+        return hash(canon)
 
 
 # --- the result -----------------------------------------------------------------------------
@@ -259,7 +262,12 @@ def _describe(event: Event) -> str:
     return what
 
 
-_QUIET = {"start", "finish", "wake"}
+def _hidden(key: str) -> bool:
+    return key.startswith(("internal-", "thread#"))
+
+
+def _show(key: str, run: Run) -> str:
+    return key
 
 
 def timeline(run: Run) -> list[str]:
@@ -275,12 +283,17 @@ def timeline(run: Run) -> list[str]:
                 )
                 mark = " "
             continue
-        if step.kind in _QUIET and not step.deviation:
+        visible = {k: w for k, w in step.footprint.items() if not _hidden(k)}
+        if not visible and not step.deviation and step.kind != "resume":
             continue
         name = run.names.get(step.id[0], step.name)
-        what = step.kind if step.key is None else f"{step.kind} {step.key}"
+        what = step.kind if step.key is None or _hidden(step.key) else f"{step.kind} {step.key}"
         if step.kind == "resume":
             what = "resumes (its sleep or model call returns)"
+        elif visible:
+            what = ", ".join(
+                f"{'writes' if w else 'reads'} {_show(k, run)}" for k, w in visible.items()
+            )
         lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {name:<{width}}  {what}")
     return lines
 
@@ -390,7 +403,9 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
                 type(error).__name__,
             )
         )
-    events = [dataclasses.replace(e, seq=i) for i, e in enumerate(sched.events)]
+    events = sched.events
+    if any(e.seq != i for i, e in enumerate(events)):  # several histories: number them anew
+        events = [dataclasses.replace(e, seq=i) for i, e in enumerate(events)]
     history = History(events)
     if not failures:
         failures.extend(_invariant_failures(config.invariants, result))
@@ -606,7 +621,7 @@ def explore(
         chosen = make_strategy(strategy, depth=depth)
     chosen.begin(seed)
     failures: list[FailureReport] = []
-    orderings: set[str] = set()
+    orderings: set[int] = set()
     runs = 0
     stopped = ""
     start = time.perf_counter()

@@ -22,8 +22,8 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from racefree.explore.schedule import Choice
 
@@ -33,8 +33,7 @@ if TYPE_CHECKING:
 __all__ = ["Candidate", "Decision", "Step", "Strategy", "independent"]
 
 
-@dataclass(frozen=True)
-class Candidate:
+class Candidate(NamedTuple):
     """An agent that could run next, and what it would do.
 
     ``id`` is ``(ordinal, sub)`` (see :mod:`racefree.explore.schedule`);
@@ -51,7 +50,6 @@ class Candidate:
     ready_at: float
 
 
-@dataclass
 class Step:
     """One step of one agent: from a scheduling point to its next one.
 
@@ -62,15 +60,40 @@ class Step:
     answer was taken before an earlier one).
     """
 
-    id: Choice
-    name: str
-    kind: str
-    key: str | None
-    time: float
-    candidates: tuple[Choice, ...]
-    deviation: bool = False
-    footprint: dict[str, bool] = field(default_factory=dict)
-    events: list[Event] = field(default_factory=list)
+    __slots__ = (
+        "candidates",
+        "deviation",
+        "events",
+        "footprint",
+        "id",
+        "key",
+        "kind",
+        "name",
+        "time",
+    )
+
+    def __init__(
+        self,
+        id: Choice,  # noqa: A002 - the field is an agent id
+        name: str,
+        kind: str,
+        key: str | None,
+        time: float,
+        candidates: tuple[Choice, ...],
+        deviation: bool = False,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.kind = kind
+        self.key = key
+        self.time = time
+        self.candidates = candidates
+        self.deviation = deviation
+        self.footprint: dict[str, bool] = {}
+        self.events: list[Event] = []
+
+    def __repr__(self) -> str:
+        return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
 
 
 @dataclass(frozen=True)
