@@ -21,14 +21,15 @@ from racefree.state.backends.memory import AsyncMemoryBackend, MemoryBackend
     ("url", "shown"),
     [
         ("postgres://db/agents", "'postgres://db/agents'"),
-        ("redis://:secret@cache:6379/0", r"'redis://:\*\*\*@cache:6379/0'"),
+        ("mongodb://:secret@cache:27017/0", r"'mongodb://:\*\*\*@cache:27017/0'"),
         ("memory", "'memory'"),
     ],
 )
 def test_an_unknown_scheme_names_the_known_ones(opener: Any, url: str, shown: str) -> None:
     with pytest.raises(
         UnknownBackendError,
-        match=rf"^No store backend serves the URL {shown}\. Known schemes: memory://; open "
+        match=rf"^No store backend serves the URL {shown}\. Known schemes: memory://, redis://, "
+        r"rediss://, sqlite://; open "
         r"one of them, for example open_store\('memory://'\)\.$",
     ) as caught:
         opener(url)
@@ -42,7 +43,7 @@ def test_redact_hides_only_the_password() -> None:
 
 
 def test_memory_is_the_default_scheme() -> None:
-    assert set(BACKENDS) == {"memory"}
+    assert set(BACKENDS) >= {"memory", "redis", "rediss", "sqlite"}
     assert racefree.open_store().url == "memory://"
     assert racefree.open_store("MEMORY://").get("k") is None
 

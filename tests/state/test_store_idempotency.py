@@ -60,8 +60,8 @@ def test_reusing_an_idempotency_key_for_another_write_is_refused(any_store: Any)
     assert any_store.versions() == {"history": 1}
 
 
-def test_concurrent_retries_of_one_write_apply_it_once() -> None:
-    store = racefree.open_store()
+def test_concurrent_retries_of_one_write_apply_it_once(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     start = threading.Barrier(8)
     results: list[int] = []
 

@@ -84,8 +84,8 @@ def test_update_that_raises_writes_nothing(any_store: Any) -> None:
     assert any_store.get_versioned("plan") == Versioned(1, 1)
 
 
-def test_update_must_not_call_the_store_from_inside_fn() -> None:
-    store = racefree.open_store()
+def test_update_must_not_call_the_store_from_inside_fn(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     with pytest.raises(
         UsageError,
         match=r"^The store was called \(get\) from inside a function the store is running "

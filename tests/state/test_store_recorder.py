@@ -18,9 +18,9 @@ def rows(history: History) -> list[tuple[Any, ...]]:
     ]
 
 
-def test_each_operation_records_agent_op_key_versions_and_value() -> None:
+def test_each_operation_records_agent_op_key_versions_and_value(store_url: str) -> None:
     history = History()
-    store = racefree.open_store(history=history, reducers={"log": "append"})
+    store = racefree.open_store(store_url, history=history, reducers={"log": "append"})
     with agent("Researcher"):
         store.set("plan", {"steps": 1})
         store.append("log", "found")
@@ -44,9 +44,9 @@ def test_each_operation_records_agent_op_key_versions_and_value() -> None:
     ]
 
 
-def test_snapshot_versions_update_and_commit_are_recorded() -> None:
+def test_snapshot_versions_update_and_commit_are_recorded(store_url: str) -> None:
     history = History()
-    store = racefree.open_store(history=history)
+    store = racefree.open_store(store_url, history=history)
     with agent("A"):
         store.set("a", 1)
         store.update("a", lambda v: v + 1)
@@ -65,26 +65,26 @@ def test_snapshot_versions_update_and_commit_are_recorded() -> None:
     ]
 
 
-def test_recorded_values_are_copies() -> None:
+def test_recorded_values_are_copies(store_url: str) -> None:
     history = History()
-    store = racefree.open_store(history=history)
+    store = racefree.open_store(store_url, history=history)
     store.set("a", [1])
     store.append("a", 2)
     assert history.events[0].value == [1]
 
 
-def test_an_operation_that_fails_records_nothing() -> None:
+def test_an_operation_that_fails_records_nothing(store_url: str) -> None:
     history = History()
-    store = racefree.open_store(history=history)
+    store = racefree.open_store(store_url, history=history)
     store.set("a", 1)
     with pytest.raises(racefree.ConflictError):
         store.compare_and_set("a", 2, expected_version=0)
     assert [e.op for e in history] == ["set"]
 
 
-def test_seq_order_is_effect_order_under_concurrency() -> None:
+def test_seq_order_is_effect_order_under_concurrency(store_url: str) -> None:
     history = History()
-    store = racefree.open_store(history=history)
+    store = racefree.open_store(store_url, history=history)
     start = threading.Barrier(4)
 
     def work(name: str) -> None:
@@ -103,29 +103,30 @@ def test_seq_order_is_effect_order_under_concurrency() -> None:
     assert [e.agent for e in events] == store.get("log")
 
 
-def test_asyncio_tasks_are_recorded_under_their_task_names() -> None:
+def test_asyncio_tasks_are_recorded_under_their_task_names(store_url: str) -> None:
     history = History()
 
     async def main() -> None:
-        store = racefree.open_async_store(history=history)
+        store = racefree.open_async_store(store_url, history=history)
 
         async def step(n: int) -> None:
             await store.append("log", n)
 
         await asyncio.gather(*(asyncio.create_task(step(n), name=f"agent-{n}") for n in range(3)))
+        await store.aclose()
 
     asyncio.run(main())
     assert sorted(e.agent for e in history) == ["agent-0", "agent-1", "agent-2"]
 
 
 def test_the_recorder_is_off_by_default_and_records_nothing(
-    monkeypatch: pytest.MonkeyPatch,
+    monkeypatch: pytest.MonkeyPatch, store_url: str
 ) -> None:
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("History.record was called with the recorder off")
 
     monkeypatch.setattr(History, "record", refuse)
-    store = racefree.open_store(reducers={"log": "append"})
+    store = racefree.open_store(store_url, reducers={"log": "append"})
     assert store.history is None
     store.set("a", 1)
     store.append("log", 1)

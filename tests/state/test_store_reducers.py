@@ -40,8 +40,8 @@ def test_apply_merges_every_key_through_its_reducer(open_any: Any) -> None:
     }
 
 
-def test_a_key_without_a_reducer_is_last_value() -> None:
-    store = racefree.open_store(reducers={"tokens": "add"})
+def test_a_key_without_a_reducer_is_last_value(store_url: str) -> None:
+    store = racefree.open_store(store_url, reducers={"tokens": "add"})
     assert store.reducer("answer") == "last_value"
     assert store.reducer("tokens") == "add"
     assert store.reducers == {"tokens": "add"}
@@ -116,8 +116,8 @@ LAST_VALUE = (
 )
 
 
-def test_last_value_refuses_a_writer_that_did_not_see_the_previous_write() -> None:
-    store = racefree.open_store()
+def test_last_value_refuses_a_writer_that_did_not_see_the_previous_write(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     with agent("Writer"):
         assert store.get("answer") is None  # Writer saw version 0
     with agent("Researcher"):
@@ -138,8 +138,8 @@ def test_last_value_refuses_a_writer_that_did_not_see_the_previous_write() -> No
         assert store.apply({"answer": "from Writer"}) == {"answer": 3}
 
 
-def test_last_value_accepts_an_explicit_expected_version() -> None:
-    store = racefree.open_store()
+def test_last_value_accepts_an_explicit_expected_version(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     with agent("Researcher"):
         store.apply({"answer": "a"})
     with agent("Writer"):
@@ -148,8 +148,8 @@ def test_last_value_accepts_an_explicit_expected_version() -> None:
         store.apply({"answer": "c"}, expected={"answer": 1})
 
 
-def test_a_snapshot_counts_as_seeing_every_key() -> None:
-    store = racefree.open_store()
+def test_a_snapshot_counts_as_seeing_every_key(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     with agent("Researcher"):
         store.apply({"answer": "a"})
     with agent("Writer"):
@@ -157,8 +157,8 @@ def test_a_snapshot_counts_as_seeing_every_key() -> None:
         assert store.apply({"answer": "b"}) == {"answer": 2}
 
 
-def test_last_value_error_fires_on_a_real_concurrent_double_write() -> None:
-    store = racefree.open_store()
+def test_last_value_error_fires_on_a_real_concurrent_double_write(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     store.set("answer", "draft")
     both_read = threading.Barrier(2)
     outcomes: dict[str, Any] = {}

@@ -10,16 +10,16 @@ import racefree
 from racefree import ConflictError, ContentionError, UsageError, Versioned
 
 
-def seeded() -> racefree.Store:
-    store = racefree.open_store()
+def seeded(url: str) -> racefree.Store:
+    store = racefree.open_store(url)
     store.set("balance:a", 100)
     store.set("balance:b", 0)
     store.append("log", "opened")
     return store
 
 
-def test_a_transaction_moves_value_between_keys_atomically() -> None:
-    store = seeded()
+def test_a_transaction_moves_value_between_keys_atomically(store_url: str) -> None:
+    store = seeded(store_url)
     with store.transaction() as tx:
         a = tx.get("balance:a")
         tx.set("balance:a", a - 30)
@@ -32,8 +32,8 @@ def test_a_transaction_moves_value_between_keys_atomically() -> None:
     assert store.versions() == {"balance:a": 2, "balance:b": 2, "log": 2}
 
 
-def test_a_transaction_sees_its_own_writes() -> None:
-    store = seeded()
+def test_a_transaction_sees_its_own_writes(store_url: str) -> None:
+    store = seeded(store_url)
     with store.transaction() as tx:
         tx.append("log", "one")
         tx.extend("log", ["two"])
@@ -49,8 +49,8 @@ def test_a_transaction_sees_its_own_writes() -> None:
     assert store.get("balance:b") == 5
 
 
-def test_an_exception_inside_leaves_state_and_versions_exactly_as_they_were() -> None:
-    store = seeded()
+def test_an_exception_inside_leaves_state_and_versions_exactly_as_they_were(store_url: str) -> None:
+    store = seeded(store_url)
     before = store.snapshot()
     with pytest.raises(RuntimeError, match=r"^tool failed$"), store.transaction() as tx:
         tx.set("balance:a", 0)
@@ -61,8 +61,10 @@ def test_an_exception_inside_leaves_state_and_versions_exactly_as_they_were() ->
     assert store.snapshot() == before
 
 
-def test_a_transaction_whose_read_changed_raises_conflict_and_writes_nothing() -> None:
-    store = seeded()
+def test_a_transaction_whose_read_changed_raises_conflict_and_writes_nothing(
+    store_url: str,
+) -> None:
+    store = seeded(store_url)
     with (
         pytest.raises(
             ConflictError,
@@ -81,8 +83,8 @@ def test_a_transaction_whose_read_changed_raises_conflict_and_writes_nothing() -
     assert store.get_versioned("balance:b") == Versioned(0, 1)
 
 
-def test_a_second_read_of_a_changed_key_fails_at_once() -> None:
-    store = seeded()
+def test_a_second_read_of_a_changed_key_fails_at_once(store_url: str) -> None:
+    store = seeded(store_url)
     with pytest.raises(ConflictError), store.transaction() as tx:
         tx.get("balance:a")
         store.set("balance:a", 5)
@@ -90,8 +92,8 @@ def test_a_second_read_of_a_changed_key_fails_at_once() -> None:
         pytest.fail("the second read should have raised")
 
 
-def test_blind_writes_do_not_conflict() -> None:
-    store = seeded()
+def test_blind_writes_do_not_conflict(store_url: str) -> None:
+    store = seeded(store_url)
     with store.transaction() as tx:
         tx.append("log", "mine")
         store.append("log", "theirs")
@@ -101,8 +103,8 @@ def test_blind_writes_do_not_conflict() -> None:
     assert store.get("balance:b") == 2
 
 
-def test_transaction_fn_is_re_run_on_conflict() -> None:
-    store = seeded()
+def test_transaction_fn_is_re_run_on_conflict(store_url: str) -> None:
+    store = seeded(store_url)
     attempts: list[int] = []
 
     def transfer(tx: racefree.Transaction) -> str:
@@ -120,8 +122,8 @@ def test_transaction_fn_is_re_run_on_conflict() -> None:
     assert store.get("balance:b") == 30
 
 
-def test_transaction_fn_gives_up_after_max_attempts() -> None:
-    store = seeded()
+def test_transaction_fn_gives_up_after_max_attempts(store_url: str) -> None:
+    store = seeded(store_url)
 
     def always_spoilt(tx: racefree.Transaction) -> None:
         tx.get("balance:a")
@@ -138,8 +140,8 @@ def test_transaction_fn_gives_up_after_max_attempts() -> None:
     assert store.get("balance:b") == 0
 
 
-def test_an_error_inside_transaction_fn_is_not_retried() -> None:
-    store = seeded()
+def test_an_error_inside_transaction_fn_is_not_retried(store_url: str) -> None:
+    store = seeded(store_url)
     calls: list[int] = []
 
     def broken(tx: racefree.Transaction) -> None:
@@ -153,8 +155,8 @@ def test_an_error_inside_transaction_fn_is_not_retried() -> None:
     assert store.get("balance:a") == 100
 
 
-def test_a_finished_transaction_cannot_be_reused() -> None:
-    store = seeded()
+def test_a_finished_transaction_cannot_be_reused(store_url: str) -> None:
+    store = seeded(store_url)
     with store.transaction() as tx:
         tx.set("k", 1)
     with pytest.raises(
@@ -166,24 +168,24 @@ def test_a_finished_transaction_cannot_be_reused() -> None:
     assert store.get("k") == 1
 
 
-def test_a_read_only_transaction_is_validated_at_commit() -> None:
-    store = seeded()
+def test_a_read_only_transaction_is_validated_at_commit(store_url: str) -> None:
+    store = seeded(store_url)
     with pytest.raises(ConflictError), store.transaction() as tx:
         tx.get("balance:a")
         tx.get("balance:b")
         store.set("balance:b", 9)
 
 
-def test_an_empty_transaction_is_fine() -> None:
-    store = seeded()
+def test_an_empty_transaction_is_fine(store_url: str) -> None:
+    store = seeded(store_url)
     with store.transaction():
         pass
     assert store.version("log") == 1
 
 
-def test_mixing_sync_and_async_transactions_fails_with_a_sentence() -> None:
-    store = racefree.open_store()
-    astore = racefree.open_async_store()
+def test_mixing_sync_and_async_transactions_fails_with_a_sentence(store_url: str) -> None:
+    store = racefree.open_store(store_url)
+    astore = racefree.open_async_store(store_url)
 
     async def main() -> None:
         with pytest.raises(
@@ -206,9 +208,9 @@ def test_mixing_sync_and_async_transactions_fails_with_a_sentence() -> None:
         pass
 
 
-def test_async_transactions_commit_abort_and_retry() -> None:
+def test_async_transactions_commit_abort_and_retry(store_url: str) -> None:
     async def main() -> None:
-        store = racefree.open_async_store()
+        store = racefree.open_async_store(store_url)
         await store.set("a", 1)
         async with store.transaction() as tx:
             value = await tx.get("a")
@@ -253,5 +255,6 @@ def test_async_transactions_commit_abort_and_retry() -> None:
                 await store.increment("a")
                 tx.set("b", 0)
         assert await store.get("b") == 10
+        await store.aclose()
 
     asyncio.run(main())

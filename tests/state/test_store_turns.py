@@ -49,8 +49,8 @@ def assert_turns_contiguous(history: list[dict[str, Any]], agents: int, turns: i
         assert mine == list(range(turns))
 
 
-def test_turns_of_concurrent_threads_never_interleave() -> None:
-    store = racefree.open_store()
+def test_turns_of_concurrent_threads_never_interleave(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     start = threading.Barrier(8)
 
     def talk(name: str) -> None:
@@ -66,9 +66,9 @@ def test_turns_of_concurrent_threads_never_interleave() -> None:
     assert_turns_contiguous(store.get("history"), agents=8, turns=300)
 
 
-def test_turns_of_concurrent_tasks_never_interleave() -> None:
+def test_turns_of_concurrent_tasks_never_interleave(store_url: str) -> None:
     async def main() -> list[Any]:
-        store = racefree.open_async_store()
+        store = racefree.open_async_store(store_url)
 
         async def talk(name: str) -> None:
             for n in range(50):
@@ -77,6 +77,7 @@ def test_turns_of_concurrent_tasks_never_interleave() -> None:
 
         await asyncio.gather(*(talk(f"agent-{i}") for i in range(20)))
         history: list[Any] = await store.get("history")
+        await store.aclose()
         return history
 
     assert_turns_contiguous(asyncio.run(main()), agents=20, turns=50)

@@ -140,8 +140,8 @@ def test_a_value_read_does_not_alias_stored_state(any_store: Any) -> None:
     assert any_store.get("history") == [{"role": "user", "parts": ["a"]}]
 
 
-def test_a_value_returned_by_update_does_not_alias_stored_state() -> None:
-    store = racefree.open_store()
+def test_a_value_returned_by_update_does_not_alias_stored_state(store_url: str) -> None:
+    store = racefree.open_store(store_url)
     new = store.update("plan", lambda _: {"steps": ["a"]})
     new["steps"].append("b")
     assert store.get("plan") == {"steps": ["a"]}
