@@ -21,6 +21,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 __all__ = ["RedisServer", "drop_namespace", "find_server_binary", "fresh_redis_url"]
 
@@ -38,6 +39,13 @@ def find_server_binary() -> str | None:
         if candidate.is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     return None
+
+
+def _drain(stream: Any) -> None:
+    """Read the server's log to its end (so its pipe never fills), then close it."""
+    for _ in stream:
+        pass
+    stream.close()
 
 
 def _free_port() -> int:
@@ -91,10 +99,11 @@ class RedisServer:
             lines.append(line)
             if "Ready to accept connections" in line:
                 self.process, self.port, self.log = process, port, "".join(lines)
-                drain = threading.Thread(target=lambda: [*process.stdout], daemon=True)  # type: ignore[union-attr]
-                drain.start()
+                self.drain = threading.Thread(target=_drain, args=(process.stdout,), daemon=True)
+                self.drain.start()
                 return True
         process.wait()
+        process.stdout.close()
         self.log = "".join(lines)
         return False
 
@@ -113,6 +122,7 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+            self.drain.join()
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -490,7 +490,12 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         self._async_serial: asyncio.Lock | None = None
         # Fail now when the server cannot be reached (a short blocking check at open).
         RedisBackend(url).close()
-        self._client = redis_asyncio.Redis.from_url(self._client_url, **_client_options(redis))
+        # A pool that waits for a free connection instead of failing when a thousand
+        # tasks call at once (redis.asyncio's default pool raises past 100).
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
+            self._client_url, **_client_options(redis)
+        )
+        self._client = redis_asyncio.Redis.from_pool(pool)
         self._scripts = {
             name: self._client.register_script(source) for name, source in _SCRIPTS.items()
         }

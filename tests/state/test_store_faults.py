@@ -1,0 +1,190 @@
+"""Faults and bad input: a clear, typed error and nothing written (or written exactly once).
+
+The transaction and process-kill faults that hold for every backend live in
+``test_store_transactions.py`` and ``test_store_processes.py``; here are the
+engine faults: a Redis connection killed (``CLIENT KILL``) in the middle of an
+append, a Redis server that stops, and URLs and files that cannot work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+import racefree
+from racefree import BackendUnavailableError, UsageError
+from racefree.state.backends.redis import parse_url
+from tests.state.redis_server import RedisServer, find_server_binary
+
+PASSWORD = "s3cret-pw"
+
+
+@pytest.fixture
+def redis_url(new_url: Any, backend: str) -> str:
+    if backend != "redis":
+        pytest.skip("a Redis fault")
+    url: str = new_url()
+    return url
+
+
+@pytest.fixture
+def admin(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(parse_url(redis_url)[0])
+    yield client
+    client.close()
+
+
+def list_key(url: str, key: str) -> str:
+    return "{" + parse_url(url)[1] + "}:l:" + key
+
+
+def test_a_connection_killed_after_the_append_was_applied_does_not_append_twice(
+    redis_url: str, admin: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worst moment: Redis applied the append, the answer never arrived.
+
+    When the append's script reaches the server, we wait (for the state, not
+    for time) until Redis has applied it, kill the store's connection with
+    ``CLIENT KILL`` and drop the answer the client had not read yet. The
+    backend reconnects and sends the append again with the same record key:
+    Redis answers with the recorded index instead of appending again.
+    """
+    store = racefree.open_store(redis_url)
+    store.append("log", "before")
+    killed: list[str] = []
+    busy: list[bool] = []
+    real_read = redis.connection.AbstractConnection.read_response
+
+    def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
+        if not killed and not busy:
+            busy.append(True)  # the admin's own reads below go straight through
+            for _ in range(100_000):  # until Redis has applied the append
+                if admin.llen(list_key(redis_url, "log")) == 2:
+                    break
+            else:
+                raise AssertionError("the append never reached Redis")
+            host, port = self._sock.getsockname()[:2]
+            killed.append(f"{host}:{port}")
+            assert admin.client_kill(f"{host}:{port}")
+            self.disconnect()  # the answer is lost with the connection
+            raise redis.ConnectionError("Connection closed by server.")
+        return real_read(self, *args, **kwargs)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", read_response)
+    assert store.append("log", "once") == 1
+    monkeypatch.undo()
+    assert killed, "the connection was not killed"
+    assert store.get_versioned("log") == (["before", "once"], 2)
+    store.close()
+
+
+def test_a_connection_killed_before_an_append_applies_it_once(
+    redis_url: str, admin: redis.Redis
+) -> None:
+    store = racefree.open_store(redis_url)
+    store.append("log", "before")
+    assert admin.client_kill_filter(_type="normal", skipme=True) >= 1
+    assert store.append("log", "after the kill") == 1
+    assert store.get_versioned("log") == (["before", "after the kill"], 2)
+    store.close()
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    binary = find_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server binary to start and stop (REDIS_URL alone is not enough)")
+    server = RedisServer(binary, password=PASSWORD)
+    yield server
+    server.stop()
+
+
+def unavailable(url: str) -> str:
+    return (
+        rf"^Cannot reach the Redis store {url}: .+\. Check that the server is running and "
+        r"that the URL \(host, port, password\) is right; a write that raised this was "
+        r"applied once or not at all, never twice, so retrying it with an idempotency_key "
+        r"is safe\.$"
+    )
+
+
+def test_a_stopped_redis_server_gives_a_clear_error_without_the_password(
+    own_server: RedisServer,
+) -> None:
+    store = racefree.open_store(own_server.url)
+    astore = racefree.open_async_store(own_server.url)
+    assert store.append("log", 1) == 0
+    shown = own_server.url.replace(PASSWORD, r"\*\*\*")
+    own_server.stop()
+    with pytest.raises(BackendUnavailableError, match=unavailable(shown)) as caught:
+        store.append("log", 2)
+    assert PASSWORD not in str(caught.value)
+    with pytest.raises(BackendUnavailableError, match=unavailable(shown)) as caught:
+        racefree.open_store(own_server.url)
+    assert PASSWORD not in str(caught.value)
+
+    import asyncio
+
+    async def main() -> None:
+        with pytest.raises(BackendUnavailableError, match=unavailable(shown)) as failed:
+            await astore.get("log")
+        assert PASSWORD not in str(failed.value)
+        await astore.aclose()
+
+    asyncio.run(main())
+    store.close()
+
+
+def test_a_wrong_password_is_refused_without_showing_it(own_server: RedisServer) -> None:
+    url = own_server.url.replace(PASSWORD, "not-the-password")
+    with pytest.raises(BackendUnavailableError) as caught:
+        racefree.open_store(url)
+    assert "not-the-password" not in str(caught.value)
+    assert PASSWORD not in str(caught.value)
+
+
+def test_an_unreachable_redis_url_is_a_clear_error() -> None:
+    with pytest.raises(
+        BackendUnavailableError, match=unavailable(r"redis://:\*\*\*@127\.0\.0\.1:1/0")
+    ) as caught:
+        racefree.open_store("redis://:hunter2@127.0.0.1:1/0")
+    assert "hunter2" not in str(caught.value)
+
+
+def test_an_sqlite_file_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/missing/store.db"
+    with pytest.raises(
+        BackendUnavailableError,
+        match=rf"^The SQLite store {url} cannot be used: unable to open database file\. "
+        r"Nothing was written; check that the file is a racefree SQLite store and that its "
+        r"folder exists and is writable\.$",
+    ):
+        racefree.open_store(url)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "notes.txt"
+    path.write_text("not a database, " * 100)
+    with pytest.raises(BackendUnavailableError, match=r"file is not a database"):
+        racefree.open_store(f"sqlite:///{path}")
+    assert path.read_text() == "not a database, " * 100
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", r"^The SQLite store URL 'sqlite://' names no database file\. .*memory://\.$"),
+        ("sqlite:///:memory:", r"names no database file\."),
+        ("sqlite:///x.db?wal=1", r"^The store URL 'sqlite:///x\.db\?wal=1' has the unknown option"),
+        ("sqlite:///x.db?timeout=soon", r"^The option timeout='soon' in the store URL"),
+        ("redis://127.0.0.1:1/0?namespace=a b", r"^The namespace 'a b' in the store URL"),
+    ],
+)
+def test_a_malformed_url_is_a_usage_error(url: str, message: str, tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match=message):
+        racefree.open_store(url)
