@@ -41,6 +41,20 @@ def _build_parser() -> argparse.ArgumentParser:
         help="multiply the 1-3 s model latencies by F (default 0.25)",
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
+    demo.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="run the agents as separate processes sharing this store "
+        "(sqlite:///demo.db, redis://host:port/0)",
+    )
+    demo.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --store: how many agent processes, 2 to 16 (default 4)",
+    )
     demo.set_defaults(run=_demo)
 
     check = sub.add_parser(
@@ -77,11 +91,37 @@ def _demo(args: argparse.Namespace) -> int:
     scale = DEMO_TIME_SCALE if args.time_scale is None else args.time_scale
     if not 0 < scale <= 10:
         raise UsageError(f"--time-scale must be above 0 and at most 10, not {scale}.")
+    if args.store is not None or args.processes is not None:
+        return _demo_processes(args, scale)
     run = run_demo(agent_names(args.agents), seed=args.seed, time_scale=scale)
     if args.json:
         print_json(run.to_json())
     else:
         show_demo(Printer(), run)
+    return 0
+
+
+def _demo_processes(args: argparse.Namespace, scale: float) -> int:
+    from racefree.report.terminal import Printer
+    from racefree.scenarios.demo import run_process_demo
+    from racefree.scenarios.llm import agent_names
+    from racefree.scenarios.script import print_json
+
+    if args.store is None:
+        raise UsageError(
+            "--processes needs --store: the processes share state through it. Add "
+            "--store sqlite:///demo.db (one machine) or --store redis://host:port/0."
+        )
+    count = 4 if args.processes is None else args.processes
+    if not 2 <= count <= 16:
+        raise UsageError(f"--processes must be between 2 and 16, not {count}.")
+    run = run_process_demo(agent_names(count), args.store, seed=args.seed, time_scale=scale)
+    if args.json:
+        print_json(run.to_json())
+    else:
+        printer = Printer()
+        for text, style in run.lines():
+            printer.line(text, style)
     return 0
 
 

@@ -9,7 +9,7 @@ from typing import Any
 from racefree.scenarios import lesson01
 from racefree.scenarios.result import ScenarioResult
 
-__all__ = ["DemoRun", "run_demo"]
+__all__ = ["DemoRun", "run_demo", "run_process_demo"]
 
 #: With this scale a 3-agent demo takes a few seconds; the issue's budget is 20 s.
 DEMO_TIME_SCALE = 0.25
@@ -70,3 +70,13 @@ def run_demo(
     forced = lesson01.run_race_condition_demo(names, seed=base, time_scale=time_scale * 0.1)
     outcomes = [tuple(sorted(set(names) - set(result.lost_agents))) for result in parallel]
     return DemoRun(base, time_scale, sequential, parallel, fixed, forced, outcomes)
+
+
+def run_process_demo(
+    names: list[str], url: str, *, seed: int | None = None, time_scale: float = DEMO_TIME_SCALE
+) -> Any:
+    """``racefree demo --store URL``: the broken and the fixed agents as separate processes."""
+    from racefree.scenarios.processes import run_processes
+
+    base = seed if seed is not None else random.SystemRandom().randrange(10**6)
+    return run_processes(names, url, seed=base, time_scale=time_scale)
