@@ -40,6 +40,7 @@ racefree needs nothing outside the standard library.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import re
 import threading
 import uuid
@@ -86,24 +87,28 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
 # KEYS: meta, list, key set, record key. ARGV: key, writer ('' = none, else
 # '=' + name), the record's text up to the result, seconds to keep the record
-# (0 = forever), then the items' JSON texts. Answers {0, record} for a replay,
+# (0 = forever), then the items' JSON texts (RPUSH answers the new length,
+# so the first index needs no LLEN). Answers {0, record} for a replay,
 # {1, first index}, or {2, value, version, writer} for a value that is no list.
 _APPEND = """
 local meta, list = KEYS[1], KEYS[2]
 local done = redis.call('GET', KEYS[4])
 if done then return {0, done} end
-local kind = redis.call('HGET', meta, 'k')
-local start = 0
-if kind == 'l' then
-  start = redis.call('LLEN', list)
-elseif kind then
+local f = redis.call('HMGET', meta, 'k', 'w')
+local kind, writer = f[1], f[2]
+if kind and kind ~= 'l' then
   local text = redis.call('HGET', meta, 'v')
-  if text ~= 'null' then
-    return {2, text, redis.call('HGET', meta, 'n'), redis.call('HGET', meta, 'w') or false}
-  end
+  if text ~= 'null' then return {2, text, redis.call('HGET', meta, 'n'), writer} end
 end
-for i = 5, #ARGV, 1000 do
-  redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local start = 0
+if #ARGV == 4 then
+  if kind == 'l' then start = redis.call('LLEN', list) end
+else
+  local length = 0
+  for i = 5, #ARGV, 1000 do
+    length = redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+  end
+  start = length - (#ARGV - 4)
 end
 redis.call('HINCRBY', meta, 'n', 1)
 if kind ~= 'l' then
@@ -112,8 +117,8 @@ if kind ~= 'l' then
   redis.call('SADD', KEYS[3], ARGV[1])
 end
 if ARGV[2] == '' then
-  redis.call('HDEL', meta, 'w')
-else
+  if writer then redis.call('HDEL', meta, 'w') end
+elseif writer ~= string.sub(ARGV[2], 2) then
   redis.call('HSET', meta, 'w', string.sub(ARGV[2], 2))
 end
 local record = ARGV[3] .. start .. ']'
@@ -273,6 +278,13 @@ class _Plan:
         self.key_set = self.prefix + ":keys"
         self.history = history
         self.local = threading.local()
+        # Private tokens: unique per store object (a random prefix) and per op (a counter).
+        self._token_prefix = uuid.uuid4().hex[:16] + "-"
+        self._counter = itertools.count()
+
+    def token(self) -> str:
+        """A fresh private record key for one op (shared by its retries)."""
+        return self._token_prefix + str(next(self._counter))
 
     def record_key(self, op: Op, token: str) -> tuple[str, int]:
         if op.idempotency_key is not None:
@@ -455,7 +467,7 @@ class RedisBackend(_RedisBase, Backend):
         return self._execute(op)
 
     def _execute(self, op: Op) -> Any:
-        token = uuid.uuid4().hex
+        token = self._plan.token()
         errors = self._errors
         for attempt in range(CONNECTION_ATTEMPTS):
             steps = self._plan.steps(op, token)
@@ -510,7 +522,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
             return await self._execute(op)
 
     async def _execute(self, op: Op) -> Any:
-        token = uuid.uuid4().hex
+        token = self._plan.token()
         errors = self._errors
         for attempt in range(CONNECTION_ATTEMPTS):
             steps = self._plan.steps(op, token)
