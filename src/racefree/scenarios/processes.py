@@ -34,12 +34,16 @@ from racefree.scenarios.result import ScenarioResult
 from racefree.state import open_store
 
 __all__ = [
+    "LostAnswer",
     "ProcessRun",
     "broken_process_agent",
     "fixed_process_agent",
+    "limited_agent",
+    "retried_append",
     "run_broken_processes",
     "run_fixed_processes",
     "run_processes",
+    "run_rate_limited",
 ]
 
 HISTORY = "conversation_history"
@@ -230,3 +234,88 @@ def run_processes(names: list[str], url: str, *, seed: int, time_scale: float) -
     broken = run_broken_processes(names, url, seed=seed, time_scale=time_scale)
     fixed = run_fixed_processes(names, url, seed=seed, time_scale=time_scale)
     return ProcessRun(url, broken, fixed)
+
+
+# ---------------------------------------------------------------- lesson 05: retries, rate limits
+
+
+class LostAnswer(TimeoutError):
+    """The write reached the store, but its answer did not reach the agent in time."""
+
+
+def retried_append(url: str, *, use_key: bool, attempts: int = 3) -> dict[str, Any]:
+    """An agent appends its reply; the first answer is lost, so it retries the same write.
+
+    Without an idempotency key each retry appends again (a duplicate); with
+    one, the store applies the write once and answers every retry with the
+    first result.
+    """
+    key = f"retries-{uuid.uuid4().hex[:8]}/history"
+    message = {"agent": "Writer", "content": "drafted the opening section"}
+    answers: list[int] = []
+    with open_store(url) as store:
+        for attempt in range(attempts):
+            try:
+                index = store.append(
+                    key, message, idempotency_key="writer-reply-1" + key if use_key else None
+                )
+                if attempt == 0:  # the network drops the first answer
+                    raise LostAnswer("no answer within the timeout")
+                answers.append(index)
+                break
+            except LostAnswer:
+                continue  # the agent cannot know whether the write happened: retry
+        stored = store.get(key)
+    return {
+        "idempotency_key": use_key,
+        "attempts": attempt + 1,
+        "stored": stored,
+        "answers": answers,
+    }
+
+
+def limited_agent(
+    name: str, url: str, prefix: str, seed: int, time_scale: float, start: Any
+) -> None:
+    """Call the model only while holding one of the shared slots (a limit across processes)."""
+    store = open_store(url)
+    llm = SimulatedLLM(seed, time_scale)
+    slots = store.get(prefix + "slots")
+    start.wait()
+    with agent(name):
+        while True:  # find a free slot; claim() is true for exactly one caller
+            slot = next((s for s in range(slots) if store.claim(f"{prefix}slot:{s}", name)), None)
+            if slot is not None:
+                break
+            time.sleep(0.01 * time_scale)  # all taken: wait a little, as a rate limiter does
+        store.append(prefix + "log", ["start", name])
+        llm.call(name)
+        store.append(prefix + "log", ["end", name])
+        store.set(f"{prefix}slot:{slot}", None)  # release
+    store.close()
+
+
+def run_rate_limited(
+    names: list[str], url: str, *, slots: int, seed: int, time_scale: float
+) -> dict[str, Any]:
+    """Every agent a process; at most ``slots`` model calls in flight across all of them."""
+    _check_url(url)
+    prefix = f"limit-{uuid.uuid4().hex[:8]}/"
+    with open_store(url) as store:
+        store.set(prefix + "slots", slots)
+    wall = _run(limited_agent, names, url, prefix, seed, time_scale)
+    with open_store(url) as store:
+        log = store.get(prefix + "log")
+    in_flight = peak = 0
+    for kind, _ in log:
+        in_flight += 1 if kind == "start" else -1
+        peak = max(peak, in_flight)
+    return {
+        "scenario": "rate_limit",
+        "agents": names,
+        "slots": slots,
+        "peak_in_flight": peak,
+        "calls": len(log) // 2,
+        "wall_seconds": round(wall, 4),
+        "log": log,
+    }
