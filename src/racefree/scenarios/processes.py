@@ -209,6 +209,11 @@ class ProcessRun:
         """The report as (text, style) lines; style ``red`` marks lost work."""
         b, f = self.broken, self.fixed
         return [
+            (
+                f"racefree demo: {len(b.agents)} agents as {len(b.agents)} OS processes sharing "
+                f"{_shown(self.url)} (model calls 1-3 s x {b.time_scale}, seed {b.seed})",
+                "bold",
+            ),
             (f"Broken (get, call the model, set), {len(b.agents)} processes:", "bold"),
             (f"  {b.story[0]}  ({b.wall_seconds:.2f} s)", "red" if b.lost_updates else None),
             (f"Fixed (call the model, then apply a delta), {len(f.agents)} processes:", "bold"),
