@@ -65,6 +65,27 @@ def test_snapshot_versions_update_and_commit_are_recorded(store_url: str) -> Non
     ]
 
 
+def test_apply_and_commit_events_say_whether_they_extended_or_replaced(store_url: str) -> None:
+    history = History()
+    store = racefree.open_store(store_url, history=history, reducers={"log": "append"})
+    with agent("A"):
+        store.append("log", "zero")
+        store.apply({"log": ["one"], "plan": "draft"})
+        with store.transaction() as tx:
+            tx.append("log", "two")
+            tx.set("plan", "final")
+        store.append("log", "three")
+    effects = [(e.op, e.key, e.meta.get("effect")) for e in history]
+    assert effects == [
+        ("append", "log", None),
+        ("apply", "log", "extend"),
+        ("apply", "plan", "put"),
+        ("commit", "log", "extend"),
+        ("commit", "plan", "put"),
+        ("append", "log", None),
+    ]
+
+
 def test_recorded_values_are_copies(store_url: str) -> None:
     history = History()
     store = racefree.open_store(store_url, history=history)

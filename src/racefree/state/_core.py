@@ -156,6 +156,9 @@ def _describe(name: str, keys: tuple[str, ...] | None) -> str:
     return f"{name} on {', '.join(repr(k) for k in keys or ())}"
 
 
+_MIXED_EFFECTS = frozenset({"apply", "commit"})
+
+
 def describe_events(
     op: Op, keys: Sequence[str], states: Sequence[KeyState], decision: Decision
 ) -> list[dict[str, Any]]:
@@ -166,7 +169,10 @@ def describe_events(
     (``version_read`` and ``version_written``) for each key with an effect and
     a read event for the others. Values are copies.
     """
-    written = {key: payload for _, key, payload in decision.effects}
+    written = {key: (kind, payload) for kind, key, payload in decision.effects}
+    # apply and commit write some keys by extending and others by replacing;
+    # the event says which, so a reader can rebuild the value.
+    says_effect = op.name in _MIXED_EFFECTS
     events: list[dict[str, Any]] = []
     for key, state in zip(keys, states, strict=True):
         event: dict[str, Any] = {
@@ -176,8 +182,10 @@ def describe_events(
             "version_read": state.version,
         }
         if key in written:
-            payload = written[key]
+            kind, payload = written[key]
             event["version_written"] = state.version + 1
+            if says_effect:
+                event["meta"] = {"effect": "extend" if kind == EXTEND else "put"}
             if op.name == "append":  # the item, whether it started the list or not
                 payload = payload[0]
             event["value"] = copy_json(payload)
