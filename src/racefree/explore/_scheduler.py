@@ -166,15 +166,16 @@ class VLock:
     def release(self) -> None:
         if self._owner is None:
             raise RuntimeError("release unlocked lock")
-        sched = self._sched
         if self._reentrant:
-            if self._owner is not sched.me():
+            if self._owner is not self._sched.me():
                 raise RuntimeError("cannot release un-acquired lock")
             self._count -= 1
             if self._count:
                 return
+        # A release touches nothing: it can never be reordered with another agent's acquire
+        # of the same lock (that acquire cannot run while the lock is held), so acquires
+        # alone order a lock's critical sections (as in Flanagan and Godefroid's DPOR).
         self._owner = None
-        sched.touch(self.key)
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()

@@ -9,10 +9,13 @@ explorer only chooses the order in which the agents' steps run.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from racefree.history import History
 from racefree.scenarios import lesson01, lesson02
-from racefree.scenarios.llm import agent_names
+from racefree.scenarios.llm import SimulatedLLM, agent_names
 
 __all__ = [
     "NAMES",
@@ -40,8 +43,20 @@ def unsafe() -> dict[str, Any]:
 
 
 def locked() -> dict[str, Any]:
-    """Lesson 01, fixed: the model call outside a lock, the read-modify-write inside it."""
-    return lesson01.run_simple_fix(NAMES, seed=1).final_state
+    """Lesson 01, fixed: the model call outside a lock, the read-modify-write inside it.
+
+    The lesson's ``locked_agent`` in a thread pool, as ``run_simple_fix`` runs it,
+    without the progress queue that only feeds the script's printing.
+    """
+    llm, session, history = SimulatedLLM(1, 1.0), lesson01.new_session(), History()
+    lock = threading.Lock()
+    with ThreadPoolExecutor(max_workers=len(NAMES), thread_name_prefix="agent") as pool:
+        futures = [
+            pool.submit(lesson01.locked_agent, n, session, lock, llm, history) for n in NAMES
+        ]
+        for future in futures:
+            future.result()
+    return session
 
 
 def gather_unsafe() -> dict[str, Any]:

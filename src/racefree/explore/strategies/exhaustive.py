@@ -7,7 +7,10 @@ touched by the other (:func:`~racefree.explore.strategies.base.independent`);
 orderings that differ only by swapping commuting steps end in the same state
 and need not both be run.
 
-Sleep sets (Godefroid, 1996) do the pruning: after exploring agent ``t`` at a
+Two techniques do the pruning. Dynamic partial-order reduction (Flanagan and
+Godefroid, POPL 2005) looks at each finished run for pairs of steps that
+could have happened the other way round, and only backtracks to try those.
+Sleep sets (Godefroid, 1996) then make sure no ordering is run twice: after exploring agent ``t`` at a
 decision, ``t`` "sleeps" in the sibling branches until some step that does
 not commute with ``t``'s next step runs; a branch whose only runnable agents
 are asleep is a re-ordering of one already explored and is not counted. The
@@ -40,7 +43,7 @@ Footprint = dict[str, bool]
 class _Node:
     """A decision on the current path: who could run, who was tried, who sleeps."""
 
-    __slots__ = ("candidates", "chosen", "done", "sleep", "step")
+    __slots__ = ("backtrack", "candidates", "chosen", "done", "sleep", "step")
 
     def __init__(
         self, step: int, candidates: tuple[Choice, ...], sleep: dict[Choice, Footprint]
@@ -50,6 +53,7 @@ class _Node:
         self.sleep = sleep
         self.done: dict[Choice, Footprint] = {}
         self.chosen: Choice = candidates[0]
+        self.backtrack: set[Choice] = set()
 
 
 class Exhaustive(Strategy):
@@ -130,6 +134,7 @@ class Exhaustive(Strategy):
             return decision.default
         node = _Node(len(trace), ids, dict(self._sleep))
         node.chosen = awake[0]
+        node.backtrack.add(node.chosen)
         self._stack.append(node)
         self._node_at[node.step] = depth
         self._depth += 1
@@ -149,13 +154,18 @@ class Exhaustive(Strategy):
             self.redundant_runs += 1
         else:
             self.distinct += 1
-        # Backtrack: the deepest decision with an untried, awake candidate.
+        self._add_races(trace)
+        # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
         stack = self._stack
         while stack:
             node = stack[-1]
             if node.step < len(trace):
                 node.done[node.chosen] = dict(trace[node.step].footprint)
-            left = [c for c in node.candidates if c not in node.done and c not in node.sleep]
+            left = [
+                c
+                for c in node.candidates
+                if c in node.backtrack and c not in node.done and c not in node.sleep
+            ]
             if left:
                 node.chosen = left[0]
                 break
@@ -163,6 +173,47 @@ class Exhaustive(Strategy):
         if not stack:
             self._finished = True
         self._node_at = {}
+
+    def _add_races(self, trace: Sequence[Step]) -> None:
+        """Dynamic partial-order reduction (Flanagan and Godefroid, POPL 2005).
+
+        For every pair of steps ``i < j`` of different agents that touch a common key
+        (one writing) and are not already ordered through other steps, the ordering
+        could be reversed: ask the decision before ``i`` to also try ``j``'s agent
+        (or, when that agent could not run there, every agent that could).
+        """
+        node_at = {node.step: node for node in self._stack}
+        clocks: list[dict[Choice, int]] = []
+        local: list[int] = []
+        last: dict[Choice, int] = {}
+        for j, step in enumerate(trace):
+            agent = step.id
+            prev = last.get(agent)
+            clock = dict(clocks[prev]) if prev is not None else {}
+            mine = (local[prev] if prev is not None else 0) + 1
+            footprint = step.footprint
+            if footprint:
+                for i in range(j - 1, -1, -1):
+                    other = trace[i]
+                    if other.id == agent or not other.footprint:
+                        continue
+                    if clock.get(other.id, 0) >= local[i]:
+                        continue  # already ordered before j through another step
+                    if independent(other.footprint, footprint):
+                        continue
+                    node = node_at.get(i)
+                    if node is not None:
+                        if agent in node.candidates:
+                            node.backtrack.add(agent)
+                        else:
+                            node.backtrack.update(node.candidates)
+                    for who, tick in clocks[i].items():
+                        if clock.get(who, 0) < tick:
+                            clock[who] = tick
+            clock[agent] = mine
+            clocks.append(clock)
+            local.append(mine)
+            last[agent] = j
 
     @property
     def complete(self) -> bool:

@@ -1,0 +1,97 @@
+"""Exhaustive search counts orderings as a person would, and clears correct workflows."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from racefree.explore import explore, hooks, lessons
+from tests.explore.workflows import run_threads
+
+
+def writes(key: str, times: int = 1) -> Callable[[], None]:
+    def body() -> None:
+        for _ in range(times):
+            hooks.point("write", key)
+
+    return body
+
+
+def read_then_write(key: str) -> Callable[[], None]:
+    def body() -> None:
+        hooks.point("read", key)
+        hooks.point("write", key)
+
+    return body
+
+
+def reads(key: str) -> Callable[[], None]:
+    def body() -> None:
+        hooks.point("read", key)
+
+    return body
+
+
+# (bodies, orderings counted by hand: interleavings up to swapping commuting steps)
+CASES: dict[str, tuple[list[Callable[[], None]], int]] = {
+    # A and B write one key: A first or B first.
+    "two writers, one key": ([writes("k"), writes("k")], 2),
+    # Different keys commute: every interleaving is the same.
+    "two writers, two keys": ([writes("a"), writes("b")], 1),
+    "three writers, three keys": ([writes("a"), writes("b"), writes("c")], 1),
+    # Three writers of one key: 3! orders.
+    "three writers, one key": ([writes("k")] * 3, 6),
+    # Reads commute with reads.
+    "two readers": ([reads("k"), reads("k")], 1),
+    # Two writes each by A and B on one key: choose the positions of A's writes, C(4,2).
+    "two writers, two writes each": ([writes("k", 2), writes("k", 2)], 6),
+    # A: r w, B: r w. Orders of {rA, wA, rB, wB} with rA<wA, rB<wB: 6 interleavings; the
+    # two reads commute, merging rA rB wA wB with rB rA wA wB, and rA rB wB wA with
+    # rB rA wB wA: 4 classes.
+    "read-modify-write, two agents": ([read_then_write("k"), read_then_write("k")], 4),
+    # A writes k; B reads k; C writes unrelated: 2 (B before or after A's write).
+    "writer, reader, bystander": ([writes("k"), reads("k"), writes("z")], 2),
+}
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_exhaustive_counts_orderings(name: str) -> None:
+    bodies, expected = CASES[name]
+    result = explore(
+        lambda: run_threads(*bodies), strategy="exhaustive", schedules=10_000, save_dir=None
+    )
+    assert result.complete
+    assert result.distinct == expected
+    assert f"all {expected} distinct orderings explored" in result.summary()[-1]
+
+
+def test_exhaustive_stops_at_the_budget_and_says_so() -> None:
+    result = explore(
+        lambda: run_threads(*[writes("k")] * 4), strategy="exhaustive", schedules=5, save_dir=None
+    )
+    assert not result.complete
+    assert "not every ordering was explored" in result.summary()[-1]
+
+
+@pytest.mark.parametrize("workflow", [lessons.locked, lessons.gather_locked])
+def test_fixed_lesson_workflows_pass_exhaustive_search(workflow: Callable[[], object]) -> None:
+    result = explore(
+        workflow,
+        strategy="exhaustive",
+        schedules=20_000,
+        invariants=[lessons.nothing_lost],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete, result.summary()
+
+
+@pytest.mark.parametrize("workflow", [lessons.unsafe, lessons.gather_unsafe])
+def test_broken_lesson_workflows_fail_on_the_first_schedule(
+    workflow: Callable[[], object],
+) -> None:
+    result = explore(workflow, invariants=[lessons.nothing_lost], save_dir=None)
+    assert result.failure is not None
+    assert result.failure.found_after == 1
+    assert "lost:" in result.failure.failure.title
