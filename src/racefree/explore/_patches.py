@@ -66,22 +66,28 @@ def _scheduler() -> Scheduler | None:
 _STDLIB = os.path.dirname(threading.__file__)
 
 
-def _internal() -> bool:
-    """Was the lock made by the standard library (a Condition's, a Future's), not by user code?"""
+_HISTORY = os.path.join("racefree", "history.py")
+
+
+def _made_by() -> str:
+    """Who made the lock: the standard library ("internal": a Condition's, a Future's),
+    racefree's History ("silent": held only inside ``record``), or user code ("")."""
     name = sys._getframe(2).f_code.co_filename
-    return name.startswith(_STDLIB) and "-packages" not in name
+    if name.startswith(_STDLIB) and "-packages" not in name:
+        return "internal"
+    return "silent" if name.endswith(_HISTORY) else ""
 
 
 def _lock() -> Any:
     sched = _scheduler()
-    return _real_lock() if sched is None else VLock(sched, internal=_internal())
+    return _real_lock() if sched is None else VLock(sched, made_by=_made_by())
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     sched = _scheduler()
     if sched is None:
         return _real_rlock(*args, **kwargs)
-    return VLock(sched, reentrant=True, internal=_internal())
+    return VLock(sched, reentrant=True, made_by=_made_by())
 
 
 def _start(self: threading.Thread) -> None:

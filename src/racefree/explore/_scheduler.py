@@ -131,17 +131,29 @@ class Agent:
 class VLock:
     """A ``threading.Lock`` whose waits are scheduling decisions (installed while exploring)."""
 
-    __slots__ = ("__weakref__", "_count", "_owner", "_reentrant", "_sched", "internal", "key")
+    __slots__ = (
+        "__weakref__",
+        "_count",
+        "_owner",
+        "_reentrant",
+        "_sched",
+        "internal",
+        "key",
+        "silent",
+    )
 
-    def __init__(self, sched: Scheduler, reentrant: bool = False, internal: bool = False) -> None:
+    def __init__(self, sched: Scheduler, reentrant: bool = False, made_by: str = "") -> None:
         self._sched = sched
-        self.internal = internal
+        self.internal = made_by == "internal"
+        # A lock held only inside code with no scheduling point in it (History.record's)
+        # can never be contended: it is neither a switch point nor a dependency.
+        self.silent = made_by == "silent"
         self._owner: Agent | None = None
         self._count = 0
         self._reentrant = reentrant
         sched.locks += 1
         kind = "rlock" if reentrant else "lock"
-        self.key = f"{'internal-' if internal else ''}{kind}#{sched.locks}"
+        self.key = f"{'internal-' if self.internal else ''}{kind}#{sched.locks}"
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         sched = self._sched
@@ -150,6 +162,9 @@ class VLock:
             return self._acquire_outside()
         if self._reentrant and self._owner is me:
             self._count += 1
+            return True
+        if self.silent and self._owner is None:
+            self._owner, self._count = me, 1
             return True
         return sched.acquire(me, self, blocking, timeout)
 

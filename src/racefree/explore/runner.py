@@ -15,6 +15,7 @@ import hashlib
 import inspect
 import json
 import platform
+import textwrap
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -266,8 +267,10 @@ def _hidden(key: str) -> bool:
     return key.startswith(("internal-", "thread#"))
 
 
-def _show(key: str, run: Run) -> str:
-    return key
+def _show(key: str, wrote: bool) -> str:
+    if key.startswith(("lock#", "rlock#")):
+        return f"takes {key}"
+    return f"{'writes' if wrote else 'reads'} {key}"
 
 
 def timeline(run: Run) -> list[str]:
@@ -291,9 +294,7 @@ def timeline(run: Run) -> list[str]:
         if step.kind == "resume":
             what = "resumes (its sleep or model call returns)"
         elif visible:
-            what = ", ".join(
-                f"{'writes' if w else 'reads'} {_show(k, run)}" for k, w in visible.items()
-            )
+            what = ", ".join(_show(k, w) for k, w in visible.items())
         lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {name:<{width}}  {what}")
     return lines
 
@@ -319,30 +320,21 @@ def _invariant_failures(invariants: Sequence[Invariant], state: Any) -> list[Fai
 
 
 def _checker_failures(history: History, state: Any) -> list[Failure]:
+    """The checker's errors (its warnings do not fail a run), as failures with their stories."""
+    import importlib
+
     try:
-        from racefree import check as checker  # the checker issue; optional until it lands
-    except ImportError:
+        checker = importlib.import_module("racefree.check")
+    except ImportError:  # pragma: no cover - the checker ships with racefree
         return []
-    check = getattr(checker, "check", None)
-    if check is None:
-        return []
-    try:
-        report = check(history, final_state=state)
-    except TypeError:
-        report = check(history)
-    findings = getattr(report, "findings", report)
+    report = checker.check(history, final_state=state)
     out = []
-    for finding in findings or ():
-        severity = str(getattr(finding, "severity", "error")).lower()
-        if "warn" in severity or "info" in severity:
-            continue
-        kind = str(getattr(finding, "kind", "finding"))
-        title = str(getattr(finding, "title", "") or getattr(finding, "summary", "") or kind)
-        explain = getattr(finding, "explanation", None) or getattr(finding, "story", None)
-        if callable(explain):
-            explain = explain()
-        details = explain if isinstance(explain, list) else str(explain or "").splitlines()
-        out.append(Failure("checker", f"Checker: {title}", [str(d) for d in details], kind))
+    for finding in report.errors:
+        agents = ", ".join(finding.agents)
+        keys = ", ".join(finding.keys)
+        title = f"Checker: {finding.name} on {keys} ({agents})" if keys else finding.name
+        story = textwrap.wrap(finding.explanation.story(), 88)
+        out.append(Failure("checker", title, story, finding.kind))
     return out
 
 
