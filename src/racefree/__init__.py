@@ -16,6 +16,7 @@ from racefree.errors import (
     HistoryFormatError,
     InvalidKeyError,
     NotSerializableError,
+    RaceFoundError,
     RacefreeError,
     ReplayDivergedError,
     StoreError,
@@ -23,6 +24,8 @@ from racefree.errors import (
     UsageError,
     WrongTypeError,
 )
+from racefree.explore import Exploration, Schedule, Strategy, explore
+from racefree.explore.stress import StressResult, stress
 from racefree.history import Event, History
 from racefree.state import (
     REDUCERS,
@@ -49,18 +52,23 @@ __all__ = [
     "ContentionError",
     "Event",
     "Explanation",
+    "Exploration",
     "Finding",
     "History",
     "HistoryFormatError",
     "InvalidKeyError",
     "Lost",
     "NotSerializableError",
+    "RaceFoundError",
     "RacefreeError",
     "Reducer",
     "ReplayDivergedError",
     "Report",
+    "Schedule",
     "Store",
     "StoreError",
+    "Strategy",
+    "StressResult",
     "Transaction",
     "UnknownBackendError",
     "UsageError",
@@ -70,9 +78,11 @@ __all__ = [
     "agent",
     "check",
     "current_agent",
+    "explore",
     "history_of",
     "open_async_store",
     "open_store",
+    "stress",
     "suspension",
     "track",
 ]

@@ -1,0 +1,101 @@
+"""The racefree pytest plugin: explore a test under many schedules.
+
+Registered as a ``pytest11`` entry point, so installing racefree enables it.
+Mark a test and its body becomes the explored workflow: every agent it
+starts (threads, thread pools, asyncio tasks) is scheduled by the explorer,
+and a failed assertion, an exception or a checker error in any run fails the
+test with the report and the exact command that replays the failing run::
+
+    @pytest.mark.racefree(schedules=500, strategy="pct", seed=0)
+    def test_agents_share_the_session():
+        session = run_my_agents()
+        assert len(session["history"]) == 3
+
+Options: ``--racefree-replay SCHEDULE`` runs the selected marked tests on one
+schedule (what the failure report tells you to paste);
+``--racefree-schedules N`` overrides every marker's ``schedules``. Fixtures
+are created once per test, not once per schedule: give the workflow fresh
+state inside the test body.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from racefree.explore import Schedule, explore
+
+__all__ = ["pytest_addoption", "pytest_configure", "pytest_pyfunc_call"]
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("racefree", "racefree race explorer")
+    group.addoption(
+        "--racefree-replay",
+        metavar="SCHEDULE",
+        default=None,
+        help="run tests marked racefree on this one schedule (from a failure report)",
+    )
+    group.addoption(
+        "--racefree-schedules",
+        metavar="N",
+        type=int,
+        default=None,
+        help="how many schedules each test marked racefree explores (overrides the marker)",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "racefree(schedules=1000, strategy='random', seed=0, depth=3, latency='any', "
+        "invariants=(), check=True): run the test under the race explorer; a failing "
+        "schedule fails the test and prints the command that replays it.",
+    )
+
+
+def _workflow(function: Any, funcargs: dict[str, Any]) -> Any:
+    if inspect.iscoroutinefunction(function):
+
+        async def run_async() -> Any:
+            return await function(**funcargs)
+
+        workflow: Any = run_async
+    else:
+
+        def run() -> Any:
+            return function(**funcargs)
+
+        workflow = run
+    functools.update_wrapper(workflow, function)
+    return workflow
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    marker = pyfuncitem.get_closest_marker("racefree")
+    if marker is None:
+        return None
+    options = dict(marker.kwargs)
+    config = pyfuncitem.config
+    schedules = config.getoption("racefree_schedules")
+    if schedules is not None:
+        options["schedules"] = schedules
+    replay = config.getoption("racefree_replay")
+    names = pyfuncitem._fixtureinfo.argnames
+    funcargs = {name: pyfuncitem.funcargs[name] for name in names}
+    nodeid = pyfuncitem.nodeid
+
+    def command(path: Path | None, schedule: Schedule) -> str:
+        return f"pytest '{nodeid}' --racefree-replay {schedule.encode()}"
+
+    options.setdefault("save_dir", config.rootpath / ".racefree" / "replays")
+    if replay is not None:
+        options.pop("schedules", None)
+        options["replay"] = replay
+    explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options).check()
+    return True
