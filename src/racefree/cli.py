@@ -77,7 +77,62 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.set_defaults(run=_check)
+    _add_explore_commands(sub)
     return parser
+
+
+def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    explore = sub.add_parser(
+        "explore",
+        help="run a workflow under many schedules, one agent at a time, and check each run",
+        description=(
+            "Run WORKFLOW (package.module:function, no arguments) under many schedules "
+            "chosen by a strategy, check each run (the checker and the function's "
+            "'invariants' attribute), and report the first failure with the command that "
+            "replays it. Exit status 1 when a run failed."
+        ),
+    )
+    explore.add_argument("workflow", metavar="WORKFLOW", help="package.module:function")
+    explore.add_argument("--schedules", type=int, default=1000, metavar="N")
+    explore.add_argument("--strategy", choices=("random", "pct", "exhaustive"), default="random")
+    explore.add_argument("--depth", type=int, default=3, metavar="D", help="PCT bug depth")
+    explore.add_argument("--seed", type=int, default=0, metavar="S")
+    explore.add_argument(
+        "--latency",
+        choices=("any", "virtual"),
+        default="any",
+        help="sleeps and model calls end in any order (default) or in deadline order",
+    )
+    explore.add_argument("--keep-going", action="store_true", help="collect every failure")
+    explore.add_argument("--no-check", action="store_true", help="skip the checker")
+    explore.add_argument(
+        "--save-dir", default=".racefree/replays", metavar="DIR", help="where replay files go"
+    )
+    explore.add_argument("--json", action="store_true", help="print the result as JSON")
+    explore.set_defaults(run=_explore)
+
+    replay = sub.add_parser(
+        "replay",
+        help="re-run one recorded failing schedule exactly",
+        description="Re-run the schedule in a replay file written by racefree explore.",
+    )
+    replay.add_argument("file", metavar="FILE", help="a replay file (.json)")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.set_defaults(run=_replay)
+
+    stress = sub.add_parser(
+        "stress",
+        help="the baseline: run a workflow for real, many runs at once, each checked",
+        description=(
+            "Run WORKFLOW with real threads and real timing RUNS times, PARALLEL at once, "
+            "checking each run with the function's 'invariants'. Exit status 1 on a failure."
+        ),
+    )
+    stress.add_argument("workflow", metavar="WORKFLOW", help="package.module:function")
+    stress.add_argument("--runs", type=int, default=100, metavar="N")
+    stress.add_argument("--parallel", type=int, default=4, metavar="P")
+    stress.add_argument("--json", action="store_true", help="print the result as JSON")
+    stress.set_defaults(run=_stress)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -154,6 +209,83 @@ def _check(args: argparse.Namespace) -> int:
     if report.errors or (args.strict and report.warnings):
         return 1
     return 0
+
+
+def _explore(args: argparse.Namespace) -> int:
+    from racefree.explore import explore
+    from racefree.explore._cli import load_workflow, progress
+    from racefree.scenarios.script import print_json
+
+    workflow = load_workflow(args.workflow)
+    with progress(f"exploring ({args.strategy})", args.schedules, not args.json) as on_run:
+        result = explore(
+            workflow,
+            schedules=args.schedules,
+            strategy=args.strategy,
+            depth=args.depth,
+            seed=args.seed,
+            latency=args.latency,
+            keep_going=args.keep_going,
+            check=not args.no_check,
+            invariants=getattr(workflow, "invariants", ()),
+            save_dir=args.save_dir,
+            on_run=on_run,
+        )
+    if args.json:
+        print_json(result.to_json())
+    else:
+        print(result.report())
+    return 0 if result.ok else 1
+
+
+def _replay(args: argparse.Namespace) -> int:
+    from racefree.explore import explore, load_replay
+    from racefree.explore._cli import load_workflow
+    from racefree.scenarios.script import print_json
+
+    data = load_replay(args.file)
+    workflow = load_workflow(data["workflow"])
+    result = explore(
+        workflow,
+        replay=args.file,
+        latency=data.get("latency", "any"),
+        invariants=getattr(workflow, "invariants", ()),
+        save_dir=None,
+        command=lambda path, schedule: f"racefree replay {args.file}",
+    )
+    if args.json:
+        print_json(result.to_json())
+    elif result.ok:
+        print(
+            f"{args.file}: the schedule ran to the end and every check passed: the failure "
+            f"it recorded ({data['failure']['title']}) no longer happens."
+        )
+    else:
+        print(result.report())
+    return 0 if result.ok else 1
+
+
+def _stress(args: argparse.Namespace) -> int:
+    from racefree.explore._cli import load_workflow, progress
+    from racefree.explore.stress import stress
+    from racefree.scenarios.script import print_json
+
+    workflow = load_workflow(args.workflow)
+    with progress("stress", args.runs, not args.json) as on_run:
+        result = stress(
+            workflow,
+            runs=args.runs,
+            parallel=args.parallel,
+            invariants=getattr(workflow, "invariants", ()),
+            on_run=on_run,
+        )
+    if args.json:
+        print_json(result.to_json())
+    else:
+        for failure in result.failures[:1]:
+            print(failure.title)
+        print("\n".join(result.summary()))
+    return 0 if result.ok else 1
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 from asyncio import base_events
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,11 @@ __all__ = ["ControlledLoop"]
 
 class ControlledLoop(base_events.BaseEventLoop):
     """asyncio's base loop with a virtual clock and the scheduler in place of a selector."""
+
+    # BaseEventLoop's own state, which typeshed does not describe.
+    _ready: deque[asyncio.Handle]
+    _scheduled: list[asyncio.TimerHandle]
+    _stopping: bool
 
     def __init__(self, scheduler: Scheduler, agent: Agent) -> None:
         super().__init__()
@@ -52,7 +58,7 @@ class ControlledLoop(base_events.BaseEventLoop):
 
     # --- who owns what ------------------------------------------------------------------------
 
-    def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:  # type: ignore[override]
+    def create_task(self, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
         if kwargs.get("name") is None:
             self._tasks_made += 1
             kwargs["name"] = f"Task-{self._tasks_made}"
@@ -76,8 +82,8 @@ class ControlledLoop(base_events.BaseEventLoop):
 
     def pending_timers(self) -> Iterator[tuple[Choice, asyncio.TimerHandle]]:
         """Live timers, earliest first, each named (owner ordinal, n-th of that owner's)."""
-        live = [h for h in self._scheduled if not h._cancelled]
-        live.sort(key=lambda h: h._when)
+        live = [h for h in self._scheduled if not h.cancelled()]
+        live.sort(key=lambda h: h.when())
         seen: dict[int, int] = {}
         for handle in live:
             owner = self._owners.get(id(handle), self._agent.ordinal)
@@ -89,7 +95,7 @@ class ControlledLoop(base_events.BaseEventLoop):
         """The scheduler chose ``handle``: take it off the heap (the loop will run it)."""
         self._scheduled.remove(handle)
         heapq.heapify(self._scheduled)
-        handle._scheduled = False  # type: ignore[attr-defined]
+        handle._scheduled = False  # type: ignore[attr-defined,unused-ignore]
         self._owners.pop(id(handle), None)
 
     # --- the loop -------------------------------------------------------------------------------
@@ -105,18 +111,18 @@ class ControlledLoop(base_events.BaseEventLoop):
     def _run_once(self) -> None:
         ready = self._ready
         scheduled = self._scheduled
-        while scheduled and scheduled[0]._cancelled:
-            handle = heapq.heappop(scheduled)
-            handle._scheduled = False  # type: ignore[attr-defined]
-            self._owners.pop(id(handle), None)
+        while scheduled and scheduled[0].cancelled():
+            timer = heapq.heappop(scheduled)
+            timer._scheduled = False  # type: ignore[attr-defined]
+            self._owners.pop(id(timer), None)
         scheduler = self._racefree
         if scheduler.virtual:
             now = scheduler.clock
-            while scheduled and scheduled[0]._when <= now:
-                handle = heapq.heappop(scheduled)
-                handle._scheduled = False  # type: ignore[attr-defined]
-                self._owners.pop(id(handle), None)
-                ready.append(handle)
+            while scheduled and scheduled[0].when() <= now:
+                timer = heapq.heappop(scheduled)
+                timer._scheduled = False  # type: ignore[attr-defined]
+                self._owners.pop(id(timer), None)
+                ready.append(timer)
         if not ready and not self._stopping:
             fire = scheduler.loop_idle(self)
             if fire is not None:

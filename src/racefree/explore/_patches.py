@@ -119,7 +119,8 @@ def _is_alive(self: threading.Thread) -> bool:
     agent = getattr(self, "_racefree_agent", None)
     if agent is None:
         return _orig["is_alive"](self)  # type: ignore[no-any-return]
-    return agent.state != 5  # DONE
+    done: bool = agent.state == 5  # DONE
+    return not done
 
 
 def _newname(name_template: str = "Thread-%d") -> str:
@@ -143,10 +144,10 @@ def _shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bo
     if getattr(self, "_racefree_state", None) is None:
         return _orig["shutdown"](self, wait, cancel_futures=cancel_futures)  # type: ignore[no-any-return]
     sched = _scheduler()
-    if sched is None or getattr(self, "_racefree_run", None) is not sched:
-        self._shutdown = True  # type: ignore[attr-defined]
-        return None
-    sched.executor_shutdown(self, wait, cancel_futures)
+    if sched is not None and id(getattr(self, "_racefree_run", None)) == id(sched):
+        sched.executor_shutdown(self, wait, cancel_futures)
+    else:  # the run that used this pool is over: its workers have finished
+        self._shutdown = True
     return None
 
 
@@ -162,17 +163,17 @@ def _sleep(seconds: float) -> None:
 
 def _monotonic() -> float:
     sched = _scheduler()
-    return _orig["monotonic"]() if sched is None else sched.clock  # type: ignore[no-any-return]
+    return _orig["monotonic"]() if sched is None else sched.clock
 
 
 def _perf_counter() -> float:
     sched = _scheduler()
-    return _orig["perf_counter"]() if sched is None else sched.clock  # type: ignore[no-any-return]
+    return _orig["perf_counter"]() if sched is None else sched.clock
 
 
 def _time() -> float:
     sched = _scheduler()
-    return _orig["time"]() if sched is None else _EPOCH + sched.clock  # type: ignore[no-any-return]
+    return _orig["time"]() if sched is None else _EPOCH + sched.clock
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -219,7 +220,7 @@ _installed = 0
 _guard = _real_lock()
 
 
-class installed:  # noqa: N801 - used as a context manager, reads like a function
+class installed:
     """``with installed():`` swaps the replacements in (re-entrant; counted)."""
 
     def __enter__(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import _thread
 import asyncio
+import contextlib
 import contextvars
 import threading
 import traceback
@@ -65,10 +66,8 @@ def _carrier_main(carrier: _Carrier) -> None:
     while True:
         job, carrier.job = carrier.job, None
         if job is not None:
-            try:
+            with contextlib.suppress(BaseException):  # _boot catches everything itself
                 job[0](*job[1])
-            except BaseException:  # pragma: no cover - _boot catches everything itself
-                pass
         _idle.append(carrier)
         carrier.go.acquire()
 
@@ -564,9 +563,8 @@ class Scheduler:
                     f"{self.names[agent.ordinal]} waits for {agent.wait.key} ({holder} holds it)"
                 )
             elif agent.state == JOIN:
-                waits.append(
-                    f"{self.names[agent.ordinal]} waits for {self.names[agent.wait.ordinal]} to finish"
-                )
+                target = self.names[agent.wait.ordinal]
+                waits.append(f"{self.names[agent.ordinal]} waits for {target} to finish")
             elif agent.state == IDLE:
                 waits.append(f"{self.names[agent.ordinal]}'s event loop waits with no task ready")
             elif agent.state == ALL:

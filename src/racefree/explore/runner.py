@@ -163,9 +163,8 @@ class Exploration:
         return lines
 
     def report(self) -> str:
-        """Every failure in full, then the summary."""
-        parts = [f.text() for f in self.failures]
-        parts.append("\n".join(self.summary()))
+        """The summary, then every failure in full (each ending with its replay command)."""
+        parts = ["\n".join(self.summary()), *(f.text() for f in self.failures)]
         return "\n\n".join(parts)
 
     def check(self) -> Exploration:
@@ -215,12 +214,10 @@ class FailureReport:
         shrunk = ""
         if self.original_deviations != run.deviations:
             shrunk = f", shrunk from {self.original_deviations}"
-        lines = [
-            f"racefree: {self.workflow} failed on schedule {self.found_after:,}.",
-            "",
-            f"{self.failure.title}",
-            *(f"  {line}" for line in self.failure.details),
-            "",
+        lines = [f"racefree: {self.workflow} failed on schedule {self.found_after:,}.", ""]
+        for failure in run.failures:
+            lines += [failure.title, *(f"  {line}" for line in failure.details), ""]
+        lines += [
             f"What happened ({run.deviations} deviation{'s' if run.deviations != 1 else ''} "
             f"from natural timing{shrunk}; * marks each; times are virtual):",
             *(f"  {line}" for line in self.timeline()),
@@ -281,9 +278,8 @@ def timeline(run: Run) -> list[str]:
         mark = "*" if step.deviation else " "
         if step.events:
             for event in step.events:
-                lines.append(
-                    f"{number:>4}{mark} {step.time:6.2f}s  {event.agent:<{width}}  {_describe(event)}"
-                )
+                who = f"{event.agent:<{width}}"
+                lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {who}  {_describe(event)}")
                 mark = " "
             continue
         visible = {k: w for k, w in step.footprint.items() if not _hidden(k)}
@@ -386,12 +382,12 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
     if error is not None:
         import traceback
 
-        tb = traceback.format_exception(type(error), error, error.__traceback__)
+        lines = traceback.format_exception(type(error), error, error.__traceback__)
         failures.append(
             Failure(
                 "exception",
                 f"The workflow raised {type(error).__name__}: {error}",
-                "".join(tb).rstrip().splitlines()[-6:],
+                "".join(lines).rstrip().splitlines()[-6:],
                 type(error).__name__,
             )
         )
@@ -480,7 +476,7 @@ def workflow_name(workflow: Callable[..., Any]) -> str:
     return f"{module}:{qualname}"
 
 
-# --- replay files ----------------------------------------------------------------------------------
+# --- replay files -------------------------------------------------------------------------
 
 REPLAY_FORMAT = "racefree-replay"
 
@@ -674,10 +670,8 @@ def _report(
 ) -> FailureReport:
     original = run.deviations
     if shrink and run.deviations > 0:
-        try:
+        with contextlib.suppress(ReplayDivergedError):  # lenient replays do not diverge
             run = _shrink(config, run)
-        except ReplayDivergedError:  # pragma: no cover - lenient replays do not diverge
-            pass
     failure = run.failures[0]
     path = None
     if save_dir is not None:

@@ -74,7 +74,7 @@ class Step:
 
     def __init__(
         self,
-        id: Choice,  # noqa: A002 - the field is an agent id
+        id: Choice,
         name: str,
         kind: str,
         key: str | None,

@@ -10,10 +10,11 @@ and need not both be run.
 Two techniques do the pruning. Dynamic partial-order reduction (Flanagan and
 Godefroid, POPL 2005) looks at each finished run for pairs of steps that
 could have happened the other way round, and only backtracks to try those.
-Sleep sets (Godefroid, 1996) then make sure no ordering is run twice: after exploring agent ``t`` at a
-decision, ``t`` "sleeps" in the sibling branches until some step that does
-not commute with ``t``'s next step runs; a branch whose only runnable agents
-are asleep is a re-ordering of one already explored and is not counted. The
+Sleep sets (Godefroid, 1996) then make sure no ordering is run twice:
+after exploring agent ``t`` at a decision, ``t`` "sleeps" in the sibling
+branches until some step that does not commute with ``t``'s next step runs;
+a branch whose only runnable agents are asleep is a re-ordering of one
+already explored and is not counted. The
 runs that are counted are exactly one per equivalence class (Mazurkiewicz
 trace) of orderings, so when the search ends the summary can say "all N
 distinct orderings explored". The bound is the ``schedules`` budget; a
