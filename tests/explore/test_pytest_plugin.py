@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from importlib.metadata import entry_points
 
 import pytest
 
 pytest_plugins = ["pytester"]
+
+# Installed, the plugin loads through its entry point; from a bare clone, name it.
+INSTALLED = any(e.value == "racefree.pytest_plugin" for e in entry_points(group="pytest11"))
+PLUGIN = [] if INSTALLED else ["-p", "racefree.pytest_plugin"]
 
 TESTS = """
 import threading, time
@@ -38,15 +43,14 @@ def test_nothing_shared():
 
 def test_a_race_fails_the_test_with_the_replay_command(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_agents=TESTS)
-    result = pytester.runpytest("-p", "racefree.pytest_plugin", "-q")
+    result = pytester.runpytest(*PLUGIN, "-q")
     result.assert_outcomes(passed=1, failed=1)
     output = result.stdout.str()
     command = re.search(r"pytest '(test_agents.py::test_counter)' --racefree-replay (\S+)", output)
     assert command is not None, output
     # Pasting the command replays the failing schedule: the same failure, once.
     again = pytester.runpytest(
-        "-p",
-        "racefree.pytest_plugin",
+        *PLUGIN,
         "-q",
         command.group(1),
         "--racefree-replay",

@@ -1,0 +1,35 @@
+"""Lesson 04's scripts, run as a learner runs them from a clone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+LESSON = Path(__file__).resolve().parents[2] / "examples" / "04-testing"
+
+
+def run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, script, *args], cwd=LESSON, capture_output=True, text=True, check=False
+    )
+
+
+def test_find_race_reports_the_lost_update_and_its_replay() -> None:
+    done = run("find_race.py", "--seed", "3")
+    assert done.returncode == 0, done.stderr
+    assert "failed on schedule 1" in done.stdout
+    assert "replay='rf1:" in done.stdout
+
+
+def test_find_race_json() -> None:
+    data = json.loads(run("find_race.py", "--json", "--agents", "2").stdout)
+    assert data["failures"] and data["failures"][0]["kind"] == "invariant"
+
+
+def test_prove_fix_explores_every_ordering() -> None:
+    done = run("prove_fix.py", "--agents", "2")
+    assert done.returncode == 0, done.stderr
+    assert "distinct orderings explored" in done.stdout
+    assert "2 locked agents: every ordering passes." in done.stdout
