@@ -1,11 +1,15 @@
-"""gather_with_lock.py: asyncio.gather with an asyncio.Lock around the update.
+"""gather_with_lock.py: when the update must span an await, hold an asyncio.Lock.
 
-The model call is awaited with no lock held, so the agents still wait in
-parallel. The update of the session (append, add to the counters) happens
-inside `async with lock:` and contains no other await, so no task can touch
-the session between this agent's read and its write. Use `asyncio.Lock` in
-async code: a `threading.Lock` held across an `await` would block the whole
-event loop. The agent is `locked_async_agent` in src/racefree/scenarios/lesson02.py.
+Sometimes the read cannot move after the await: the agent's prompt must
+include the conversation so far, so it reads the history, awaits the model
+with it, and writes the reply back. Then only a lock held from the read to
+the write keeps the others out: `async with lock:` around all three steps.
+Correct, but the lock is held for the whole model call, so the agents take
+turns (dots in the timeline are agents waiting for the lock) and the run is
+as slow as one after another. Use `asyncio.Lock` here: a `threading.Lock`
+held across an await deadlocks, because the next task blocks the only thread
+in `acquire()` and the holder can never resume. The agent is
+`locked_async_agent` in src/racefree/scenarios/lesson02.py.
 """
 
 import _lesson  # noqa: F401  (puts the clone's src/ on the path)
@@ -17,10 +21,13 @@ if __name__ == "__main__":
     flow_script(
         __doc__,
         lesson02.run_gather_with_lock,
-        intro=lambda args: f"{len(args.names)} async agents, updates under an asyncio.Lock.",
+        intro=lambda args: (
+            f"{len(args.names)} async agents; each holds an asyncio.Lock from its read, "
+            "across the model call, to its write."
+        ),
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s one "
-            f"after another: {result.latency_sum / result.wall_seconds:.1f}x faster, "
-            "nothing lost.",
+            f"Total time {result.wall_seconds:.2f} s, about the sum of the calls "
+            f"({result.latency_sum:.2f} s): correct, but the lock made the agents take turns. "
+            "Keep awaits out of a lock when you can (gather_await_first.py)."
         ],
     )

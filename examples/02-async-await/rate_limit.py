@@ -1,10 +1,13 @@
 """rate_limit.py: all agents gathered, at most N model calls in flight (asyncio.Semaphore).
 
-Model providers limit requests per second and concurrent requests. An
+Model providers cap concurrent requests (and requests per minute). An
 `asyncio.Semaphore(N)` lets N agents into the model call at once; the others
 wait (dots in the timeline) until a slot frees. The run takes about as long
-as the calls packed into N lanes. A Semaphore limits concurrency, it does not
-protect shared state: with N >= 2 the update still needs the lock.
+as the calls packed into N lanes. A Semaphore limits how many run at once; it
+does not make an update safe. Here the update is safe for another reason: it
+happens after the await, with no await inside (as in gather_await_first.py).
+A limit per minute needs a token bucket on top; this script shows the cap on
+calls in flight.
 """
 
 import _lesson  # noqa: F401  (puts the clone's src/ on the path)

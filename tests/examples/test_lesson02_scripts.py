@@ -21,7 +21,7 @@ def test_gather_race_json_loses_work() -> None:
     assert data["consistent"] is False
 
 
-@pytest.mark.parametrize("script", ["gather_with_lock", "gather_with_store"])
+@pytest.mark.parametrize("script", ["gather_await_first", "gather_with_lock", "gather_with_store"])
 def test_the_fixes_json_lose_nothing(script: str) -> None:
     data = run_json_in(LESSON, script, "--agents", "8", "--time-scale", "0.01", "--seed", "1")
     assert data["consistent"] is True

@@ -72,6 +72,20 @@ def lanes(result: ScenarioResult, width: int = 48) -> list[str]:
     return lines
 
 
+_MEANINGS = (
+    ("R", "R = reads the shared history"),
+    ("C", "C = calls the model"),
+    ("W", "W = writes it"),
+    (".", ". = waits"),
+)
+
+
+def _legend(drawn: list[str]) -> str:
+    """Explain the marks that ``lanes`` actually drew, and only those."""
+    rows = "".join(line.split("|")[1] for line in drawn[:-1] if "|" in line)
+    return ", ".join(text for mark, text in _MEANINGS if mark in rows)
+
+
 def summary_rows(results: Sequence[ScenarioResult]) -> list[tuple[str, ...]]:
     """The demo's summary table as rows of text, one per result."""
     rows: list[tuple[str, ...]] = []
@@ -144,10 +158,9 @@ class Printer:
 def show_flow(printer: Printer, result: ScenarioResult) -> None:
     """A lesson flow run: lanes, the story, expected against actual, the verdict."""
     printer.line()
-    printer.line(
-        "Timeline (R = reads the shared history, C = calls the model, W = writes it):", "bold"
-    )
-    for text in lanes(result):
+    drawn = lanes(result)
+    printer.line(f"Timeline ({_legend(drawn)}):", "bold")
+    for text in drawn:
         printer.line("  " + text)
     printer.line()
     printer.line("Step by step:", "bold")

@@ -4,9 +4,11 @@ asyncio runs one task at a time and switches only where a task awaits. That
 removes races between two lines with no ``await`` between them, and keeps
 every race that spans an ``await``: a model call is an ``await``, so the
 read-call-write agent of lesson 01 loses work here exactly as it did in
-threads. The fixes are an ``asyncio.Lock`` around the read-modify-write, or a
-store whose operations are atomic; a ``Semaphore`` limits how many model calls
-run at once.
+threads. The fixes: await the model first and then read-modify-write with no
+``await`` in between (no lock needed); hold an ``asyncio.Lock`` from the read
+to the write when the update must span an ``await`` (correct, and the agents
+take turns); or hand deltas to a store whose operations are atomic. A
+``Semaphore`` limits how many model calls run at once.
 """
 
 from __future__ import annotations
@@ -34,9 +36,11 @@ from racefree.state import AsyncStore, open_async_store
 
 __all__ = [
     "FlowRunner",
+    "await_first_agent",
     "locked_async_agent",
     "no_await_between",
     "rate_limited_agent",
+    "run_gather_await_first",
     "run_gather_unsafe",
     "run_gather_with_lock",
     "run_gather_with_store",
@@ -66,14 +70,30 @@ async def unsafe_async_agent(
     write_back(name, session, seen, reply, history)  # 3. write: our copy replaces theirs
 
 
+async def await_first_agent(
+    name: str, session: Session, llm: SimulatedLLM, history: History
+) -> None:
+    """The asyncio fix without a lock: await the model first, then update with no await."""
+    history.record("call", agent=name)
+    reply = await llm.acall(name)
+    # From here to the end there is no await: no other task can run in between.
+    add_reply(name, session, reply, history, how="with no await in between")
+
+
 async def locked_async_agent(
     name: str, session: Session, lock: asyncio.Lock, llm: SimulatedLLM, history: History
 ) -> None:
-    """The fix: await the model with no lock held, then update under an ``asyncio.Lock``."""
-    history.record("call", agent=name)
-    reply = await llm.acall(name)
-    async with lock:  # no other task can read or write the session until we leave
-        add_reply(name, session, reply, history)
+    """When the model must see the current history, hold an asyncio.Lock across the await.
+
+    Correct, but only one agent at a time can be between its read and its
+    write, and here that span is the whole model call: the agents take turns.
+    """
+    history.record("wait", agent=name)
+    async with lock:  # held across the await: every other agent waits here
+        seen = read_session(name, session, history)
+        history.record("call", agent=name)
+        reply = await llm.acall(name)  # the prompt would include seen.conversation
+        write_back(name, session, seen, reply, history)
 
 
 SESSION_REDUCERS = {
@@ -102,12 +122,11 @@ async def rate_limited_agent(
     name: str,
     session: Session,
     limit: asyncio.Semaphore,
-    lock: asyncio.Lock,
     llm: SimulatedLLM,
     history: History,
     in_flight: list[int],
 ) -> None:
-    """The locked agent, with at most ``limit``'s worth of model calls in flight at once."""
+    """The await-first agent, with at most ``limit``'s worth of model calls in flight at once."""
     history.record("wait", agent=name)
     async with limit:  # a slot in the rate limit; the others wait here
         in_flight[0] += 1  # no await between read and write: safe in asyncio
@@ -115,8 +134,7 @@ async def rate_limited_agent(
         history.record("call", agent=name)
         reply = await llm.acall(name)
         in_flight[0] -= 1
-    async with lock:
-        add_reply(name, session, reply, history)
+    add_reply(name, session, reply, history, how="with no await in between")
 
 
 # --- The lesson's runs ------------------------------------------------------------
@@ -158,10 +176,25 @@ def run_gather_unsafe(
     return flow_result("gather_unsafe", "gather, unsafe", names, llm, session, history, wall)
 
 
+def run_gather_await_first(
+    names: list[str], *, seed: int | None = None, time_scale: float = 1.0
+) -> ScenarioResult:
+    """The await-first agent under ``asyncio.gather``: fast, nothing lost, no lock."""
+    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
+
+    async def main() -> None:
+        await asyncio.gather(*(await_first_agent(n, session, llm, history) for n in names))
+
+    wall = _timed(main)
+    return flow_result(
+        "gather_await_first", "gather, await first", names, llm, session, history, wall
+    )
+
+
 def run_gather_with_lock(
     names: list[str], *, seed: int | None = None, time_scale: float = 1.0
 ) -> ScenarioResult:
-    """The locked agent under ``asyncio.gather``: fast and nothing lost."""
+    """The locked agent under ``asyncio.gather``: nothing lost, and as slow as taking turns."""
     llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
 
     async def main() -> None:
@@ -217,12 +250,9 @@ def run_rate_limited(
     in_flight = [0, 0]  # now, most ever
 
     async def main() -> None:
-        semaphore, lock = asyncio.Semaphore(limit), asyncio.Lock()
+        semaphore = asyncio.Semaphore(limit)
         await asyncio.gather(
-            *(
-                rate_limited_agent(n, session, semaphore, lock, llm, history, in_flight)
-                for n in names
-            )
+            *(rate_limited_agent(n, session, semaphore, llm, history, in_flight) for n in names)
         )
 
     wall = _timed(main)
