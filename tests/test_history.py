@@ -68,3 +68,26 @@ def test_a_malformed_line_is_reported_with_its_number(
 def test_event_from_dict_rejects_a_boolean_seq() -> None:
     with pytest.raises(ValueError, match="'seq' has the wrong type"):
         Event.from_dict({"seq": True, "time": 0, "agent": "A", "op": "read"})
+
+
+def test_a_line_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.jsonl"
+    path.write_bytes(b'{"seq": 0, "time": 0, "agent": "A", "op": "read"}\n\xff\xfe\n')
+    with pytest.raises(HistoryFormatError, match=rf"^{path}, line 2: not UTF-8 text\. "):
+        History.from_jsonl(path)
+
+
+def test_a_repeated_seq_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "twice.jsonl"
+    line = '{"seq": 4, "time": 0, "agent": "A", "op": "read"}\n'
+    path.write_text(line + line, encoding="utf-8")
+    with pytest.raises(HistoryFormatError, match=r"line 2: seq 4 was already used on line 1\."):
+        History.from_jsonl(path)
+
+
+@pytest.mark.parametrize("time", ["1e999", "-1"])
+def test_time_must_be_finite_and_not_negative(tmp_path: Path, time: str) -> None:
+    path = tmp_path / "time.jsonl"
+    path.write_text(f'{{"seq": 0, "time": {time}, "agent": "A", "op": "read"}}\n', "utf-8")
+    with pytest.raises(HistoryFormatError, match=r"'time' must be a finite number of seconds"):
+        History.from_jsonl(path)

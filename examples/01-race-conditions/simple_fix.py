@@ -37,10 +37,10 @@ def main() -> None:
     show_flow(out, result)
     out.line(
         f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s for the same "
-        f"calls one after another: {speedup:.1f}x faster, and nothing lost."
+        f"calls one after another (their sum): {speedup:.1f}x faster."
     )
     if args.history is not None:
-        out.line(f"History saved to {args.history}: `racefree check {args.history}` finds nothing.")
+        out.line(f"History saved to {args.history}: check it with `racefree check {args.history}`.")
 
 
 if __name__ == "__main__":

@@ -17,5 +17,8 @@ if __name__ == "__main__":
         __doc__,
         lesson03.run_reducers,
         intro=lambda args: f"{len(args.names)} agents in threads; deltas merged by reducers.",
-        closing=lambda result: [f"Total time {result.wall_seconds:.2f} s; nothing lost."],
+        closing=lambda result: [
+            f"Total time {result.wall_seconds:.2f} s, about the slowest call "
+            f"({result.latency_max:.2f} s)."
+        ],
     )

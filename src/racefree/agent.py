@@ -3,8 +3,10 @@
 An explicit ``with agent("Researcher"):`` wins; otherwise the name of the
 current asyncio task, else the name of the current thread. The explicit
 context lives in a ``contextvars.ContextVar``, so asyncio tasks inherit it
-from the code that created them, while a new thread starts without it (wrap
-the thread's own function instead).
+from the code that created them. Whether a new thread inherits it depends on
+the interpreter (``sys.flags.thread_inherit_context``: off by default, on by
+default in free-threaded builds from 3.14), so do not rely on either: enter
+``agent(...)`` inside the thread's own function.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ On disk a history is JSON lines, one event per line, with the keys of
 from __future__ import annotations
 
 import json
+import math
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -90,6 +91,8 @@ class Event:
                 raise ValueError(f"the event has no {name!r}")
             if not isinstance(data[name], kind) or isinstance(data[name], bool):
                 raise ValueError(f"{name!r} has the wrong type ({type(data[name]).__name__})")
+        if not math.isfinite(data["time"]) or data["time"] < 0:
+            raise ValueError(f"'time' must be a finite number of seconds >= 0, not {data['time']}")
         for name, kind in _OPTIONAL.items():
             if name in data and not isinstance(data[name], kind):
                 raise ValueError(f"{name!r} has the wrong type ({type(data[name]).__name__})")
@@ -176,15 +179,28 @@ class History:
     def from_jsonl(cls, path: str | Path) -> History:
         """Read a JSON-lines history; a bad line raises ``HistoryFormatError``."""
         events: list[Event] = []
-        with open(path, encoding="utf-8") as source:
-            for number, line in enumerate(source, start=1):
-                if not line.strip():
-                    continue
+        seen: dict[int, int] = {}  # seq -> the line that had it
+        with open(path, "rb") as source:  # decoded line by line, to name the bad line
+            for number, raw in enumerate(source, start=1):
                 try:
-                    events.append(Event.from_dict(json.loads(line)))
-                except (ValueError, json.JSONDecodeError) as exc:
+                    line = raw.decode("utf-8")
+                    if not line.strip():
+                        continue
+                    event = Event.from_dict(json.loads(line))
+                    if event.seq in seen:
+                        raise ValueError(
+                            f"seq {event.seq} was already used on line {seen[event.seq]}"
+                        )
+                except UnicodeDecodeError:
                     raise HistoryFormatError(
-                        f"{path}, line {number}: {exc}. Each line must be one JSON "
-                        "object with at least seq, time, agent and op; see docs/history.md."
+                        f"{path}, line {number}: not UTF-8 text. A history is JSON lines in "
+                        "UTF-8; see docs/history.md."
                     ) from None
+                except ValueError as exc:  # json.JSONDecodeError is a ValueError
+                    raise HistoryFormatError(
+                        f"{path}, line {number}: {exc}. Each line must be one JSON object "
+                        "with at least seq, time, agent and op; see docs/history.md."
+                    ) from None
+                seen[event.seq] = number
+                events.append(event)
         return cls(events)

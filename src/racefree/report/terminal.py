@@ -209,6 +209,12 @@ def show_forced(printer: Printer, result: ScenarioResult) -> None:
     )
 
 
+def _verdict(result: ScenarioResult) -> str:
+    if result.consistent:
+        return "nothing lost"
+    return f"{result.lost_updates} update(s) LOST ({', '.join(result.lost_agents)})"
+
+
 def show_demo(printer: Printer, run: Any) -> None:
     """The whole demo: one short section per scenario, then the summary table."""
     names = run.sequential.agents
@@ -222,7 +228,7 @@ def show_demo(printer: Printer, run: Any) -> None:
         printer.line("  " + text)
     printer.line(
         f"  {run.sequential.wall_seconds:.2f} s, about the sum of the calls "
-        f"({run.sequential.latency_sum:.2f} s); nothing lost."
+        f"({run.sequential.latency_sum:.2f} s); {_verdict(run.sequential)}."
     )
     printer.heading(f"2. In parallel, unsafe (broken_parallel.py), {len(run.parallel)} runs")
     for text in lanes(run.parallel[0]):
@@ -242,7 +248,7 @@ def show_demo(printer: Printer, run: Any) -> None:
         printer.line("  " + text)
     printer.line(
         f"  {run.fixed.wall_seconds:.2f} s against {run.fixed.latency_sum:.2f} s one at a time: "
-        f"{run.fixed.latency_sum / run.fixed.wall_seconds:.1f}x faster, nothing lost."
+        f"{run.fixed.latency_sum / run.fixed.wall_seconds:.1f}x faster; {_verdict(run.fixed)}."
     )
     printer.heading("4. Forced interleavings (race_condition_demo.py)")
     for result in run.forced:

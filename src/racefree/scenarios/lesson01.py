@@ -187,6 +187,8 @@ _STORY = {
     "get": "{agent} reads the session at v{read}",
     "compare_and_set": "{agent} saves its copy of v{read} because the session is still at "
     "v{read}: v{written}",
+    "conflict": "{agent}'s save of its copy of v{read} is refused: the session moved on; "
+    "it re-reads and redoes its update",
 }
 
 
@@ -210,8 +212,8 @@ def _story_of_flow(events: list[Event], lost: list[str]) -> list[str]:
     if lost and writes:
         last = writes[-1]
         lines.append(
-            f"Lost: {', '.join(lost)}. {last.agent} wrote last, from a copy taken at "
-            f"v{last.version_read}, before the others had written: their entries are gone."
+            f"Lost: {', '.join(lost)}. {last.agent} wrote last, from its copy of "
+            f"v{last.version_read}: whatever was not in that copy is gone."
         )
     elif writes:
         lines.append("Nothing lost: every write started from the version the one before it made.")
@@ -341,15 +343,35 @@ def _run_threads(names: list[str], target: Callable[[str], None]) -> float:
     return time.perf_counter() - start
 
 
-def _reads_then_writes(names: list[str], read: str, write: str) -> Choreography:
-    """Everyone reads before anyone writes: the interleaving that loses the most."""
-    return Choreography([(n, read) for n in names] + [(n, write) for n in names])
+def _reads_then_writes(names: list[str], read: str, write: str, time_scale: float) -> Choreography:
+    """Everyone reads before anyone writes: the interleaving that loses the most.
+
+    A step may wait for another agent's model call, so the time a step may
+    wait grows with the latency scale.
+    """
+    patience = 30.0 + 2 * SimulatedLLM.MAX_SECONDS * time_scale
+    return Choreography([(n, read) for n in names] + [(n, write) for n in names], timeout=patience)
+
+
+def _overwritten(history: History, key: str) -> list[str]:
+    """Agents whose write to ``key`` was replaced by a later write computed from an older read.
+
+    Each write records the value it was computed from (``version_read``); a
+    write is overwritten when a later write was computed from a read taken
+    before it landed.
+    """
+    writes = [e for e in history.events if e.op == "write" and e.key == key]
+    return [
+        earlier.agent
+        for i, earlier in enumerate(writes)
+        if any(later.version_read < earlier.version_written for later in writes[i + 1 :])  # type: ignore[operator]
+    ]
 
 
 def forced_counter(names: list[str], *, seed: int = 0, time_scale: float = 0.01) -> ScenarioResult:
     """(a) Lost update on a counter: ``completed = completed + 1`` split by a model call."""
     llm, metadata, history = SimulatedLLM(seed, time_scale), {"completed": 0}, History()
-    dance = _reads_then_writes(names, "read", "write")
+    dance = _reads_then_writes(names, "read", "write", time_scale)
     story: list[str] = []
 
     def agent(name: str) -> None:
@@ -360,7 +382,14 @@ def forced_counter(names: list[str], *, seed: int = 0, time_scale: float = 0.01)
         llm.call(name)
         with dance.step(name, "write"):
             metadata["completed"] = completed + 1
-            history.record("write", "completed", agent=name, value=completed + 1)
+            history.record(
+                "write",
+                "completed",
+                agent=name,
+                value=completed + 1,
+                version_read=completed,
+                version_written=completed + 1,
+            )
             story.append(f"{name} writes completed = {completed + 1} (it read {completed})")
 
     wall = _run_threads(names, agent)
@@ -380,7 +409,7 @@ def forced_counter(names: list[str], *, seed: int = 0, time_scale: float = 0.01)
         actual={"completed": metadata["completed"]},
         measure="completed",
         lost_updates=lost,
-        lost_agents=names[:-1] if lost else [],
+        lost_agents=_overwritten(history, "completed"),
         consistent=lost == 0,
         initial_state={"metadata": {"completed": 0}},
         final_state={"metadata": metadata},
@@ -394,7 +423,7 @@ def forced_history_copy(
 ) -> ScenarioResult:
     """(b) Lost entry: the history is copied, extended and reassigned."""
     llm, session, history = SimulatedLLM(seed, time_scale), new_session(), History()
-    dance = _reads_then_writes(names, "read", "write")
+    dance = _reads_then_writes(names, "read", "write", time_scale)
     story: list[str] = []
 
     def agent(name: str) -> None:
@@ -448,7 +477,7 @@ def forced_check_then_act(
     llm, history = SimulatedLLM(seed, time_scale), History()
     board: dict[str, str | None] = {"summarize-report": None}
     runs: list[str] = []
-    dance = _reads_then_writes(names, "check", "claim")
+    dance = _reads_then_writes(names, "check", "claim", time_scale)
     story: list[str] = []
 
     def agent(name: str) -> None:
@@ -508,7 +537,7 @@ def forced_interleaved_turns(
     """(d) Interleaved turns: every append is atomic, and the conversation is still wrong."""
     llm, history = SimulatedLLM(seed, time_scale), History()
     conversation: list[dict[str, str]] = []
-    dance = _reads_then_writes(names, "user", "assistant")
+    dance = _reads_then_writes(names, "user", "assistant", time_scale)
     story: list[str] = []
 
     def agent(name: str) -> None:

@@ -76,17 +76,22 @@ def reducer_agent(name: str, store: Store, llm: SimulatedLLM) -> None:
     )
 
 
-def optimistic_agent(name: str, store: Store, llm: SimulatedLLM, retries: list[str]) -> None:
-    """Fix 3: read with a version, call the model, save only if nobody saved meanwhile."""
+def optimistic_agent(name: str, store: Store, llm: SimulatedLLM, history: History) -> int:
+    """Fix 3: read with a version, call the model, save only if nobody saved meanwhile.
+
+    Returns how many saves were refused (each one a retry).
+    """
     session, version = store.get_versioned(SESSION)
     reply = llm.call(name)
+    refused = 0
     while True:
         updated = _with_reply(session, name, reply)
         try:
             store.compare_and_set(SESSION, updated, expected_version=version)
-            return
-        except ConflictError:  # someone saved first: start again from their session
-            retries.append(name)
+            return refused
+        except ConflictError as conflict:  # someone saved first: redo it on their session
+            history.record("conflict", SESSION, version_read=conflict.expected)
+            refused += 1
             session, version = store.get_versioned(SESSION)
 
 
@@ -168,12 +173,15 @@ def run_optimistic(
     llm, history = SimulatedLLM(new_seed(seed), time_scale), History()
     store = open_store("memory://", history=history)
     store.set(SESSION, new_session())
-    retries: list[str] = []
-    wall = _pool(names, _as_agent(history, lambda n: optimistic_agent(n, store, llm, retries)))
+    retries: list[int] = []
+    wall = _pool(
+        names,
+        _as_agent(history, lambda n: retries.append(optimistic_agent(n, store, llm, history))),
+    )
     result = flow_result(
         "fix_optimistic", "versions + retry", names, llm, store.get(SESSION), history, wall
     )
-    result.extra["retries"] = len(retries)
+    result.extra["retries"] = sum(retries)
     return result
 
 
@@ -231,7 +239,7 @@ FIXES = (
     Fix(
         "single writer",
         run_actor,
-        (actor_agent, session_writer),
+        (actor_agent, session_writer, add_reply),
         "One more thread and a queue; readers see a reply only once the writer applied it.",
         "Many producers, one consumer; ordering and validation in one place.",
     ),

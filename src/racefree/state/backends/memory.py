@@ -46,8 +46,9 @@ def _acquire_contended(lock: Lock) -> None:
     whole store slows to one context switch per operation (measured: 4x
     slower with 4 threads). Yielding the GIL with ``sleep(0)`` between
     non-blocking tries lets the holder finish instead; after ``_SPINS`` tries
-    (a long critical section, such as a slow update function, or a build
-    without a GIL) we block like any lock.
+    (a long critical section, such as a slow update function) we block like
+    any lock. The spin is the same on every build: on one without a GIL it is
+    plain busy-waiting, bounded by ``_SPINS`` tries.
     """
     for _ in range(_SPINS):
         sleep(0)
