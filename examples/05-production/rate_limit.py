@@ -1,36 +1,45 @@
-"""rate_limit.py: at most N model calls in flight across all worker processes.
+"""rate_limit.py: a concurrency limit across worker processes: at most N model calls in flight.
 
 A semaphore in one process limits only that process. Here the limit lives in
 the shared store: N slot keys, and claim() gives each slot to exactly one
 worker at a time (check-then-act made safe); a worker releases its slot with
 set(slot, None) after its model call. The store's log shows the peak.
 
+This caps calls in flight at once (concurrency), not calls per minute (a rate
+limit), and its slots never expire: a worker that crashes holding a slot
+keeps it forever. A production version gives each slot a lease that expires.
+
     python rate_limit.py --agents 6 --slots 2 --store sqlite:///agents.db
 """
 
 import _lesson
 
-from racefree.scenarios.processes import run_rate_limited
+from racefree.scenarios.processes import CONCURRENCY_NOT_RATE, run_concurrency_limited
 from racefree.scenarios.script import parse_lesson_args, print_json
 
 if __name__ == "__main__":
-    url = _lesson.store_from_argv()
     args = parse_lesson_args(
         __doc__,
         min_agents=2,
         max_agents=16,
         default_time_scale=0.1,
         extra={"slots": (2, "model calls allowed in flight at once")},
+        extra_text=_lesson.STORE_OPTION,
     )
     seed = 0 if args.seed is None else args.seed
-    run = run_rate_limited(
-        args.names, url, slots=args.extra["slots"], seed=seed, time_scale=args.time_scale
-    )
+    with (
+        _lesson.script_errors(),
+        _lesson.shared_store(args.extra_text["store"], quiet=args.json) as url,
+    ):
+        run = run_concurrency_limited(
+            args.names, url, slots=args.extra["slots"], seed=seed, time_scale=args.time_scale
+        )
     if args.json:
         print_json(run)
     else:
         print(
-            f"{len(args.names)} worker processes, {run['slots']} slots: at most "
-            f"{run['peak_in_flight']} model calls were in flight at once "
+            f"Concurrency limit: {len(args.names)} worker processes, {run['slots']} slots: at "
+            f"most {run['peak_in_flight']} model calls were in flight at once "
             f"({run['calls']} calls, {run['wall_seconds']:.2f} s)."
         )
+        print(CONCURRENCY_NOT_RATE)

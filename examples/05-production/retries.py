@@ -6,21 +6,32 @@ whether the write happened, so it retries. Without an idempotency key the
 retry appends a duplicate; with one, the store (SQLite or Redis) recorded
 the first result in the same atomic step and answers the retry with it.
 
+The lost answer is simulated: the first write succeeds, and the script then
+drops its answer on purpose, as a network timeout would.
+
     python retries.py --store redis://127.0.0.1:6379/0
 """
 
+import argparse
+
 import _lesson
 
-from racefree.scenarios.processes import retried_append
-from racefree.scenarios.script import parse_lesson_args, print_json
+from racefree.scenarios.processes import SIMULATED_TIMEOUT, retried_append
+from racefree.scenarios.script import print_json
 
 if __name__ == "__main__":
-    url = _lesson.store_from_argv()
-    args = parse_lesson_args(__doc__)
-    runs = [retried_append(url, use_key=False), retried_append(url, use_key=True)]
+    # One writer, no model calls, no randomness: only --store and --json apply here.
+    parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
+    (metavar, text) = _lesson.STORE_OPTION["store"]
+    parser.add_argument("--store", default=None, metavar=metavar, help=text)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args = parser.parse_args()
+    with _lesson.script_errors(), _lesson.shared_store(args.store, quiet=args.json) as url:
+        runs = [retried_append(url, use_key=False), retried_append(url, use_key=True)]
     if args.json:
-        print_json({"scenario": "retries", "runs": runs})
+        print_json({"scenario": "retries", "simulated": SIMULATED_TIMEOUT, "runs": runs})
     else:
+        print(SIMULATED_TIMEOUT)
         for run in runs:
             how = "with an idempotency key" if run["idempotency_key"] else "without a key"
             print(

@@ -16,12 +16,21 @@ from racefree.scenarios.processes import run_processes
 from racefree.scenarios.script import parse_lesson_args, print_json
 
 if __name__ == "__main__":
-    url = _lesson.store_from_argv()
-    args = parse_lesson_args(__doc__, min_agents=2, max_agents=16, default_time_scale=0.25)
+    args = parse_lesson_args(
+        __doc__,
+        min_agents=2,
+        max_agents=16,
+        default_time_scale=0.25,
+        extra_text=_lesson.STORE_OPTION,
+    )
     seed = 0 if args.seed is None else args.seed
-    run = run_processes(args.names, url, seed=seed, time_scale=args.time_scale)
+    with (
+        _lesson.script_errors(),
+        _lesson.shared_store(args.extra_text["store"], quiet=args.json) as url,
+    ):
+        run = run_processes(args.names, url, seed=seed, time_scale=args.time_scale)
     if args.json:
         print_json(run.to_json())
     else:
-        for text, _ in run.lines():
+        for text, _ in run.lines(header="workers.py (lesson 05)"):
             print(text)

@@ -31,7 +31,15 @@ def _build_parser() -> argparse.ArgumentParser:
         help="lesson 01 in one go: lost updates, the fix, forced races, a summary",
         description="Run lesson 01's scenarios with real threads and print a summary table.",
     )
-    demo.add_argument("--agents", type=int, default=3, metavar="N", help="2 to 50 (default 3)")
+    demo.add_argument(
+        "--agents",
+        type=int,
+        default=3,
+        metavar="N",
+        action=_GivenAgents,
+        help="2 to 50 (default 3); with --store, one process per agent: sets the number of "
+        "processes (2 to 16) when --processes is absent, and must equal it when both are given",
+    )
     demo.add_argument("--seed", type=int, default=None, metavar="S", help="seed for latencies")
     demo.add_argument(
         "--time-scale",
@@ -53,9 +61,9 @@ def _build_parser() -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="N",
-        help="with --store: how many agent processes, 2 to 16 (default 4)",
+        help="with --store: how many agent processes, 2 to 16 (default 4, or --agents N)",
     )
-    demo.set_defaults(run=_demo)
+    demo.set_defaults(run=_demo, agents_given=False)
 
     check = sub.add_parser(
         "check",
@@ -79,6 +87,20 @@ def _build_parser() -> argparse.ArgumentParser:
     check.set_defaults(run=_check)
     _add_explore_commands(sub)
     return parser
+
+
+class _GivenAgents(argparse.Action):
+    """Store ``--agents N`` and note that it was given (with --store it counts processes)."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        setattr(namespace, self.dest, values)
+        namespace.agents_given = True
 
 
 def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -167,9 +189,22 @@ def _demo_processes(args: argparse.Namespace, scale: float) -> int:
             "--processes needs --store: the processes share state through it. Add "
             "--store sqlite:///demo.db (one machine) or --store redis://host:port/0."
         )
-    count = 4 if args.processes is None else args.processes
+    if args.agents_given and args.processes is not None and args.agents != args.processes:
+        raise UsageError(
+            f"--agents {args.agents} and --processes {args.processes} disagree: with --store "
+            "each agent is one process. Give one of them, or the same number to both."
+        )
+    option = "--processes"
+    if args.processes is not None:
+        count = args.processes
+    elif args.agents_given:
+        count, option = args.agents, "--agents"
+    else:
+        count = 4
     if not 2 <= count <= 16:
-        raise UsageError(f"--processes must be between 2 and 16, not {count}.")
+        raise UsageError(
+            f"{option} must be between 2 and 16 with --store (one process per agent), not {count}."
+        )
     run = run_process_demo(agent_names(count), args.store, seed=args.seed, time_scale=scale)
     if args.json:
         print_json(run.to_json())

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 
 from racefree.cli import main
+from racefree.errors import UsageError
 from racefree.scenarios.llm import agent_names
-from racefree.scenarios.processes import run_processes
+from racefree.scenarios.processes import (
+    LostAnswer,
+    retried_append,
+    run_concurrency_limited,
+    run_processes,
+)
 from tests.state.redis_server import drop_namespace, fresh_redis_url, shared_redis_url
 
 NAMES = agent_names(4)
@@ -70,7 +76,18 @@ def test_the_cli_runs_the_process_demo_as_json(
         ),
         (
             ["--store", "sqlite:///x.db", "--processes", "40"],
-            "racefree: error: --processes must be between 2 and 16, not 40.",
+            "racefree: error: --processes must be between 2 and 16 with --store (one process "
+            "per agent), not 40.",
+        ),
+        (
+            ["--store", "sqlite:///x.db", "--agents", "20"],
+            "racefree: error: --agents must be between 2 and 16 with --store (one process "
+            "per agent), not 20.",
+        ),
+        (
+            ["--store", "sqlite:///x.db", "--agents", "10", "--processes", "4"],
+            "racefree: error: --agents 10 and --processes 4 disagree: with --store each agent "
+            "is one process. Give one of them, or the same number to both.",
         ),
         (
             ["--store", "postgres://:pw@db/x"],
@@ -98,3 +115,59 @@ def test_an_unreachable_redis_is_one_line_without_the_password(
         "racefree: error: Cannot reach the Redis store redis://:***@127.0.0.1:1/0"
     )
     assert "hunter2" not in err
+
+
+@pytest.mark.parametrize(
+    "counts", [["--agents", "3"], ["--agents", "3", "--processes", "3"], ["--processes", "3"]]
+)
+def test_with_a_store_agents_is_the_number_of_processes(
+    counts: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert main(["demo", "--store", url, *counts, "--time-scale", "0.05", "--json"]) == 0
+    broken, fixed = json.loads(capsys.readouterr().out)["results"]
+    assert broken["agents"] == fixed["agents"] == agent_names(3)
+
+
+def test_without_agents_or_processes_the_store_demo_runs_four_processes_under_its_header(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'demo.db'}"
+    assert main(["demo", "--store", url, "--time-scale", "0.05", "--seed", "1"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first == (
+        f"racefree demo: 4 agents as 4 OS processes sharing {url} "
+        "(model calls 1-3 s x 0.05, seed 1)"
+    )
+
+
+def test_demo_help_says_agents_counts_processes_with_a_store(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "--agents N 2 to 50 (default 3); with --store, one process per agent: sets the "
+        "number of processes (2 to 16) when --processes is absent, and must equal it when "
+        "both are given" in text
+    )
+    assert "2 to 16 (default 4, or --agents N)" in text
+
+
+def test_retried_append_reports_its_simulated_lost_answer(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    run = retried_append(url, use_key=True)
+    assert (run["attempts"], run["dropped_answers"], run["answers"]) == (2, 1, [0])
+    assert LostAnswer.__doc__ is not None and LostAnswer.__doc__.startswith("Simulated:")
+
+
+def test_lesson05_rejects_a_memory_store_before_running(tmp_path: Path) -> None:
+    message = (
+        r"^A memory:// store is private to one process, so separate processes cannot share "
+        r"it\. Use --store sqlite:///demo\.db \(one machine\) or --store redis://host:port/0\.$"
+    )
+    with pytest.raises(UsageError, match=message):
+        retried_append("memory://", use_key=False)
+    with pytest.raises(UsageError, match=message):
+        run_concurrency_limited(NAMES, "memory://", slots=2, seed=0, time_scale=0.05)

@@ -34,6 +34,8 @@ from racefree.scenarios.result import ScenarioResult
 from racefree.state import open_store
 
 __all__ = [
+    "CONCURRENCY_NOT_RATE",
+    "SIMULATED_TIMEOUT",
     "LostAnswer",
     "ProcessRun",
     "broken_process_agent",
@@ -41,9 +43,9 @@ __all__ = [
     "limited_agent",
     "retried_append",
     "run_broken_processes",
+    "run_concurrency_limited",
     "run_fixed_processes",
     "run_processes",
-    "run_rate_limited",
 ]
 
 HISTORY = "conversation_history"
@@ -205,12 +207,15 @@ class ProcessRun:
     broken: ScenarioResult
     fixed: ScenarioResult
 
-    def lines(self) -> list[tuple[str, str | None]]:
-        """The report as (text, style) lines; style ``red`` marks lost work."""
+    def lines(self, header: str = "racefree demo") -> list[tuple[str, str | None]]:
+        """The report as (text, style) lines; style ``red`` marks lost work.
+
+        ``header`` names what ran, at the start of the first line.
+        """
         b, f = self.broken, self.fixed
         return [
             (
-                f"racefree demo: {len(b.agents)} agents as {len(b.agents)} OS processes sharing "
+                f"{header}: {len(b.agents)} agents as {len(b.agents)} OS processes sharing "
                 f"{_shown(self.url)} (model calls 1-3 s x {b.time_scale}, seed {b.seed})",
                 "bold",
             ),
@@ -241,30 +246,47 @@ def run_processes(names: list[str], url: str, *, seed: int, time_scale: float) -
     return ProcessRun(url, broken, fixed)
 
 
-# ---------------------------------------------------------------- lesson 05: retries, rate limits
+# ------------------------------------------------------- lesson 05: retries, concurrency limits
 
 
 class LostAnswer(TimeoutError):
-    """The write reached the store, but its answer did not reach the agent in time."""
+    """Simulated: the write reached the store and succeeded, but its answer is dropped.
+
+    ``retried_append`` raises it on purpose after a successful write, as a
+    network timeout or a dropped connection would: the agent never hears back.
+    """
+
+
+#: What ``retried_append`` simulates, in the words the lesson prints.
+SIMULATED_TIMEOUT = (
+    "Simulated timeout: the agent's first write reaches the store and succeeds, but "
+    "the script drops its answer on purpose, as a network timeout would. The agent "
+    "cannot tell whether the write happened, so it sends the same write again."
+)
 
 
 def retried_append(url: str, *, use_key: bool, attempts: int = 3) -> dict[str, Any]:
     """An agent appends its reply; the first answer is lost, so it retries the same write.
 
-    Without an idempotency key each retry appends again (a duplicate); with
-    one, the store applies the write once and answers every retry with the
-    first result.
+    The lost answer is simulated: the first ``append`` succeeds, then this
+    function raises :class:`LostAnswer` itself, as a timeout would (reported
+    as ``dropped_answers``). Without an idempotency key each retry appends
+    again (a duplicate); with one, the store applies the write once and
+    answers every retry with the first result.
     """
+    _check_url(url)
     key = f"retries-{uuid.uuid4().hex[:8]}/history"
     message = {"agent": "Writer", "content": "drafted the opening section"}
     answers: list[int] = []
+    dropped = 0
     with open_store(url) as store:
         for attempt in range(attempts):
             try:
                 index = store.append(
                     key, message, idempotency_key="writer-reply-1" + key if use_key else None
                 )
-                if attempt == 0:  # the network drops the first answer
+                if attempt == 0:  # simulated: the write succeeded, its answer is dropped
+                    dropped += 1
                     raise LostAnswer("no answer within the timeout")
                 answers.append(index)
                 break
@@ -274,6 +296,7 @@ def retried_append(url: str, *, use_key: bool, attempts: int = 3) -> dict[str, A
     return {
         "idempotency_key": use_key,
         "attempts": attempt + 1,
+        "dropped_answers": dropped,
         "stored": stored,
         "answers": answers,
     }
@@ -282,7 +305,12 @@ def retried_append(url: str, *, use_key: bool, attempts: int = 3) -> dict[str, A
 def limited_agent(
     name: str, url: str, prefix: str, seed: int, time_scale: float, start: Any
 ) -> None:
-    """Call the model only while holding one of the shared slots (a limit across processes)."""
+    """Call the model only while holding one of the shared slots (a concurrency limit).
+
+    The slots have no expiry: if this process died between ``claim`` and the
+    release, its slot would stay taken forever (a production version gives
+    each claim a lease that expires unless renewed).
+    """
     store = open_store(url)
     llm = SimulatedLLM(seed, time_scale)
     slots = store.get(prefix + "slots")
@@ -292,7 +320,7 @@ def limited_agent(
             slot = next((s for s in range(slots) if store.claim(f"{prefix}slot:{s}", name)), None)
             if slot is not None:
                 break
-            time.sleep(0.01 * time_scale)  # all taken: wait a little, as a rate limiter does
+            time.sleep(0.01 * time_scale)  # all taken: wait a little, then look again
         store.append(prefix + "log", ["start", name])
         llm.call(name)
         store.append(prefix + "log", ["end", name])
@@ -300,7 +328,18 @@ def limited_agent(
     store.close()
 
 
-def run_rate_limited(
+#: What ``run_concurrency_limited`` is and is not, in the words the lesson prints.
+CONCURRENCY_NOT_RATE = (
+    "This is a concurrency limit (how many calls are in flight at once), not a rate "
+    "limit (how many calls start per time window, such as 60 a minute, which needs a "
+    "counter per window or a token bucket in the store). Its slots never expire: a "
+    "worker that crashes while holding one keeps it forever. A production version "
+    "gives each slot a lease, a claim that expires unless the worker renews it "
+    "(in Redis, SET key worker NX PX 30000)."
+)
+
+
+def run_concurrency_limited(
     names: list[str], url: str, *, slots: int, seed: int, time_scale: float
 ) -> dict[str, Any]:
     """Every agent a process; at most ``slots`` model calls in flight across all of them."""
@@ -316,9 +355,10 @@ def run_rate_limited(
         in_flight += 1 if kind == "start" else -1
         peak = max(peak, in_flight)
     return {
-        "scenario": "rate_limit",
+        "scenario": "concurrency_limit",
         "agents": names,
         "slots": slots,
+        "slot_expiry": None,
         "peak_in_flight": peak,
         "calls": len(log) // 2,
         "wall_seconds": round(wall, 4),

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from racefree.scenarios.llm import agent_names
@@ -30,6 +30,7 @@ class LessonArgs:
     json: bool
     extra: dict[str, int]
     history: str | None = None
+    extra_text: dict[str, str | None] = field(default_factory=dict)
 
 
 def _positive_float(text: str) -> float:
@@ -51,12 +52,15 @@ def parse_lesson_args(
     default_time_scale: float = 1.0,
     extra: dict[str, tuple[int, str]] | None = None,
     history: bool = False,
+    extra_text: dict[str, tuple[str, str]] | None = None,
 ) -> LessonArgs:
     """Parse the shared options; bad values exit with status 2 and a one-line reason.
 
     ``extra`` adds a script's own whole-number options: ``{"limit": (2, "help")}``
     gives ``--limit N`` (at least 1), found in ``LessonArgs.extra["limit"]``.
     ``history`` adds ``--history FILE`` for scripts that save their run's history.
+    ``extra_text`` adds a script's own text options: ``{"store": ("URL", "help")}``
+    gives ``--store URL`` (default None), found in ``LessonArgs.extra_text["store"]``.
     """
     parser = argparse.ArgumentParser(
         description=(description or "").strip().splitlines()[0] if description else None
@@ -93,6 +97,8 @@ def parse_lesson_args(
         parser.add_argument(
             f"--{name}", type=int, default=default, metavar="N", help=f"{text} (default {default})"
         )
+    for name, (metavar, text) in (extra_text or {}).items():
+        parser.add_argument(f"--{name}", default=None, metavar=metavar, help=text)
     args = parser.parse_args(argv)
     for name in extra or {}:
         if getattr(args, name) < 1:
@@ -110,6 +116,7 @@ def parse_lesson_args(
         args.json,
         chosen,
         getattr(args, "history", None),
+        {name: getattr(args, name) for name in extra_text or {}},
     )
 
 
