@@ -10,11 +10,15 @@ from racefree.agent import agent, current_agent
 from racefree.check import Explanation, Finding, Lost, Report, check
 from racefree.errors import (
     BackendUnavailableError,
+    CassetteError,
+    CassetteFormatError,
+    CassetteMissError,
     ConcurrentWriteError,
     ConflictError,
     ContentionError,
     HistoryFormatError,
     InvalidKeyError,
+    NotRecordableError,
     NotSerializableError,
     RaceFoundError,
     RacefreeError,
@@ -25,8 +29,10 @@ from racefree.errors import (
     WrongTypeError,
 )
 from racefree.explore import Exploration, Schedule, Strategy, explore
+from racefree.explore.cassette import Cassette
 from racefree.explore.stress import StressResult, stress
 from racefree.history import Event, History
+from racefree.scenarios.llm import SimulatedLLM
 from racefree.state import (
     REDUCERS,
     AsyncStore,
@@ -47,6 +53,10 @@ __all__ = [
     "AsyncStore",
     "AsyncTransaction",
     "BackendUnavailableError",
+    "Cassette",
+    "CassetteError",
+    "CassetteFormatError",
+    "CassetteMissError",
     "ConcurrentWriteError",
     "ConflictError",
     "ContentionError",
@@ -58,6 +68,7 @@ __all__ = [
     "HistoryFormatError",
     "InvalidKeyError",
     "Lost",
+    "NotRecordableError",
     "NotSerializableError",
     "RaceFoundError",
     "RacefreeError",
@@ -65,6 +76,7 @@ __all__ = [
     "ReplayDivergedError",
     "Report",
     "Schedule",
+    "SimulatedLLM",
     "Store",
     "StoreError",
     "Strategy",

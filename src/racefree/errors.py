@@ -15,6 +15,10 @@ The tree::
     │   └── ConcurrentWriteError  two agents wrote one last-value key at once
     ├── HistoryFormatError    a history file that cannot be read
     ├── ReplayDivergedError   a replayed schedule stopped matching the run
+    ├── CassetteError         a recorded-call cassette cannot serve a call
+    │   ├── CassetteMissError     replay found no recorded response for a request
+    │   ├── CassetteFormatError   a cassette file that cannot be read (also a ValueError)
+    │   └── NotRecordableError    a request or response that is not JSON (also a TypeError)
     └── RaceFoundError        an explored schedule failed a check (also an AssertionError)
 
 Catch ``RacefreeError`` to catch anything of ours; lower-level errors
@@ -26,11 +30,15 @@ from __future__ import annotations
 
 __all__ = [
     "BackendUnavailableError",
+    "CassetteError",
+    "CassetteFormatError",
+    "CassetteMissError",
     "ConcurrentWriteError",
     "ConflictError",
     "ContentionError",
     "HistoryFormatError",
     "InvalidKeyError",
+    "NotRecordableError",
     "NotSerializableError",
     "RaceFoundError",
     "RacefreeError",
@@ -180,6 +188,67 @@ class ReplayDivergedError(RacefreeError):
     The workflow changed since the schedule was recorded (an agent was added,
     or a step moved), so the recorded choices cannot be followed. Re-run the
     exploration to find a fresh schedule.
+    """
+
+
+class CassetteError(RacefreeError):
+    """Base of the errors a cassette (``racefree.Cassette``) raises.
+
+    A cassette records a workflow's real model and tool calls once and
+    replays them offline. Catch this to handle any cassette failure; catch a
+    subclass to handle one cause. When a cassette raises, nothing was
+    recorded or written.
+    """
+
+
+class CassetteMissError(CassetteError):
+    """Replay found no recorded response for a call.
+
+    Raised in ``mode="replay"`` when the cassette holds no response for the
+    request (its name and arguments), or holds fewer identical calls than
+    the run makes, and when the cassette file does not exist at all. The
+    workflow asks something it did not ask when the cassette was recorded:
+    record the missing calls once with ``mode="auto"``, or everything anew
+    with ``mode="record"``. ``name``, ``request`` (canonical JSON) and
+    ``occurrence`` (0 for the first identical call) describe the call;
+    they are ``None`` when the file is missing.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str,
+        name: str | None = None,
+        request: str | None = None,
+        occurrence: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.name = name
+        self.request = request
+        self.occurrence = occurrence
+
+
+class CassetteFormatError(CassetteError, ValueError):
+    """A cassette file that is not valid JSON or not a racefree cassette.
+
+    The message names the file and what is wrong. Distinct from
+    ``CassetteMissError``: there the file is fine but lacks a call; here
+    the file itself cannot be read. Delete it and record again.
+    """
+
+
+class NotRecordableError(CassetteError, TypeError):
+    """A call whose arguments or response a cassette cannot keep as JSON.
+
+    Cassettes are JSON files, never pickles, so that they are safe to load
+    and readable in a diff. Arguments must be JSON to key the call (or give
+    ``wrap`` a ``key`` function that returns JSON); a response must come back
+    from JSON unchanged (no objects, tuples or non-string dict keys: return
+    plain data such as the reply's text or ``response.model_dump()``).
+    Nothing was recorded. Distinct from ``NotSerializableError``, which a
+    store raises for a value you write to shared state.
     """
 
 
