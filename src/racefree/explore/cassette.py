@@ -39,7 +39,8 @@ real function raised, its response is not JSON, or replay found nothing)
 gives its number back to the next identical call, so a retry loop records its
 successful attempt in the first place. The count starts again from 0 at every
 exploration run (and after an exploration); call :meth:`Cassette.rewind` to
-start again between plain runs. When agents must get their own answers, make
+start again between plain runs, and make one cassette per run when runs
+overlap (``racefree.stress``). When agents must get their own answers, make
 their requests differ (put the agent's role in the prompt or in the key).
 
 **Files.** JSON, never pickle: ``{"format": "racefree-cassette", "version": 1,
