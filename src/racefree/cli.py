@@ -231,11 +231,21 @@ def _check(args: argparse.Namespace) -> int:
                 final_state = json.load(source)
     except OSError as exc:
         raise UsageError(f"Cannot read {exc.filename}: {exc.strerror}. Check the path.") from None
+    except UnicodeDecodeError:
+        raise HistoryFormatError(
+            f"{args.final_state} is not UTF-8 text. The final state must be one JSON object "
+            "(key -> value), saved as UTF-8."
+        ) from None
     except json.JSONDecodeError as exc:
         raise HistoryFormatError(
             f"{args.final_state}, line {exc.lineno}: {exc.msg}. The final state must be one "
-            "JSON value (an object of key -> value)."
+            "JSON object (key -> value)."
         ) from None
+    if final_state is not None and not isinstance(final_state, dict):
+        raise HistoryFormatError(
+            f"{args.final_state} holds a JSON {type(final_state).__name__}, not an object. The "
+            "final state must be one JSON object (key -> value)."
+        )
     report = check(history, final_state=final_state)
     if args.json:
         print_json(report.to_dict())

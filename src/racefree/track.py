@@ -45,9 +45,41 @@ from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from typing import Any, SupportsIndex, overload
 
 from racefree.errors import UsageError
+from racefree.explore import hooks as _hooks
 from racefree.history import Event, History
 
 __all__ = ["history_of", "suspension", "track"]
+
+
+class _SwitchPointLock:
+    """The tracker's lock. Taking it is a scheduling point for a running exploration.
+
+    Every tracked access takes this lock, so announcing here lets the explorer
+    run another agent before any access; which keys the access touched, it
+    learns from the events recorded inside.
+    """
+
+    __slots__ = ("_depth", "_lock", "_owner")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._owner: int | None = None  # the thread holding it; reentrant for that thread
+        self._depth = 0
+
+    def __enter__(self) -> None:
+        me = threading.get_ident()
+        if self._owner != me:
+            if _hooks._scheduler is not None:  # never while held: the point may switch agents
+                _hooks.point("access", None)
+            self._lock.acquire()
+            self._owner = me
+        self._depth += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._depth -= 1
+        if self._depth == 0:
+            self._owner = None
+            self._lock.release()
 
 
 class _Tracker:
@@ -57,7 +89,7 @@ class _Tracker:
 
     def __init__(self, history: History) -> None:
         self.history = history
-        self.lock = threading.RLock()
+        self.lock = _SwitchPointLock()
         self.versions: dict[str, int] = {}
 
     def read(self, key: str, value: Any = None) -> None:

@@ -80,3 +80,22 @@ def test_a_missing_file_is_one_line_and_exit_2(
         f"racefree: error: Cannot read {tmp_path / 'nope.jsonl'}: No such file or directory. "
         "Check the path.\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (b"[1, 2]", "holds a JSON list, not an object."),
+        (b"\xff\xfe{}", "is not UTF-8 text."),
+    ],
+)
+def test_a_final_state_that_is_not_a_json_object_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, problem: str
+) -> None:
+    path = _write(tmp_path / "h.jsonl", CLEAN)
+    state = tmp_path / "state.json"
+    state.write_bytes(content)
+    assert main(["check", path, "--final-state", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"racefree: error: {state} {problem}")
+    assert err.count("\n") == 1

@@ -88,7 +88,9 @@ def test_prose_names_the_lost_agents_and_marks_them_in_the_timeline() -> None:
     ("args", "message"),
     [
         (["--agents", "1"], "--agents must be between 2 and 200, not 1"),
-        (["--time-scale", "0"], "must be a positive number, not 0"),
+        (["--time-scale", "0"], "must be a number above 0 and at most 100, not 0"),
+        (["--time-scale", "1e308"], "must be a number above 0 and at most 100, not 1e308"),
+        (["--history", "/no/such/folder/h.jsonl"], "cannot write /no/such/folder/h.jsonl"),
         (["--time-scale", "fast"], "'fast' is not a number"),
     ],
 )

@@ -66,7 +66,9 @@ def _scheduler() -> Scheduler | None:
 _STDLIB = os.path.dirname(threading.__file__)
 
 
-_HISTORY = os.path.join("racefree", "history.py")
+# Locks held only inside one recorded access (History.record, a tracked
+# object's operation): they order nothing the explorer needs to know about.
+_SILENT = (os.path.join("racefree", "history.py"), os.path.join("racefree", "track.py"))
 
 
 def _made_by() -> str:
@@ -75,7 +77,7 @@ def _made_by() -> str:
     name = sys._getframe(2).f_code.co_filename
     if name.startswith(_STDLIB) and "-packages" not in name:
         return "internal"
-    return "silent" if name.endswith(_HISTORY) else ""
+    return "silent" if name.endswith(_SILENT) else ""
 
 
 def _lock() -> Any:

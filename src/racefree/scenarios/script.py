@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from racefree.scenarios.llm import agent_names
@@ -38,9 +40,25 @@ def _positive_float(text: str) -> float:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"must be a positive number, not {text}")
+    if not 0 < value <= MAX_TIME_SCALE:
+        raise argparse.ArgumentTypeError(
+            f"must be a number above 0 and at most {MAX_TIME_SCALE:g}, not {text}"
+        )
     return value
+
+
+MAX_TIME_SCALE = 100.0
+"""At 100 a model call takes up to 300 s: slower than that teaches nothing more."""
+
+
+def _writable_file(text: str) -> str:
+    target = Path(text)
+    folder = target.parent
+    if target.is_dir() or not folder.is_dir() or not os.access(folder, os.W_OK):
+        raise argparse.ArgumentTypeError(
+            f"cannot write {text}: give a file in an existing folder you can write to"
+        )
+    return text
 
 
 def parse_lesson_args(
@@ -90,6 +108,7 @@ def parse_lesson_args(
         parser.add_argument(
             "--history",
             metavar="FILE",
+            type=_writable_file,
             default=None,
             help="also save the run's history as JSON lines, for `racefree check FILE`",
         )

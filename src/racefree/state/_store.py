@@ -18,6 +18,7 @@ from typing import Any, NamedTuple, TypeVar, overload
 
 from racefree.agent import current_agent
 from racefree.errors import ConflictError, ContentionError, UsageError
+from racefree.explore import hooks as _hooks
 from racefree.history import History
 from racefree.state._core import EXTEND, Op, apply_pending
 from racefree.state._values import check_key, copy_json, to_json
@@ -116,6 +117,18 @@ def _contention(what: str, exc: ConflictError | RetryOperation, attempts: int) -
         actual=exc.actual,
         attempts=attempts,
     )
+
+
+def _announce(op: Op) -> None:
+    """Tell a running exploration what ``op`` is about to touch: a scheduling point.
+
+    Called before the backend takes its lock, never inside it, so that the
+    explorer may run another agent first.
+    """
+    keys = op.keys
+    _hooks.point(op.name, keys[0] if keys else None)
+    for key in keys[1:] if keys else ():
+        _hooks.note(op.name, key)
 
 
 class _StoreBase:
@@ -350,9 +363,14 @@ class Store(_StoreBase):
         )
         self._backend = backend
         # A pessimistic backend never asks for a retry: call it directly.
-        self._run: Callable[[Op], Any] = (
-            self._run_with_retries if backend.optimistic else backend.execute
-        )
+        execute = self._run_with_retries if backend.optimistic else backend.execute
+
+        def run(op: Op) -> Any:
+            if _hooks._scheduler is not None:  # an exploration is running
+                _announce(op)
+            return execute(op)
+
+        self._run: Callable[[Op], Any] = run
 
     def _run_with_retries(self, op: Op) -> Any:
         for _ in range(self._max_attempts - 1):
@@ -536,9 +554,14 @@ class AsyncStore(_StoreBase):
             max_attempts=max_attempts,
         )
         self._backend = backend
-        self._run: Callable[[Op], Awaitable[Any]] = (
-            self._run_with_retries if backend.optimistic else backend.execute
-        )
+        execute = self._run_with_retries if backend.optimistic else backend.execute
+
+        async def run(op: Op) -> Any:
+            if _hooks._scheduler is not None:  # an exploration is running
+                _announce(op)
+            return await execute(op)
+
+        self._run: Callable[[Op], Awaitable[Any]] = run
 
     async def _run_with_retries(self, op: Op) -> Any:
         for _ in range(self._max_attempts - 1):
