@@ -50,6 +50,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="also write the whole demo as one HTML page (timelines, stories, summary)",
+    )
+    demo.add_argument(
         "--store",
         default=None,
         metavar="URL",
@@ -84,6 +90,12 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
     check.add_argument("--json", action="store_true", help="print the report as JSON")
+    check.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="also write the report as one HTML page (the agents' timeline and every finding)",
+    )
     check.set_defaults(run=_check)
     _add_explore_commands(sub)
     return parser
@@ -157,6 +169,24 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     stress.set_defaults(run=_stress)
 
 
+def _check_writable(path: str | None) -> None:
+    """Refuse, before any work, an output file that cannot be written."""
+    if path is None:
+        return
+    target = os.path.abspath(path)
+    folder = os.path.dirname(target)
+    if os.path.isdir(target) or not os.path.isdir(folder) or not os.access(folder, os.W_OK):
+        raise UsageError(
+            f"Cannot write {path}: give a file in an existing folder you can write to."
+        )
+
+
+def _write_page(path: str, page: str) -> None:
+    with open(path, "w", encoding="utf-8") as out:
+        out.write(page)
+    print(f"HTML report written to {path}.", file=sys.stderr)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from racefree.report.terminal import Printer, show_demo
     from racefree.scenarios.demo import DEMO_TIME_SCALE, run_demo
@@ -169,8 +199,15 @@ def _demo(args: argparse.Namespace) -> int:
     if not 0 < scale <= 10:
         raise UsageError(f"--time-scale must be above 0 and at most 10, not {scale}.")
     if args.store is not None or args.processes is not None:
+        if args.html is not None:
+            raise UsageError("--html draws the in-memory demo; run it without --store.")
         return _demo_processes(args, scale)
+    _check_writable(args.html)
     run = run_demo(agent_names(args.agents), seed=args.seed, time_scale=scale)
+    if args.html is not None:
+        from racefree.report.html import demo_html
+
+        _write_page(args.html, demo_html(run))
     if args.json:
         print_json(run.to_json())
     else:
@@ -246,7 +283,12 @@ def _check(args: argparse.Namespace) -> int:
             f"{args.final_state} holds a JSON {type(final_state).__name__}, not an object. The "
             "final state must be one JSON object (key -> value)."
         )
+    _check_writable(args.html)
     report = check(history, final_state=final_state)
+    if args.html is not None:
+        from racefree.report.html import check_html
+
+        _write_page(args.html, check_html(history, report, source=args.history))
     if args.json:
         print_json(report.to_dict())
     else:
