@@ -74,7 +74,9 @@ def test_exhaustive_stops_at_the_budget_and_says_so() -> None:
     assert "not every ordering was explored" in result.summary()[-1]
 
 
-@pytest.mark.parametrize("workflow", [lessons.locked, lessons.gather_locked])
+@pytest.mark.parametrize(
+    "workflow", [lessons.locked, lessons.gather_locked, lessons.gather_await_first]
+)
 def test_fixed_lesson_workflows_pass_exhaustive_search(workflow: Callable[[], object]) -> None:
     result = explore(
         workflow,

@@ -19,6 +19,7 @@ from racefree.scenarios.llm import SimulatedLLM, agent_names
 
 __all__ = [
     "NAMES",
+    "gather_await_first",
     "gather_locked",
     "gather_unsafe",
     "locked",
@@ -65,9 +66,14 @@ def gather_unsafe() -> dict[str, Any]:
 
 
 def gather_locked() -> dict[str, Any]:
-    """Lesson 02, fixed: an ``asyncio.Lock`` around the read-modify-write."""
+    """Lesson 02, fixed: an ``asyncio.Lock`` held from the read, across the await, to the write."""
     return lesson02.run_gather_with_lock(NAMES, seed=1).final_state
 
 
-for _workflow in (unsafe, locked, gather_unsafe, gather_locked):
+def gather_await_first() -> dict[str, Any]:
+    """Lesson 02, fixed without a lock: await the model, then update with no await between."""
+    return lesson02.run_gather_await_first(NAMES, seed=1).final_state
+
+
+for _workflow in (unsafe, locked, gather_unsafe, gather_locked, gather_await_first):
     _workflow.invariants = (nothing_lost,)  # type: ignore[attr-defined]
