@@ -143,6 +143,12 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "--save-dir", default=".racefree/replays", metavar="DIR", help="where replay files go"
     )
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
+    explore.add_argument(
+        "--html",
+        metavar="FILE",
+        default=None,
+        help="on a failure, also write its run as one HTML page (timeline, findings, replay)",
+    )
     explore.set_defaults(run=_explore)
 
     replay = sub.add_parser(
@@ -304,6 +310,7 @@ def _explore(args: argparse.Namespace) -> int:
     from racefree.scenarios.script import print_json
 
     workflow = load_workflow(args.workflow)
+    _check_writable(args.html)
     with progress(f"exploring ({args.strategy})", args.schedules, not args.json) as on_run:
         result = explore(
             workflow,
@@ -318,6 +325,22 @@ def _explore(args: argparse.Namespace) -> int:
             save_dir=args.save_dir,
             on_run=on_run,
         )
+    if args.html is not None and result.failure is not None:
+        from racefree.check import check
+        from racefree.report.html import check_html
+
+        found = result.failure
+        page = check_html(
+            found.run.history,
+            check(found.run.history),
+            source=args.workflow,
+            command="racefree explore",
+            preface=[
+                f"Schedule {found.run.schedule.encode()} failed: {found.failure.title}",
+                f"Replay it: {found.command}",
+            ],
+        )
+        _write_page(args.html, page)
     if args.json:
         print_json(result.to_json())
     else:

@@ -197,3 +197,14 @@ def test_a_browser_shows_inconsistent_rows_in_red_and_nothing_overflows(
     measured = measure_in_browser(page, tmp_path)
     assert measured["badRows"] == ["rgb(180, 35, 24)"] * sum(not r.consistent for r in run.results)
     assert measured["overflow"] <= 0
+
+
+def test_explore_writes_the_failing_run_as_html(tmp_path: Path) -> None:
+    page = tmp_path / "failure.html"
+    argv = ["explore", "racefree.explore.lessons:unsafe", "--schedules", "20"]
+    argv += ["--save-dir", str(tmp_path / "replays"), "--html", str(page)]
+    assert main(argv) == 1
+    text = page.read_text(encoding="utf-8")
+    assert "<title>racefree explore racefree.explore.lessons:unsafe</title>" in text
+    assert "Replay it: racefree replay " in text
+    assert len(Elements(text).having("section", "finding")) >= 1

@@ -228,18 +228,30 @@ def _finding_section(number: int, finding: Any) -> list[str]:
     return parts
 
 
-def check_html(history: History, report: Report, *, source: str = "") -> str:
-    """A checked history as one HTML page: the timeline of every agent, then each finding."""
+def check_html(
+    history: History,
+    report: Report,
+    *,
+    source: str = "",
+    preface: Sequence[str] = (),
+    command: str = "racefree check",
+) -> str:
+    """A checked history as one HTML page: the timeline of every agent, then each finding.
+
+    ``preface`` paragraphs come first (the explorer puts the failure and the
+    command that replays it there).
+    """
     events = history.events
     agents = history.agents()
     lost = {entry.agent for f in report.errors for entry in f.lost if not entry.restored}
-    title = f"racefree check {source}".strip()
+    title = f"{command} {source}".strip()
     verdict = (
         '<p class="verdict ok">No race found.</p>'
         if not report.findings
         else f'<p class="verdict {"bad" if report.errors else "ok"}">{_e(report.summary())}</p>'
     )
-    body = [verdict, "<h2>Timeline</h2>", svg_lanes(agents, events, lost=lost), _LEGEND]
+    body = [f'<p class="preface">{_e(line)}</p>' for line in preface]
+    body += [verdict, "<h2>Timeline</h2>", svg_lanes(agents, events, lost=lost), _LEGEND]
     for number, finding in enumerate(report.findings, start=1):
         body += _finding_section(number, finding)
     return _page(title, body)
