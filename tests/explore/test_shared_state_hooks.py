@@ -79,3 +79,43 @@ def test_an_atomic_store_operation_passes_every_ordering() -> None:
 def test_outside_an_exploration_the_hooks_change_nothing() -> None:
     assert store_increment() == {"count": 2}
     assert tracked_read_modify_write()["count"] in (1, 2)  # real threads: either can happen
+
+
+def write_then_put_against_read_then_size() -> dict[str, Any]:
+    """A writes x then puts on a queue; C reads x then looks at the queue's size."""
+    import queue
+
+    from racefree.explore import hooks
+
+    shared: dict[str, Any] = {"x": 0}
+    box: queue.Queue[int] = queue.Queue()
+    seen: dict[str, Any] = {}
+
+    def writer() -> None:
+        hooks.point("write", "x")
+        shared["x"] = 1
+        box.put(1)
+
+    def reader() -> None:
+        hooks.point("read", "x")
+        seen["pair"] = (shared["x"], box.qsize())
+
+    threads = [threading.Thread(target=writer), threading.Thread(target=reader)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return seen
+
+
+def test_a_queue_operation_is_still_a_scheduling_point() -> None:
+    # Only a switch between the writer's write and its put lets the reader see x
+    # written but the queue still empty.
+    result = explore(
+        write_then_put_against_read_then_size,
+        strategy="exhaustive",
+        schedules=500,
+        invariants=[lambda seen: seen["pair"] != (1, 0)],
+        save_dir=None,
+    )
+    assert not result.ok

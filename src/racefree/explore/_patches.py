@@ -71,11 +71,21 @@ _STDLIB = os.path.dirname(threading.__file__)
 _SILENT = (os.path.join("racefree", "history.py"), os.path.join("racefree", "track.py"))
 
 
+_FUTURES = os.path.join(_STDLIB, "concurrent", "futures")
+
+
 def _made_by() -> str:
-    """Who made the lock: the standard library ("internal": a Condition's, a Future's),
-    racefree's History ("silent": held only inside ``record``), or user code ("")."""
-    name = sys._getframe(2).f_code.co_filename
+    """Who made the lock: a Future ("bookkeeping": its condition guards a few lines of
+    state, directly or through ``threading.Condition``), the rest of the standard
+    library ("internal": a Queue's, an Event's), racefree's History or a tracked
+    object ("silent": held only inside one recorded access), or user code ("")."""
+    caller = sys._getframe(2)
+    name = caller.f_code.co_filename
     if name.startswith(_STDLIB) and "-packages" not in name:
+        outer = caller.f_back
+        for filename in (name, outer.f_code.co_filename if outer is not None else ""):
+            if filename.startswith(_FUTURES):
+                return "bookkeeping"
         return "internal"
     return "silent" if name.endswith(_SILENT) else ""
 

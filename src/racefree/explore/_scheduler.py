@@ -136,6 +136,7 @@ class VLock:
         "_owner",
         "_reentrant",
         "_sched",
+        "bookkeeping",
         "internal",
         "key",
         "silent",
@@ -143,7 +144,8 @@ class VLock:
 
     def __init__(self, sched: Scheduler, reentrant: bool = False, made_by: str = "") -> None:
         self._sched = sched
-        self.internal = made_by == "internal"
+        self.bookkeeping = made_by == "bookkeeping"
+        self.internal = made_by in ("internal", "bookkeeping")
         # A lock held only inside code with no scheduling point in it (History.record's)
         # can never be contended: it is neither a switch point nor a dependency.
         self.silent = made_by == "silent"
@@ -162,8 +164,13 @@ class VLock:
         if self._reentrant and self._owner is me:
             self._count += 1
             return True
-        if self.silent and self._owner is None:
+        if self._owner is None and (self.silent or self.bookkeeping):
+            # A free Future condition guards a few lines of bookkeeping: taking it is
+            # not a switch point (waiting on the Future still is), but it still orders
+            # the steps that take it, which partial-order reduction needs to know.
             self._owner, self._count = me, 1
+            if self.bookkeeping:
+                sched.touch(self.key)
             return True
         return sched.acquire(me, self, blocking, timeout)
 
