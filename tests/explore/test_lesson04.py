@@ -33,3 +33,17 @@ def test_prove_fix_explores_every_ordering() -> None:
     assert done.returncode == 0, done.stderr
     assert "distinct orderings explored" in done.stdout
     assert "2 locked agents: every ordering passes." in done.stdout
+
+
+def test_the_regression_tests_of_the_lesson_pass_as_a_learner_runs_them() -> None:
+    # The lesson's own pytest file: its saved schedule must still reproduce the
+    # loss with this racefree (a schedule belongs to the version that found it).
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "test_regression.py"],
+        cwd=LESSON,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
+    assert "3 passed" in done.stdout
