@@ -368,7 +368,7 @@ def _replay(args: argparse.Namespace) -> int:
     elif result.ok:
         print(
             f"{args.file}: the schedule ran to the end and every check passed: the failure "
-            f"it recorded ({data['failure']['title']}) no longer happens."
+            f"it recorded ({data.get('failure', {}).get('title', 'untitled')}) no longer happens."
         )
     else:
         print(result.report())

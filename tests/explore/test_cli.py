@@ -55,3 +55,42 @@ def test_bad_input_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith("racefree: error: ") and message in err
     assert err.count("\n") == 1
+
+
+def test_a_workflow_that_takes_arguments_is_bad_input(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    argv = ["explore", "racefree.explore.lessons:nothing_lost", "--save-dir", str(tmp_path)]
+    assert main(argv) == 2
+    assert capsys.readouterr().err == (
+        "racefree: error: racefree.explore.lessons:nothing_lost takes arguments; a workflow is "
+        "a function with no arguments. Wrap it: def workflow(): return your_function(...).\n"
+    )
+    assert not list(tmp_path.iterdir())  # no replay file for bad input
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({}, '"workflow" must name a function as "package.module:function"'),
+        (
+            {"workflow": "racefree.explore.lessons:unsafe", "agents": {"x": "A"}},
+            '"agents" must map agent numbers ("0", "1", ...) to names',
+        ),
+        (
+            {"workflow": "racefree.explore.lessons:unsafe", "failure": "lost"},
+            '"failure" must be an object with a "title"',
+        ),
+    ],
+)
+def test_a_malformed_replay_file_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fields: dict[str, object], problem: str
+) -> None:
+    path = tmp_path / "replay.json"
+    data = {"format": "racefree-replay", "version": 1, "schedule": "rf1:1:1", **fields}
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["replay", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"racefree: error: {path} is not a valid racefree replay file: {problem}. Re-run the "
+        "exploration to record a fresh one.\n"
+    )

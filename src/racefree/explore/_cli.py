@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import inspect
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -39,6 +40,15 @@ def load_workflow(spec: str) -> Callable[[], Any]:
             raise UsageError(f"{module_name} has no {attribute!r}; check the name after ':'.")
     if not callable(target):
         raise UsageError(f"{spec} is not a function; a workflow is a function with no arguments.")
+    try:
+        inspect.signature(target).bind()
+    except TypeError:
+        raise UsageError(
+            f"{spec} takes arguments; a workflow is a function with no arguments. Wrap it: "
+            "def workflow(): return your_function(...)."
+        ) from None
+    except ValueError:  # no signature to inspect (some builtins): let the run tell
+        pass
     return target  # type: ignore[no-any-return]
 
 

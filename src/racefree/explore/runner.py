@@ -524,6 +524,22 @@ def load_replay(path: str | Path) -> dict[str, Any]:
             "version 1. Re-run the exploration to record a fresh one."
         )
     Schedule.decode(str(data.get("schedule", "")))
+    problems = []
+    if not isinstance(data.get("workflow"), str) or ":" not in data["workflow"]:
+        problems.append('"workflow" must name a function as "package.module:function"')
+    agents = data.get("agents", {})
+    if not isinstance(agents, dict) or not all(
+        isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in agents.items()
+    ):
+        problems.append('"agents" must map agent numbers ("0", "1", ...) to names')
+    failure = data.get("failure", {})
+    if not isinstance(failure, dict) or not isinstance(failure.get("title", ""), str):
+        problems.append('"failure" must be an object with a "title"')
+    if problems:
+        raise UsageError(
+            f"{path} is not a valid racefree replay file: {'; '.join(problems)}. Re-run the "
+            "exploration to record a fresh one."
+        )
     return data
 
 
