@@ -335,9 +335,9 @@ def _explore(args: argparse.Namespace) -> int:
             check(found.run.history),
             source=args.workflow,
             command="racefree explore",
+            failed=found.failure.title,
             preface=[
-                f"Schedule {found.run.schedule.encode()} failed: {found.failure.title}",
-                f"Replay it: {found.command}",
+                f"Schedule {found.run.schedule.encode()}; replay it: {found.command}",
             ],
         )
         _write_page(args.html, page)

@@ -208,3 +208,14 @@ def test_explore_writes_the_failing_run_as_html(tmp_path: Path) -> None:
     assert "<title>racefree explore racefree.explore.lessons:unsafe</title>" in text
     assert "Replay it: racefree replay " in text
     assert len(Elements(text).having("section", "finding")) >= 1
+
+
+def test_an_invariant_failure_is_the_verdict_even_when_the_checker_finds_nothing() -> None:
+    history = racefree.History()
+    history.record("append", "log", agent="A", version_read=0, version_written=1)
+    page = check_html(history, racefree.check(history), failed="Invariant in_order failed")
+    parsed = Elements(page)
+    [verdict] = parsed.having("p", "verdict")
+    assert "bad" in (verdict.get("class") or "")
+    assert "Failed: Invariant in_order failed" in "".join(parsed.text)
+    assert "No race found" not in page

@@ -235,21 +235,29 @@ def check_html(
     source: str = "",
     preface: Sequence[str] = (),
     command: str = "racefree check",
+    failed: str | None = None,
 ) -> str:
     """A checked history as one HTML page: the timeline of every agent, then each finding.
 
-    ``preface`` paragraphs come first (the explorer puts the failure and the
-    command that replays it there).
+    ``preface`` paragraphs come first (the explorer puts the command that
+    replays the run there); ``failed`` is a failure found by other means (an
+    invariant), shown as the verdict even when the checker found nothing.
     """
     events = history.events
     agents = history.agents()
     lost = {entry.agent for f in report.errors for entry in f.lost if not entry.restored}
     title = f"{command} {source}".strip()
-    verdict = (
-        '<p class="verdict ok">No race found.</p>'
-        if not report.findings
-        else f'<p class="verdict {"bad" if report.errors else "ok"}">{_e(report.summary())}</p>'
-    )
+    if failed is not None:
+        verdict = (
+            f'<p class="verdict bad">Failed: {_e(failed)}</p>'
+            f'<p class="checker">The checker: {_e(report.summary())}</p>'
+        )
+    elif not report.findings:
+        verdict = '<p class="verdict ok">No race found.</p>'
+    else:
+        tone = "bad" if report.errors else "ok"
+        verdict = f'<p class="verdict {tone}">{_e(report.summary())}</p>'
+
     body = [f'<p class="preface">{_e(line)}</p>' for line in preface]
     body += [verdict, "<h2>Timeline</h2>", svg_lanes(agents, events, lost=lost), _LEGEND]
     for number, finding in enumerate(report.findings, start=1):
