@@ -206,7 +206,8 @@ def test_explore_writes_the_failing_run_as_html(tmp_path: Path) -> None:
     assert main(argv) == 1
     text = page.read_text(encoding="utf-8")
     assert "<title>racefree explore racefree.explore.lessons:unsafe</title>" in text
-    assert "Replay it: racefree replay " in text
+    assert "replay it: racefree replay " in text
+    assert "Failed: Invariant nothing_lost failed" in text
     assert len(Elements(text).having("section", "finding")) >= 1
 
 
