@@ -225,9 +225,9 @@ class Exhaustive(Strategy):
             return [
                 f"Exhaustive search complete: all {self.distinct:,} distinct orderings explored "
                 f"(orderings that differ only by commuting steps count once; "
-                f"{self.redundant_runs:,} redundant runs pruned)."
+                f"{self.redundant_runs:,} runs repeated an ordering already seen)."
             ]
         return [
-            f"Exhaustive search stopped at the budget after {self.distinct:,} distinct orderings; "
-            "not every ordering was explored (raise --schedules to finish)."
+            f"Exhaustive search stopped after {self.distinct:,} distinct orderings (at a failure, "
+            "or at the --schedules budget); not every ordering was explored."
         ]

@@ -6,7 +6,10 @@ is the number of ordering constraints between agents' steps that it needs:
 two agents claiming one task need two (each checks before the other claims),
 a usually-slow agent answering first needs one. PCT finds a bug of
 depth ``d`` in a run with ``n`` agents and ``k`` scheduling decisions with
-probability at least ``1 / (n * k**(d - 1))`` per run, whatever the workflow.
+probability at least ``1 / (n * k**(d - 1))`` per run, whatever the workflow,
+provided the change points are drawn over at least ``k`` decisions. Here
+``k`` is learnt from earlier runs, so the bound holds from the second run
+on, for runs no longer than the longest seen before.
 
 How one run is scheduled (our form of the paper's algorithm):
 
@@ -94,7 +97,9 @@ class PCT(Strategy):
         return [
             f"PCT (Burckhardt et al., ASPLOS 2010), depth {d}: with {n} agents and at most {k} "
             f"decisions per run, each run finds any bug of depth {d} or less with probability "
-            f"at least 1/(n*k^(d-1)) = 1/{round(1 / bound):,}."
+            f"at least 1/(n*k^(d-1)) = 1/{round(1 / bound):,}. (Change points are drawn over "
+            "the longest run seen before, so the bound holds from the second run on, for runs "
+            "no longer than that.)"
         ]
 
     def describe(self) -> dict[str, object]:

@@ -10,9 +10,10 @@ atomic is its own business:
 
 * memory: one ``threading.Lock`` around read, decide and write;
 * SQLite: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one machine, many processes);
-* Redis: ``WATCH`` the keys, read, decide, ``MULTI``/``EXEC`` (many
-  machines); when ``EXEC`` fails because a watched key changed the backend
-  raises :class:`RetryOperation` and the store runs the op again.
+* Redis: a Lua script reads the keys and their versions, the decision runs
+  in Python, and a second Lua script commits only if the versions are still
+  the ones read (many machines); when they are not, the backend raises
+  :class:`RetryOperation` and the store runs the op again.
 
 A backend may also recognise an op by its name and carry it out natively
 (Redis ``RPUSH`` for ``append``, say), provided the result, the versions and
