@@ -106,3 +106,18 @@ def test_a_lenient_replay_follows_what_it_can() -> None:
     )
     assert result.ok
     assert "no longer allows the recorded choice 1" in result.stopped
+
+
+def test_the_printed_command_keeps_the_latency_and_the_invariants() -> None:
+    import racefree
+    from racefree.explore import lessons
+
+    found = racefree.explore(
+        lessons.unsafe, invariants=[lessons.nothing_lost], latency="virtual", save_dir=None
+    )
+    assert found.failure is not None
+    command = found.failure.command
+    assert "latency='virtual'" in command and "invariants=[nothing_lost]" in command
+    names = {"racefree": racefree, "unsafe": lessons.unsafe, "nothing_lost": lessons.nothing_lost}
+    again = eval(command, names)  # the line a user pastes
+    assert not again.ok

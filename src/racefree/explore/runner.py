@@ -697,5 +697,11 @@ def _report(
     elif path is not None:
         cmd = f"racefree replay {path}"
     else:
-        cmd = f"racefree.explore({name.split(':')[-1]}, replay={run.schedule.encode()!r})"
+        extra = ""
+        if config.latency != "any":
+            extra += f", latency={config.latency!r}"
+        if config.invariants:
+            names = ", ".join(getattr(i, "__name__", "...") for i in config.invariants)
+            extra += f", invariants=[{names}]"
+        cmd = f"racefree.explore({name.split(':')[-1]}, replay={run.schedule.encode()!r}{extra})"
     return FailureReport(failure, run, found_after, original, path, cmd, name)
