@@ -1,4 +1,6 @@
-"""stress(): the baseline. Real threads, real timing, many runs at once, each checked.
+"""stress(): the baseline. Real threads, real timing, many runs at once, each checked
+against the invariants (the workflow's result; there is no recorded history to give
+the checker unless the workflow records one itself).
 
 No scheduler, no patches: the workflow runs exactly as in production, with
 ``parallel`` runs going at the same time to add contention. What it finds
@@ -9,6 +11,7 @@ inside a database server, C extensions).
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +79,7 @@ def stress(
     failures: list[Failure] = []
     first: list[float] = []
     done = [0]
+    counting = threading.Lock()  # the runs finish in several threads at once
     start = time.perf_counter()
 
     def one(_: int) -> None:
@@ -85,13 +89,14 @@ def stress(
             found = _invariant_failures(checks, call())
         except Exception as exc:
             found = [Failure("exception", f"{type(exc).__name__}: {exc}", [], type(exc).__name__)]
-        done[0] += 1
-        if found:
-            failures.extend(found[:1])
-            if not first:
-                first.append(time.perf_counter() - start)
-        if on_run is not None:
-            on_run(done[0], runs, len(failures))
+        with counting:
+            done[0] += 1
+            if found:
+                failures.extend(found[:1])
+                if not first:
+                    first.append(time.perf_counter() - start)
+            if on_run is not None:
+                on_run(done[0], runs, len(failures))
 
     with ThreadPoolExecutor(max_workers=parallel, thread_name_prefix="stress") as pool:
         list(pool.map(one, range(runs)))
