@@ -67,6 +67,8 @@ def shared_store(store: str | None, *, quiet: bool = False) -> Iterator[str]:
         yield url
         return
     if not quiet:
+        if os.environ.get("REDIS_URL"):
+            print("REDIS_URL is set, but no Redis answers there.", end=" ")
         print(HOW_TO_GET_REDIS)
     folder = tempfile.mkdtemp(prefix="racefree-05-")
     try:
