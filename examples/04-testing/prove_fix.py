@@ -8,6 +8,7 @@ orderings explored" with no failure is a proof for this workflow, not a lucky
 streak. Then the same search on the broken agents, for contrast.
 """
 
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -49,3 +50,4 @@ else:
     print("\n".join(proof.summary()))
     verdict = "every ordering passes" if proof.ok and proof.complete else "NOT proven"
     print(f"\n{len(args.names)} locked agents: {verdict}.")
+sys.exit(0 if proof.ok and proof.complete else 1)

@@ -125,7 +125,7 @@ def parse_lesson_args(
     if not min_agents <= args.agents <= max_agents:
         parser.error(
             f"--agents must be between {min_agents} and {max_agents}, not {args.agents}"
-            + (" (a race needs at least two agents)" if min_agents == 2 else "")
+            + (" (a race needs at least two agents)" if args.agents < min_agents == 2 else "")
         )
     chosen = {name: getattr(args, name) for name in extra or {}}
     return LessonArgs(
