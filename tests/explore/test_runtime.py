@@ -87,3 +87,28 @@ def test_model_latency_costs_no_wall_time() -> None:
     assert result.ok
     assert min(elapsed) >= 30.0  # virtual seconds passed, far more than real ones
     assert sum(elapsed) > 100 * result.wall_seconds
+
+
+async def two_sleeps_that_end_together() -> dict[str, int]:
+    state = {"n": 0}
+
+    async def agent() -> None:
+        await asyncio.sleep(1)
+        n = state["n"]
+        await asyncio.sleep(0)  # yields: the other task, woken at the same instant, runs here
+        state["n"] = n + 1
+
+    await asyncio.gather(agent(), agent())
+    return state
+
+
+def test_virtual_latency_batches_timers_that_end_together_as_asyncio_does() -> None:
+    assert asyncio.run(two_sleeps_that_end_together()) == {"n": 1}  # real asyncio loses one
+    result = explore(
+        two_sleeps_that_end_together,
+        strategy="exhaustive",
+        latency="virtual",
+        invariants=[lambda state: state["n"] == 2],
+        save_dir=None,
+    )
+    assert not result.ok

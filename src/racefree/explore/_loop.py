@@ -117,20 +117,28 @@ class ControlledLoop(base_events.BaseEventLoop):
             self._owners.pop(id(timer), None)
         scheduler = self._racefree
         if scheduler.virtual:
-            now = scheduler.clock
-            while scheduled and scheduled[0].when() <= now:
-                timer = heapq.heappop(scheduled)
-                timer._scheduled = False  # type: ignore[attr-defined]
-                self._owners.pop(id(timer), None)
-                ready.append(timer)
+            self._take_due_timers()
         if not ready and not self._stopping:
             fire = scheduler.loop_idle(self)
             if fire is not None:
                 ready.append(fire)
+                if scheduler.virtual:
+                    # As in asyncio, every timer due by now joins the same batch, after
+                    # the one chosen: two sleeps that end together interleave.
+                    self._take_due_timers()
         for _ in range(len(ready)):
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
+
+    def _take_due_timers(self) -> None:
+        scheduled, ready, now = self._scheduled, self._ready, self._racefree.clock
+        while scheduled and scheduled[0].when() <= now:
+            timer = heapq.heappop(scheduled)
+            timer._scheduled = False  # type: ignore[attr-defined]
+            self._owners.pop(id(timer), None)
+            if not timer.cancelled():
+                ready.append(timer)
 
     def close(self) -> None:
         super().close()
