@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import pytest
@@ -97,3 +98,34 @@ def test_broken_lesson_workflows_fail_on_the_first_schedule(
     assert result.failure is not None
     assert result.failure.found_after == 1
     assert "lost:" in result.failure.failure.title
+
+
+def test_a_workflow_that_draws_from_the_run_seed_is_explored_exhaustively() -> None:
+    import random
+
+    from racefree.explore import run_seed
+
+    def seeded() -> dict[str, int]:
+        rng = random.Random(run_seed())
+        state = {"n": 0}
+
+        def agent() -> None:
+            for _ in range(rng.randint(1, 4)):  # how many tool calls: drawn from the run seed
+                hooks.point("write", "log")
+            n = state["n"]
+            time.sleep(0.1)
+            state["n"] = n + 1
+
+        run_threads(agent, agent)
+        return state
+
+    result = explore(
+        seeded,
+        strategy="exhaustive",
+        schedules=5_000,
+        invariants=[lambda state: state["n"] == 2],
+        keep_going=True,
+        save_dir=None,
+    )
+    assert result.complete, result.summary()
+    assert {f.failure.kind for f in result.failures} == {"invariant"}  # lost updates, no crash

@@ -633,7 +633,8 @@ def explore(
         for index in range(schedules):
             if not chosen.new_run(index):
                 break
-            run_seed_value = seed if replay is not None else _derive_seed(seed, index)
+            fixed = replay is not None or chosen.same_seed_every_run
+            run_seed_value = seed if fixed else _derive_seed(seed, index)
             run = _run_once(config, chosen, index, run_seed_value)
             runs += 1
             chosen.end_run(run.trace, run.failed)

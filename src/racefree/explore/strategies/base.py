@@ -130,6 +130,11 @@ class Strategy(ABC):
 
     name: ClassVar[str] = "strategy"
 
+    #: True for a strategy that re-runs the workflow to walk a tree of choices:
+    #: every run then gets the same run seed, so the simulated replies (and so
+    #: the choices offered) are the same on every path.
+    same_seed_every_run: ClassVar[bool] = False
+
     def begin(self, seed: int) -> None:
         """Called once before the first run with the exploration's seed."""
         self.seed = seed

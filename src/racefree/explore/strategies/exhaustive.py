@@ -61,6 +61,7 @@ class Exhaustive(Strategy):
     """Depth-first search over decisions, pruned with sleep sets."""
 
     name = "exhaustive"
+    same_seed_every_run = True
 
     def __init__(self) -> None:
         self.seed = 0
