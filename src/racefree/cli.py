@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from racefree import __version__
-from racefree.errors import RacefreeError, UsageError
+from racefree.errors import RacefreeError, ReplayDivergedError, UsageError
 
 __all__ = ["main"]
 
@@ -355,14 +355,24 @@ def _replay(args: argparse.Namespace) -> int:
 
     data = load_replay(args.file)
     workflow = load_workflow(data["workflow"])
-    result = explore(
-        workflow,
-        replay=args.file,
-        latency=data.get("latency", "any"),
-        invariants=getattr(workflow, "invariants", ()),
-        save_dir=None,
-        command=lambda path, schedule: f"racefree replay {args.file}",
-    )
+    try:
+        result = explore(
+            workflow,
+            replay=args.file,
+            latency=data.get("latency", "any"),
+            invariants=getattr(workflow, "invariants", ()),
+            save_dir=None,
+            command=lambda path, schedule: f"racefree replay {args.file}",
+        )
+    except ReplayDivergedError as exc:
+        recorded = data.get("racefree")
+        if recorded is None or recorded == __version__:
+            raise
+        raise ReplayDivergedError(
+            f"{exc} This schedule was recorded with racefree {recorded}, and you are running "
+            f"racefree {__version__}, whose explorer may offer different choices: find the "
+            f"failure again with `racefree explore {data['workflow']}`."
+        ) from None
     if args.json:
         print_json(result.to_json())
     elif result.ok:

@@ -94,3 +94,24 @@ def test_a_malformed_replay_file_is_one_line_and_exit_2(
         f"racefree: error: {path} is not a valid racefree replay file: {problem}. Re-run the "
         "exploration to record a fresh one.\n"
     )
+
+
+def test_a_replay_from_another_racefree_version_says_so_when_it_diverges(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "old.json"
+    data = {
+        "format": "racefree-replay",
+        "version": 1,
+        "workflow": "racefree.explore.lessons:unsafe",
+        "schedule": "rf1:1:9,9",
+        "agents": {},
+        "failure": {"title": "lost"},
+        "racefree": "0.0.1",
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "This schedule was recorded with racefree 0.0.1, and you are running racefree" in err
+    assert err.rstrip().endswith("`racefree explore racefree.explore.lessons:unsafe`.")
