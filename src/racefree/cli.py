@@ -391,6 +391,12 @@ def _stress(args: argparse.Namespace) -> int:
     from racefree.scenarios.script import print_json
 
     workflow = load_workflow(args.workflow)
+    if not args.json and not sys.stderr.isatty():  # a terminal gets a progress bar instead
+        print(
+            f"racefree stress: {args.runs} real runs of {args.workflow}, {args.parallel} at a "
+            "time, in real time (each as long as the workflow takes)...",
+            file=sys.stderr,
+        )
     with progress("stress", args.runs, not args.json) as on_run:
         result = stress(
             workflow,
