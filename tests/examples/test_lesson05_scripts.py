@@ -117,8 +117,9 @@ def test_an_unwritable_sqlite_path_is_one_line_and_exit_2(name: str, tmp_path: P
     assert done.returncode == 2
     assert done.stderr == (
         f"{name}.py: error: The SQLite store {url} cannot be used: unable to open database "
-        "file. Nothing was written; check that the file is a racefree SQLite store and that "
-        "its folder exists and is writable.\n"
+        f"file. Nothing was written; check that {tmp_path / 'a-file' / 'agents.db'} is a "
+        "racefree SQLite store and that its folder exists and is writable (sqlite:///name.db "
+        "is relative to the current folder, sqlite:////abs/name.db absolute).\n"
     )
 
 

@@ -160,8 +160,9 @@ def test_an_sqlite_file_in_a_missing_folder_is_a_clear_error(tmp_path: Path) -> 
     with pytest.raises(
         BackendUnavailableError,
         match=rf"^The SQLite store {url} cannot be used: unable to open database file\. "
-        r"Nothing was written; check that the file is a racefree SQLite store and that its "
-        r"folder exists and is writable\.$",
+        rf"Nothing was written; check that {tmp_path}/missing/store\.db is a racefree SQLite "
+        r"store and that its folder exists and is writable \(sqlite:///name\.db is relative "
+        r"to the current folder, sqlite:////abs/name\.db absolute\)\.$",
     ):
         racefree.open_store(url)
     assert not (tmp_path / "missing").exists()

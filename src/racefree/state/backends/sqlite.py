@@ -28,6 +28,7 @@ the asyncio flavour runs the same blocking calls in a worker thread
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import threading
 import time
@@ -208,10 +209,12 @@ class SQLiteBackend(Backend):
                 "another process holds a long write transaction. Nothing was written; "
                 "retry later, or raise the wait with ?timeout=SECONDS in the URL."
             )
+        where = os.path.abspath(self._path) if self._path != ":memory:" else self._path
         return BackendUnavailableError(
             f"The SQLite store {self._shown} cannot be used: {exc}. Nothing was written; "
-            "check that the file is a racefree SQLite store and that its folder exists "
-            "and is writable."
+            f"check that {where} is a racefree SQLite store and that its folder exists "
+            "and is writable (sqlite:///name.db is relative to the current folder, "
+            "sqlite:////abs/name.db absolute)."
         )
 
     # ------------------------------------------------------------ ops
