@@ -7,6 +7,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from racefree.explore import explore, hooks
 
 
@@ -102,12 +104,13 @@ async def two_sleeps_that_end_together() -> dict[str, int]:
     return state
 
 
-def test_virtual_latency_batches_timers_that_end_together_as_asyncio_does() -> None:
+@pytest.mark.parametrize("latency", ["virtual", "any"])
+def test_timers_that_end_together_run_in_one_batch_as_asyncio_runs_them(latency: str) -> None:
     assert asyncio.run(two_sleeps_that_end_together()) == {"n": 1}  # real asyncio loses one
     result = explore(
         two_sleeps_that_end_together,
         strategy="exhaustive",
-        latency="virtual",
+        latency=latency,
         invariants=[lambda state: state["n"] == 2],
         save_dir=None,
     )

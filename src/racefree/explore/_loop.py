@@ -122,18 +122,22 @@ class ControlledLoop(base_events.BaseEventLoop):
             fire = scheduler.loop_idle(self)
             if fire is not None:
                 ready.append(fire)
-                if scheduler.virtual:
-                    # As in asyncio, every timer due by now joins the same batch, after
-                    # the one chosen: two sleeps that end together interleave.
-                    self._take_due_timers()
+                # As in asyncio, every timer due by then joins the same batch, after the one
+                # chosen, so two sleeps that end together interleave. With arbitrary
+                # latency ("any") only exact ties are due together.
+                self._take_due_timers(None if scheduler.virtual else fire.when())
         for _ in range(len(ready)):
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
 
-    def _take_due_timers(self) -> None:
-        scheduled, ready, now = self._scheduled, self._ready, self._racefree.clock
-        while scheduled and scheduled[0].when() <= now:
+    def _take_due_timers(self, tie: float | None = None) -> None:
+        """Move timers due now (or, with ``tie``, due exactly then) to the ready queue."""
+        scheduled, ready = self._scheduled, self._ready
+        now = self._racefree.clock if tie is None else tie
+        while scheduled and (
+            scheduled[0].when() <= now if tie is None else scheduled[0].when() == tie
+        ):
             timer = heapq.heappop(scheduled)
             timer._scheduled = False  # type: ignore[attr-defined]
             self._owners.pop(id(timer), None)
