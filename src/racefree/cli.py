@@ -162,7 +162,7 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
 
     stress = sub.add_parser(
         "stress",
-        help="the baseline: run a workflow for real, many runs at once, each checked",
+        help="the baseline: run a workflow for real, many at once, checking its invariants",
         description=(
             "Run WORKFLOW with real threads and real timing RUNS times, PARALLEL at once, "
             "checking each run with the function's 'invariants'. Exit status 1 on a failure."
