@@ -108,7 +108,10 @@ def test_a_lenient_replay_follows_what_it_can() -> None:
     assert "no longer allows the recorded choice 1" in result.stopped
 
 
-def test_the_printed_command_keeps_the_latency_and_the_invariants() -> None:
+def test_the_printed_command_keeps_the_latency_and_the_invariants(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the pasted line saves its replay file here
     import racefree
     from racefree.explore import lessons
 
