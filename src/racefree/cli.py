@@ -123,12 +123,19 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
             "Run WORKFLOW (package.module:function, no arguments) under many schedules "
             "chosen by a strategy, check each run (the checker and the function's "
             "'invariants' attribute), and report the first failure with the command that "
-            "replays it. Exit status 1 when a run failed."
+            "replays it. Exit status 1 when a run failed; 2 when nothing in the "
+            "exploration could have failed (no invariant, no recorded shared access, no "
+            "assert or raise in the workflow), unless --allow-unchecked."
         ),
     )
     explore.add_argument("workflow", metavar="WORKFLOW", help="package.module:function")
     explore.add_argument("--schedules", type=int, default=1000, metavar="N")
-    explore.add_argument("--strategy", choices=("random", "pct", "exhaustive"), default="random")
+    explore.add_argument(
+        "--strategy",
+        choices=("auto", "random", "pct", "exhaustive"),
+        default="auto",
+        help="auto (default): exhaustive search, PCT and random walk in turn",
+    )
     explore.add_argument("--depth", type=int, default=3, metavar="D", help="PCT bug depth")
     explore.add_argument("--seed", type=int, default=0, metavar="S")
     explore.add_argument(
@@ -139,6 +146,11 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     explore.add_argument("--keep-going", action="store_true", help="collect every failure")
     explore.add_argument("--no-check", action="store_true", help="skip the checker")
+    explore.add_argument(
+        "--allow-unchecked",
+        action="store_true",
+        help="exit 0, not 2, when nothing in the exploration could have failed",
+    )
     explore.add_argument(
         "--save-dir", default=".racefree/replays", metavar="DIR", help="where replay files go"
     )
@@ -345,7 +357,17 @@ def _explore(args: argparse.Namespace) -> int:
         print_json(result.to_json())
     else:
         print(result.report())
-    return 0 if result.ok else 1
+    if not result.ok:
+        return 1
+    if not result.checked and not args.allow_unchecked:
+        print(
+            f"racefree: error: {args.workflow} was explored, but nothing in it could fail: "
+            "track its shared state, use the racefree store or attach invariants, or pass "
+            "--allow-unchecked to accept a run that only checks for crashes and deadlocks.",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
 
 
 def _replay(args: argparse.Namespace) -> int:

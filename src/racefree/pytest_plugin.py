@@ -52,7 +52,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "racefree(schedules=1000, strategy='random', seed=0, depth=3, latency='any', "
+        "racefree(schedules=1000, strategy='auto', seed=0, depth=3, latency='any', "
         "invariants=(), check=True): run the test under the race explorer; a failing "
         "schedule fails the test and prints the command that replays it.",
     )

@@ -64,7 +64,8 @@ def test_exhaustive_counts_orderings(name: str) -> None:
     )
     assert result.complete
     assert result.distinct == expected
-    assert f"all {expected} distinct orderings explored" in result.summary()[-1]
+    noun = "ordering" if expected == 1 else "orderings"
+    assert f"all {expected} distinct {noun} explored" in "\n".join(result.summary())
 
 
 def test_exhaustive_stops_at_the_budget_and_says_so() -> None:
@@ -72,7 +73,7 @@ def test_exhaustive_stops_at_the_budget_and_says_so() -> None:
         lambda: run_threads(*[writes("k")] * 4), strategy="exhaustive", schedules=5, save_dir=None
     )
     assert not result.complete
-    assert "not every ordering was explored" in result.summary()[-1]
+    assert "not every ordering was run" in "\n".join(result.summary())
 
 
 @pytest.mark.parametrize(

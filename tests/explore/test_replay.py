@@ -69,7 +69,13 @@ def test_replay_reproduces_the_failure_100_times_out_of_100(tmp_path: Path) -> N
 
 def test_the_failure_ends_with_the_command_to_paste(tmp_path: Path) -> None:
     _, path = _failing_run(tmp_path)
-    found = explore(w.hidden_lost_update, seed=3, invariants=[w.counted_twice], save_dir=tmp_path)
+    found = explore(
+        w.hidden_lost_update,
+        strategy="random",
+        seed=3,
+        invariants=[w.counted_twice],
+        save_dir=tmp_path,
+    )
     assert found.failure is not None
     assert found.failure.text().splitlines()[-1].strip() == f"racefree replay {path}"
     data = load_replay(path)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import dis
 import hashlib
 import inspect
 import json
@@ -26,7 +27,8 @@ from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
 from racefree.explore import _patches, hooks
 from racefree.explore._scheduler import Scheduler
 from racefree.explore.schedule import Choice, Schedule
-from racefree.explore.strategies.base import Step, Strategy
+from racefree.explore.strategies.base import Step, Strategy, ordering
+from racefree.explore.strategies.fair import CLOCK_KEY, Fair
 from racefree.explore.strategies.replay import Replay
 from racefree.history import Event, History
 
@@ -97,28 +99,8 @@ class Run:
         return sum(1 for step in self.trace if step.deviation)
 
     def ordering(self) -> int:
-        """A fingerprint of the run's ordering up to commuting steps (a Mazurkiewicz trace)."""
-        counts: dict[int, int] = {}
-        per_key: dict[str, list[Any]] = {}
-        for step in self.trace:
-            agent = step.id[0]
-            n = counts.get(agent, 0)
-            counts[agent] = n + 1
-            for key, wrote in step.footprint.items():
-                accesses = per_key.setdefault(key, [])
-                if wrote:
-                    accesses.append((agent, n))
-                elif accesses and isinstance(accesses[-1], set):
-                    accesses[-1].add((agent, n))
-                else:
-                    accesses.append({(agent, n)})
-        canon = tuple(
-            sorted(
-                (k, tuple(tuple(sorted(a)) if isinstance(a, set) else a for a in v))
-                for k, v in per_key.items()
-            )
-        )
-        return hash(canon)
+        """The run's distinct ordering (see :func:`racefree.explore.strategies.base.ordering`)."""
+        return ordering(self.trace)
 
 
 # --- the result -----------------------------------------------------------------------------
@@ -138,10 +120,45 @@ class Exploration:
     wall_seconds: float
     strategy_summary: list[str] = field(default_factory=list)
     stopped: str = ""
+    keys: list[str] = field(default_factory=list)
+    agents: int = 0
+    visible_steps: int = 0
+    nothing_checked: str = ""
+    polls_folded: int = 0
 
     @property
     def ok(self) -> bool:
         return not self.failures
+
+    @property
+    def checked(self) -> bool:
+        """False when nothing in the exploration could have failed (see ``nothing_checked``)."""
+        return not self.nothing_checked
+
+    def coverage(self) -> str:
+        """What the runs covered, in one sentence: orderings, visible steps, agents, keys."""
+        keys = ", ".join(self.keys[:8])
+        if len(self.keys) > 8:
+            keys += f" and {len(self.keys) - 8} more"
+        orderings = f"{self.distinct:,} distinct ordering{'s' if self.distinct != 1 else ''}"
+        seen = (
+            f"of up to {self.visible_steps:,} visible step{'s' if self.visible_steps != 1 else ''}"
+            f" by {self.agents} agent{'s' if self.agents != 1 else ''} (shared state: "
+            f"{keys or 'none the explorer could see'})"
+        )
+        fold = (
+            f" A poll that changed nothing ran again only after another agent moved (applied "
+            f"{self.polls_folded:,} times)."
+            if self.polls_folded
+            else ""
+        )
+        if self.complete:
+            return (
+                f"Complete: all {orderings} explored, {seen}. Orderings that differ only by "
+                "swapping steps that commute (no key written by one and touched by the other) "
+                f"count once; accesses the explorer cannot see are not ordered.{fold}"
+            )
+        return f"Not exhaustive: {orderings} run, {seen}; other orderings may exist.{fold}"
 
     @property
     def failure(self) -> FailureReport | None:
@@ -158,6 +175,9 @@ class Exploration:
             f"{self.wall_seconds:.3f} s wall, {rate:,.0f} schedules/s.",
         ]
         lines.extend(self.strategy_summary)
+        lines.append(self.coverage())
+        if self.nothing_checked:
+            lines.append(self.nothing_checked)
         if self.stopped:
             lines.append(self.stopped)
         return lines
@@ -181,6 +201,11 @@ class Exploration:
             "runs": self.runs,
             "distinct_orderings": self.distinct,
             "complete": self.complete,
+            "agents": self.agents,
+            "visible_steps": self.visible_steps,
+            "shared_keys": self.keys,
+            "checked": self.checked,
+            "nothing_checked": self.nothing_checked or None,
             "failures": [f.to_json() for f in self.failures],
             "wall_seconds": round(self.wall_seconds, 4),
             "schedules_per_second": round(self.runs / self.wall_seconds, 1)
@@ -293,6 +318,62 @@ def timeline(run: Run) -> list[str]:
             what = ", ".join(_show(k, w) for k, w in visible.items())
         lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {name:<{width}}  {what}")
     return lines
+
+
+# --- coverage -------------------------------------------------------------------------------
+
+_HIDDEN = ("internal-", "thread#", CLOCK_KEY)  # the explorer's own bookkeeping
+_NOT_STATE = ("lock#", "rlock#", *_HIDDEN)
+
+
+class _Coverage:
+    """What the runs of one exploration touched, for the summary and the nothing-to-check test."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+        self.agents = 0
+        self.visible_steps = 0
+        self.accesses = 0
+
+    def add(self, run: Run) -> None:
+        agents = set()
+        visible = 0
+        for step in run.trace:
+            agents.add(step.id[0])
+            shown = False
+            for key in step.footprint:
+                if not key.startswith(_HIDDEN):
+                    shown = True
+                    if not key.startswith(_NOT_STATE):
+                        self.keys.add(key)
+            visible += shown
+        self.agents = max(self.agents, len(agents))
+        self.visible_steps = max(self.visible_steps, visible)
+        self.accesses += sum(1 for event in run.history if event.key is not None)
+
+    def nothing_checked(self, config: _Config) -> str:
+        """A sentence when no run could have failed but by a crash; else ''."""
+        if config.invariants or (config.check and self.accesses) or _checks_itself(config):
+            return ""
+        return (
+            "Nothing was checked: no invariant was given, no run recorded a shared access "
+            "for the checker, and the workflow has no assert or raise of its own, so only a "
+            "crash or a deadlock could have failed a run. Track the shared state "
+            "(racefree.track(session)), use the racefree store, or pass an invariant."
+        )
+
+
+def _checks_itself(config: _Config) -> bool:
+    """True when the workflow's own code (nested functions included) asserts or raises."""
+    code = getattr(inspect.unwrap(config.workflow), "__code__", None)
+    stack = [code] if code is not None else []
+    while stack:
+        current = stack.pop()
+        for instruction in dis.get_instructions(current):
+            if instruction.opname in ("RAISE_VARARGS", "LOAD_ASSERTION_ERROR"):
+                return True
+        stack.extend(c for c in current.co_consts if inspect.iscode(c))
+    return False
 
 
 # --- checks -------------------------------------------------------------------------------------
@@ -415,21 +496,29 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
 # --- shrinking --------------------------------------------------------------------------------
 
 
-def _shrink(config: _Config, run: Run, budget: int = 200) -> Run:
-    """Fewer deviations from natural timing, same failure: try dropping each deviation."""
+def _shrink(config: _Config, run: Run, budget: int = 200, deadline: float | None = None) -> Run:
+    """Fewer deviations from natural timing, same failure: try dropping each deviation.
+
+    Stops after ``budget`` re-runs or at ``deadline`` (``time.perf_counter()``), keeping
+    the best schedule found so far.
+    """
     best = run
     signature = run.failures[0].signature
     tries = 0
     improved = True
     while improved and tries < budget:
+        if deadline is not None and time.perf_counter() > deadline:
+            break
         improved = False
         decisions = [s for s in best.trace if len(s.candidates) > 1]
         deviating = [i for i, s in enumerate(decisions) if s.deviation]
         for i in reversed(deviating):
             ids: list[Choice | None] = [s.id for s in decisions]
             for attempt in (ids[:i], [*ids[:i], None, *ids[i + 1 :]]):
+                if deadline is not None and time.perf_counter() > deadline:
+                    return best
                 tries += 1
-                replay = Replay(attempt, strict=False)
+                replay = Fair(Replay(attempt, strict=False), enabled=config.latency == "any")
                 replay.new_run(0)
                 candidate = _run_once(config, replay, best.index, best.schedule.seed)
                 if (
@@ -446,11 +535,16 @@ def _shrink(config: _Config, run: Run, budget: int = 200) -> Run:
 
 # --- strategies by name ---------------------------------------------------------------------------
 
-STRATEGIES = ("random", "pct", "exhaustive")
+STRATEGIES = ("auto", "random", "pct", "exhaustive")
 
 
 def make_strategy(name: str, *, depth: int = 3, max_schedules: int | None = None) -> Strategy:
-    """A strategy by name: ``random``, ``pct`` (with ``depth``) or ``exhaustive``."""
+    """A strategy by name: ``auto`` (the default: exhaustive search, PCT and random walk in
+    turn), ``random``, ``pct`` (with ``depth``) or ``exhaustive``."""
+    if name == "auto":
+        from racefree.explore.strategies.portfolio import Portfolio
+
+        return Portfolio(depth=depth)
     if name == "random":
         from racefree.explore.strategies.random import RandomWalk
 
@@ -575,7 +669,7 @@ def explore(
     workflow: Callable[[], Any],
     *,
     schedules: int = 1000,
-    strategy: str | Strategy = "random",
+    strategy: str | Strategy = "auto",
     seed: int = 0,
     depth: int = 3,
     invariants: Iterable[Invariant] = (),
@@ -596,13 +690,16 @@ def explore(
     ``workflow`` takes no arguments (a ``def`` or ``async def``) and returns
     the final state that ``invariants`` (callables returning False or raising
     ``AssertionError`` on a violation) are checked against. ``strategy`` is
-    ``"random"``, ``"pct"`` (bugs of ``depth``), ``"exhaustive"`` or a
-    :class:`Strategy`. ``replay`` (a schedule, its text, or a replay file)
-    runs that one schedule instead; ``strict=False`` follows it only as far as
+    ``"auto"`` (the default: exhaustive search, PCT and random walk taking
+    turns, see :mod:`racefree.explore.strategies.portfolio`), ``"random"``,
+    ``"pct"`` (bugs of ``depth``), ``"exhaustive"`` or a :class:`Strategy`.
+    ``replay`` (a schedule, its text, or a replay file) runs that one schedule
+    instead; ``strict=False`` follows it only as far as
     the workflow allows. ``latency="virtual"`` makes sleeps and model calls end
     in deadline order instead of in any order. Stops at the first failure
-    unless ``keep_going``. ``on_run(done, total, failures)`` is called after
-    each run.
+    unless ``keep_going``. ``time_limit`` (seconds) bounds the whole
+    exploration, shrinking included. ``on_run(done, total, failures)`` is
+    called after each run.
     """
     if schedules < 1:
         raise UsageError(f"schedules must be at least 1, not {schedules}.")
@@ -623,25 +720,38 @@ def explore(
         chosen = strategy
     else:
         chosen = make_strategy(strategy, depth=depth)
-    chosen.begin(seed)
+    fair = Fair(chosen, enabled=latency == "any")
+    fair.begin(seed)
     failures: list[FailureReport] = []
     orderings: set[int] = set()
+    coverage = _Coverage()
     runs = 0
     stopped = ""
     start = time.perf_counter()
+    deadline = None if time_limit is None else start + time_limit
     with _exclusive():
         for index in range(schedules):
-            if not chosen.new_run(index):
+            if not fair.new_run(index):
                 break
-            fixed = replay is not None or chosen.same_seed_every_run
+            fixed = replay is not None or fair.fixed_seed()
             run_seed_value = seed if fixed else _derive_seed(seed, index)
-            run = _run_once(config, chosen, index, run_seed_value)
+            run = _run_once(config, fair, index, run_seed_value)
             runs += 1
-            chosen.end_run(run.trace, run.failed)
+            fair.end_run(run.trace, run.failed)
             orderings.add(run.ordering())
+            coverage.add(run)
             if run.failed:
                 failures.append(
-                    _report(config, run, runs, name, shrink and replay is None, save_dir, command)
+                    _report(
+                        config,
+                        run,
+                        runs,
+                        name,
+                        shrink and replay is None,
+                        save_dir,
+                        command,
+                        deadline,
+                    )
                 )
             if on_run is not None:
                 on_run(runs, schedules, len(failures))
@@ -656,18 +766,22 @@ def explore(
             f"The workflow no longer allows the recorded choice {chosen.diverged_at + 1}; "
             "from there on the run followed natural timing."
         )
-    distinct = getattr(chosen, "distinct", None)
     return Exploration(
         name,
         chosen.name,
         seed,
         runs,
-        distinct if isinstance(distinct, int) else len(orderings),
+        len(orderings),
         failures,
         chosen.complete,
         wall,
         chosen.summary(),
         stopped,
+        keys=sorted(coverage.keys),
+        agents=coverage.agents,
+        visible_steps=coverage.visible_steps,
+        nothing_checked=coverage.nothing_checked(config),
+        polls_folded=fair.polls_folded,
     )
 
 
@@ -684,11 +798,13 @@ def _report(
     shrink: bool,
     save_dir: str | Path | None,
     command: Callable[[Path | None, Schedule], str] | None,
+    deadline: float | None = None,
 ) -> FailureReport:
     original = run.deviations
-    if shrink and run.deviations > 0:
+    # A livelock stays a livelock on any schedule, and every re-run takes max_steps steps.
+    if shrink and run.deviations > 0 and run.failures[0].kind != "step-limit":
         with contextlib.suppress(ReplayDivergedError):  # lenient replays do not diverge
-            run = _shrink(config, run)
+            run = _shrink(config, run, deadline=deadline)
     failure = run.failures[0]
     path = None
     if save_dir is not None:

@@ -30,7 +30,7 @@ from racefree.explore.schedule import Choice
 if TYPE_CHECKING:
     from racefree.history import Event
 
-__all__ = ["Candidate", "Decision", "Step", "Strategy", "independent"]
+__all__ = ["Candidate", "Decision", "Step", "Strategy", "independent", "ordering"]
 
 
 class Candidate(NamedTuple):
@@ -125,6 +125,43 @@ def independent(a: dict[str, bool], b: dict[str, bool]) -> bool:
     return True
 
 
+def ordering(trace: Sequence[Step]) -> int:
+    """The fingerprint of a run's *distinct ordering*: the one definition every strategy,
+    summary and count uses.
+
+    Two runs have the same ordering when they differ only by swapping adjacent steps of
+    different agents that commute (:func:`independent`): a Mazurkiewicz trace. Such runs
+    make every shared access see the same thing and end in the same state. The
+    fingerprint lists, for every key any step touched, the order of the accesses to it:
+    each write in turn, and the reads between two writes as a set (reads commute). An
+    access is named by its agent and how many times that agent had touched the key
+    before, not by step numbers, so a run that split an agent's work into more steps
+    (a ``join`` that had to wait) is still the same ordering.
+    """
+    per_key: dict[str, list[Any]] = {}
+    count: dict[tuple[int, str], int] = {}
+    for step in trace:
+        agent = step.id[0]
+        for key, wrote in step.footprint.items():
+            n = count.get((agent, key), 0)
+            count[(agent, key)] = n + 1
+            accesses = per_key.setdefault(key, [])
+            if wrote:
+                accesses.append((agent, n))
+            elif accesses and isinstance(accesses[-1], set):
+                accesses[-1].add((agent, n))
+            else:
+                accesses.append({(agent, n)})
+    return hash(
+        tuple(
+            sorted(
+                (key, tuple(tuple(sorted(a)) if isinstance(a, set) else a for a in accesses))
+                for key, accesses in per_key.items()
+            )
+        )
+    )
+
+
 class Strategy(ABC):
     """Chooses which agent runs at each decision; see the module docstring for call order."""
 
@@ -138,6 +175,11 @@ class Strategy(ABC):
     def begin(self, seed: int) -> None:
         """Called once before the first run with the exploration's seed."""
         self.seed = seed
+
+    def fixed_seed(self) -> bool:
+        """After ``new_run``: True when this run gets the exploration's seed itself
+        (see :attr:`same_seed_every_run`), False for a seed derived per run."""
+        return self.same_seed_every_run
 
     def new_run(self, run: int) -> bool:
         """Called before run number ``run`` (from 0); return False when there is nothing left."""

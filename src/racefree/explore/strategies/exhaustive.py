@@ -224,11 +224,11 @@ class Exhaustive(Strategy):
     def summary(self) -> list[str]:
         if self._finished:
             return [
-                f"Exhaustive search complete: all {self.distinct:,} distinct orderings explored "
-                f"(orderings that differ only by commuting steps count once; "
-                f"{self.redundant_runs:,} runs repeated an ordering already seen)."
+                f"Exhaustive search finished: it ran each distinct ordering once "
+                f"({self.distinct:,}; {self.redundant_runs:,} more runs began to repeat one "
+                "and were not counted)."
             ]
         return [
-            f"Exhaustive search stopped after {self.distinct:,} distinct orderings (at a failure, "
-            "or at the --schedules budget); not every ordering was explored."
+            f"Exhaustive search stopped after {self.distinct:,} distinct orderings (at a "
+            "failure, the time limit or the schedules budget); not every ordering was run."
         ]

@@ -22,10 +22,20 @@ How one run is scheduled (our form of the paper's algorithm):
 * at every decision the candidate with the highest priority runs; at the
   ``i``-th change point the agent that just ran drops to priority ``i``
   (below every initial priority), which is what lets a lower-priority agent
-  slip in between two of its steps.
+  slip in between two of its steps;
+* an agent that has gone to sleep (``time.sleep``, ``asyncio.sleep``, a
+  model call) at more than :data:`PATIENCE` decisions in a row, each time
+  chosen again ahead of the others, *yields*: it drops below every other
+  agent. A strict priority scheduler would otherwise run a looping agent (a
+  heartbeat: ``while not done: beat(); time.sleep(1)``) forever ahead of
+  the agents it waits for, and report a livelock that no real scheduler
+  produces. Below that patience, a long sequence of one agent's calls still
+  runs ahead of everyone, which is how PCT finds a bug behind one. (Pure
+  polls, which change nothing, are folded for every strategy:
+  :mod:`racefree.explore.strategies.fair`.)
 
 Invariants kept: priorities are distinct; only the agent that ran the step
-before a change point is lowered; a run makes no random draw outside
+before a change point, or that yields, is lowered; a run makes no random draw outside
 ``new_run`` and agent arrival, so a fixed seed gives the same runs.
 """
 
@@ -36,7 +46,10 @@ from collections.abc import Sequence
 
 from racefree.explore.strategies.base import Decision, Step, Strategy
 
-__all__ = ["PCT"]
+__all__ = ["PATIENCE", "PCT"]
+
+#: Sleeping steps in a row that an agent may take ahead of the others before it yields.
+PATIENCE = 64
 
 
 class PCT(Strategy):
@@ -56,12 +69,16 @@ class PCT(Strategy):
         self.max_decisions = 0
         self.max_agents = 0
         self._last: int | None = None
+        self._floor = 0.0  # below every change-point priority (1 .. depth - 1)
+        self._streak: tuple[int | None, int] = (None, 0)
 
     def new_run(self, run: int) -> bool:
         rng = self._rng = random.Random(f"racefree-pct:{self.seed}:{run}")
         self._priority = {}
         self._decisions = 0
         self._last = None
+        self._floor = 0.0
+        self._streak = (None, 0)
         k = max(self.max_decisions, 1)
         points = rng.sample(range(1, k + 1), min(self.depth - 1, k))
         self._changes = {point: i + 1 for i, point in enumerate(points)}
@@ -78,8 +95,17 @@ class PCT(Strategy):
     def choose(self, decision: Decision) -> int:
         self._decisions += 1
         lower = self._changes.get(self._decisions)
-        if lower is not None and decision.trace:
-            self._priority[decision.trace[-1].id[0]] = float(lower)
+        if decision.trace:
+            last = decision.trace[-1].id[0]
+            if lower is not None:
+                self._priority[last] = float(lower)
+            if any(c.id[0] == last and c.kind == "resume" for c in decision.candidates):
+                agent, count = self._streak
+                self._streak = (last, count + 1 if agent == last else 1)
+                if self._streak[1] > PATIENCE:  # it slept again and again while others waited
+                    self._floor -= 1.0
+                    self._priority[last] = self._floor
+                    self._streak = (last, 0)
         best, best_prio = 0, -1.0
         for index, candidate in enumerate(decision.candidates):
             priority = self._prio(candidate.id[0])

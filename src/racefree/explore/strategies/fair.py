@@ -1,0 +1,118 @@
+"""Fairness: a polling agent that changed nothing waits for someone else to move.
+
+``while not results: time.sleep(0.05)`` is a *pure poll*: from one wakeup to
+the next sleep the agent writes nothing shared and does not read the clock.
+Under ``latency="any"`` any pending wait may end first, so a strategy could
+wake the poller again and again ahead of the agent it waits for, forever: a
+livelock that no real scheduler produces, reported as a step-limit failure
+(and, for exhaustive search, an endless branch).
+
+Running a pure poll twice in a row with nobody else moving in between gives
+the same step twice (it sees the same shared state), so :class:`Fair` lets the
+poller run again only after another agent has taken a step. Every strategy,
+replays included, runs behind it, so a schedule means the same thing for all.
+
+What is given up: a loop that counts its attempts to give up
+(``for attempt in range(100): ...; time.sleep(0.05)``) is never seen giving
+up while the agent it waits for is still busy, because its counter is local
+state the explorer cannot see. A loop with a deadline (``time.monotonic()``,
+``Event.wait(timeout)``, ``queue.get(timeout=...)``) reads the clock, is not a
+pure poll, and is explored in full. With ``latency="virtual"`` waits end in
+deadline order and no filtering is needed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from racefree.explore.strategies.base import Decision, Step, Strategy
+
+__all__ = ["CLOCK_KEY", "Fair"]
+
+#: The footprint key a step gets when it reads the virtual clock.
+CLOCK_KEY = "clock"
+
+# Keys whose "writes" leave shared state as it was: taking and giving back a lock.
+_LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#")
+
+
+def _changes_something(step: Step) -> bool:
+    if CLOCK_KEY in step.footprint:
+        return True
+    return any(wrote and not key.startswith(_LOCKS) for key, wrote in step.footprint.items())
+
+
+class Fair(Strategy):
+    """Wraps a strategy; hides an agent that just finished a pure poll (see the module doc)."""
+
+    def __init__(self, inner: Strategy, *, enabled: bool = True) -> None:
+        self.inner = inner
+        self.enabled = enabled
+        self.name = inner.name  # type: ignore[misc]
+        self._seen = 0
+        self._pure: dict[int, bool] = {}
+        self._waiting: set[int] = set()
+        self.polls_folded = 0
+
+    def begin(self, seed: int) -> None:
+        self.seed = seed
+        self.inner.begin(seed)
+
+    def new_run(self, run: int) -> bool:
+        self._seen = 0
+        self._pure = {}
+        self._waiting = set()
+        return self.inner.new_run(run)
+
+    def fixed_seed(self) -> bool:
+        return self.inner.fixed_seed()
+
+    def _follow(self, trace: Sequence[Step]) -> None:
+        for step in trace[self._seen :]:
+            agent = step.id[0]
+            if self._waiting:
+                self._waiting = {a for a in self._waiting if a == agent}
+            if step.kind == "resume":
+                self._pure[agent] = True
+            if _changes_something(step):
+                self._pure[agent] = False
+        self._seen = len(trace)
+
+    def choose(self, decision: Decision) -> int:
+        if not self.enabled or not decision.trace:
+            return self.inner.choose(decision)
+        trace = decision.trace
+        self._follow(trace)
+        last = trace[-1].id[0]
+        candidates = decision.candidates
+        if self._pure.get(last) and any(c.id[0] == last and c.kind == "resume" for c in candidates):
+            self._waiting.add(last)
+            self._pure[last] = False
+        if not self._waiting:
+            return self.inner.choose(decision)
+        keep = [i for i, c in enumerate(candidates) if c.id[0] not in self._waiting]
+        if not keep or len(keep) == len(candidates):
+            return self.inner.choose(decision)
+        self.polls_folded += 1
+        default = keep.index(decision.default) if decision.default in keep else 0
+        current = decision.current
+        if current is not None and current[0] in self._waiting:
+            current = None
+        narrowed = replace(
+            decision, candidates=[candidates[i] for i in keep], current=current, default=default
+        )
+        return keep[self.inner.choose(narrowed)]
+
+    def end_run(self, trace: Sequence[Step], failed: bool) -> None:
+        self.inner.end_run(trace, failed)
+
+    @property
+    def complete(self) -> bool:
+        return self.inner.complete
+
+    def summary(self) -> list[str]:
+        return self.inner.summary()
+
+    def describe(self) -> dict[str, object]:
+        return self.inner.describe()

@@ -1,0 +1,270 @@
+"""The default strategy finds both hard shapes; polls never starve; coverage is said exactly."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import racefree
+from racefree.cli import main
+from racefree.explore import explore, hooks
+from tests.explore import shapes
+from tests.explore.test_exhaustive import CASES
+from tests.explore.workflows import run_threads
+
+# --- the portfolio default -------------------------------------------------------------------
+
+
+def test_random_walk_misses_a_depth_one_bug_behind_a_long_sequence() -> None:
+    # Why random walk alone is not the default: every one of 15 races must go one way.
+    result = explore(
+        shapes.long_sequence_then_look,
+        strategy="random",
+        schedules=300,
+        invariants=[shapes.one_report],
+        save_dir=None,
+    )
+    assert result.ok
+
+
+def test_exhaustive_search_misses_a_lost_update_among_noise_within_the_budget() -> None:
+    # Why exhaustive search alone is not the default: it re-orders the late noise first.
+    result = explore(
+        shapes.lost_update_among_noise,
+        strategy="exhaustive",
+        schedules=300,
+        invariants=[shapes.both_counted],
+        save_dir=None,
+    )
+    assert result.ok and not result.complete
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(
+    ("workflow", "invariant"),
+    [
+        (shapes.long_sequence_then_look, shapes.one_report),
+        (shapes.lost_update_among_noise, shapes.both_counted),
+    ],
+    ids=["depth 1 behind 20 steps", "lost update among noise"],
+)
+def test_auto_finds_both_shapes_within_the_default_budget(
+    seed: int, workflow: Callable[[], Any], invariant: Callable[[Any], bool]
+) -> None:
+    result = explore(workflow, seed=seed, invariants=[invariant], save_dir=None)
+    assert result.strategy == "auto"
+    assert result.failure is not None, "\n".join(result.summary())
+    assert result.failure.failure.kind == "invariant"
+    assert result.failure.failure.name == invariant.__name__
+    (found,) = [line for line in result.summary() if line.startswith("The failure was found")]
+    assert found.split(" part")[0].split()[-1] in ("exhaustive", "pct", "random")
+
+
+def test_auto_stops_with_a_complete_verdict_when_its_exhaustive_part_finishes() -> None:
+    bodies, expected = CASES["read-modify-write, two agents"]
+    result = explore(lambda: run_threads(*bodies), schedules=1000, save_dir=None)
+    assert result.complete
+    assert result.distinct == expected
+    assert result.runs < 3 * expected + 3  # it stopped, instead of running 1,000 schedules
+    assert any(line.startswith(f"Complete: all {expected} distinct") for line in result.summary())
+
+
+# --- polls and loops under every strategy ----------------------------------------------------
+
+
+def polling_waiter() -> dict[str, Any]:
+    """A worker answers after a slow call; the waiter polls for it, then files a summary."""
+    state = racefree.track({"results": [], "summary": None})
+
+    def worker() -> None:
+        time.sleep(1.0)
+        state["results"].append("answer")
+
+    def waiter() -> None:
+        while not state["results"]:
+            time.sleep(0.05)
+        state["summary"] = f"{len(state['results'])} result"
+
+    run_threads(worker, waiter)
+    return dict(state)
+
+
+def summarised(state: dict[str, Any]) -> bool:
+    return bool(state["summary"] == "1 result")
+
+
+@pytest.mark.parametrize("strategy", ["auto", "random", "pct", "exhaustive"])
+def test_a_polling_agent_never_starves_the_one_it_waits_for(strategy: str) -> None:
+    result = explore(
+        polling_waiter, strategy=strategy, schedules=200, invariants=[summarised], save_dir=None
+    )
+    assert result.ok, result.report()
+
+
+def test_exhaustive_search_of_a_polling_agent_is_complete() -> None:
+    result = explore(polling_waiter, strategy="exhaustive", schedules=1000, save_dir=None)
+    assert result.ok and result.complete
+    assert result.polls_folded > 0
+    assert "A poll that changed nothing" in result.coverage()
+
+
+def heartbeat() -> dict[str, Any]:
+    """A reporter beats (a write) every second until the worker says it is done."""
+    state = racefree.track({"done": False, "beats": 0})
+
+    def reporter() -> None:
+        while not state["done"]:
+            state["beats"] += 1
+            time.sleep(1.0)
+
+    def worker() -> None:
+        time.sleep(5.0)
+        state["done"] = True
+
+    run_threads(reporter, worker)
+    return dict(state)
+
+
+def test_pct_lets_a_heartbeat_loop_yield_instead_of_reporting_a_livelock() -> None:
+    result = explore(heartbeat, strategy="pct", schedules=200, check=False, save_dir=None)
+    assert result.ok, result.report()
+
+
+def real_livelock() -> None:
+    """Two agents each wait for the other to go first: no schedule ends."""
+    flags = racefree.track({"a": False, "b": False})
+
+    def agent(mine: str, theirs: str) -> None:
+        while not flags[theirs]:
+            time.sleep(0.05)
+        flags[mine] = True
+
+    run_threads(lambda: agent("a", "b"), lambda: agent("b", "a"))
+
+
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_a_real_livelock_is_still_a_step_limit_failure(strategy: str) -> None:
+    result = explore(real_livelock, strategy=strategy, schedules=3, max_steps=2_000, save_dir=None)
+    assert result.failure is not None
+    assert result.failure.failure.kind == "step-limit"
+
+
+def test_time_limit_bounds_shrinking_too() -> None:
+    runs: list[int] = []
+
+    def workflow() -> dict[str, Any]:
+        runs.append(1)
+        return shapes.lost_update_among_noise()
+
+    result = explore(
+        workflow,
+        strategy="random",
+        seed=1,  # fails on its first run
+        invariants=[shapes.both_counted],
+        time_limit=0.0,
+        save_dir=None,
+    )
+    assert result.failure is not None
+    assert result.failure.run.deviations == result.failure.original_deviations > 0
+    assert len(runs) == result.runs == 1  # no shrinking run past the limit
+
+
+# --- one definition of "distinct ordering" ----------------------------------------------------
+
+
+@pytest.mark.parametrize("name", list(CASES))
+@pytest.mark.parametrize("strategy", ["random", "pct"])
+def test_every_strategy_counts_orderings_as_exhaustive_search_does(
+    name: str, strategy: str
+) -> None:
+    bodies, expected = CASES[name]
+    result = explore(
+        lambda: run_threads(*bodies), strategy=strategy, schedules=400, seed=1, save_dir=None
+    )
+    assert not result.complete
+    assert result.distinct == expected  # 400 random runs hit every class, and no more
+
+
+def test_exhaustive_counts_each_run_it_counts_as_distinct_once() -> None:
+    from racefree.explore.strategies.exhaustive import Exhaustive
+
+    for bodies, expected in CASES.values():
+        strategy = Exhaustive()
+        result = explore(
+            lambda b=bodies: run_threads(*b), strategy=strategy, schedules=10_000, save_dir=None
+        )
+        assert strategy.distinct == result.distinct == expected
+
+
+# --- nothing to check --------------------------------------------------------------------------
+
+
+def copy_sleep_write_back() -> dict[str, Any]:
+    """Three agents copy a plain dict, call a model, write the copy back: a real race,
+    but on state nobody tracks, with nothing asserted."""
+    session: dict[str, Any] = {"history": []}
+
+    def agent(name: str) -> None:
+        mine = dict(session, history=list(session["history"]))
+        time.sleep(0.5)
+        mine["history"].append(name)
+        session.update(mine)
+
+    threads = [threading.Thread(target=agent, args=(n,)) for n in "ABC"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return session
+
+
+def test_an_exploration_with_nothing_to_check_says_so() -> None:
+    result = explore(copy_sleep_write_back, strategy="exhaustive", save_dir=None)
+    assert result.ok and not result.checked
+    assert result.nothing_checked.startswith("Nothing was checked: no invariant was given")
+    assert result.nothing_checked in result.summary()
+    data = result.to_json()
+    assert data["checked"] is False and data["nothing_checked"] == result.nothing_checked
+    assert "shared state: none the explorer could see" in result.coverage()
+
+
+def test_an_invariant_or_a_recorded_access_or_an_assert_counts_as_a_check() -> None:
+    def with_assert() -> None:
+        state = copy_sleep_write_back()
+        assert len(state["history"]) == 3
+
+    def three_entries(state: dict[str, Any]) -> bool:
+        return len(state["history"]) == 3
+
+    with_invariant = explore(copy_sleep_write_back, invariants=[three_entries], save_dir=None)
+    assert with_invariant.checked and not with_invariant.ok  # and it finds the race
+    assert explore(polling_waiter, schedules=5, save_dir=None).checked  # tracked accesses
+    assert not explore(with_assert, schedules=5, save_dir=None).ok  # the assert fails
+
+
+def test_the_cli_exits_2_when_nothing_was_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    spec = "tests.explore.test_strategies_on_real_shapes:copy_sleep_write_back"
+    monkeypatch.syspath_prepend(str(Path(__file__).parents[2]))
+    assert main(["explore", spec, "--schedules", "20"]) == 2
+    captured = capsys.readouterr()
+    assert "nothing in it could fail" in captured.err
+    assert "--allow-unchecked" in captured.err
+    assert main(["explore", spec, "--schedules", "20", "--allow-unchecked", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["checked"] is False
+
+
+def test_hooks_alone_are_visible_state_but_not_a_check() -> None:
+    def announced() -> None:
+        run_threads(lambda: hooks.point("write", "k"), lambda: hooks.point("write", "k"))
+
+    result = explore(announced, strategy="exhaustive", save_dir=None)
+    assert result.keys == ["k"] and result.complete and not result.checked
