@@ -97,5 +97,9 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     if replay is not None:
         options.pop("schedules", None)
         options["replay"] = replay
-    explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options).check()
+    result = explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options)
+    if not result.ok:
+        # The report is the whole story (the failing check, the checker's findings, the
+        # timeline, the command to paste): no traceback through racefree's own code.
+        pytest.fail(result.report(), pytrace=False)
     return True

@@ -80,3 +80,37 @@ def test_compare_and_set_makes_the_agent_copy_current(h: Recorder) -> None:
     h("A", "compare_and_set", "k", version_read=0, version_written=1, value=1)
     h("A", "set", "k", version_read=1, version_written=2, value=2)
     assert check(h.history).findings == ()
+
+
+def test_three_agents_losing_two_writes_make_one_finding(h: Recorder) -> None:
+    for agent in ("Researcher", "Analyzer", "Writer"):
+        h(agent, "read", "history", version_read=0, value=[])
+    h("Researcher", "write", "history", version_read=0, version_written=1, value=["r"])
+    h("Analyzer", "write", "history", version_read=0, version_written=2, value=["a"])
+    h("Writer", "write", "history", version_read=0, version_written=3, value=["w"])
+
+    [finding] = check(h.history).of_kind("lost-update")
+
+    assert finding.agents == ("Analyzer", "Writer", "Researcher")
+    assert [(x.agent, x.restored) for x in finding.lost] == [
+        ("Researcher", False),
+        ("Analyzer", False),
+    ]
+    assert finding.explanation.story() == (
+        "Analyzer read history at v0: []. Writer read history at v0: []. "
+        'Researcher wrote history at v1: ["r"]. '
+        'Analyzer then wrote history at v2 from its copy of v0: ["a"]. '
+        'Writer then wrote history at v3 from its copy of v0: ["w"]. '
+        "The writes of Researcher and Analyzer are gone. Each agent wrote back a copy made before "
+        "the others' writes. Make the read-modify-write one atomic step: a store update() or "
+        "append(), or hold one lock from the read to the write."
+    )
+
+
+def test_two_separate_losses_on_one_key_make_two_findings(h: Recorder) -> None:
+    for _ in range(2):
+        h("A", "read", "k")
+        h("B", "read", "k")
+        h("A", "write", "k", value="a")
+        h("B", "write", "k", value="b")
+    assert len(check(h.history).of_kind("lost-update")) == 2

@@ -58,3 +58,39 @@ def test_a_race_fails_the_test_with_the_replay_command(pytester: pytest.Pytester
     )
     again.assert_outcomes(failed=1)
     assert "failed on schedule 1" in again.stdout.str()
+
+
+TRACKED = """
+import threading, time
+import pytest
+import racefree
+
+def test_session_keeps_both_turns():
+    session = racefree.track({"turns": []})
+    def agent(name):
+        turns = list(session["turns"])  # load the session
+        time.sleep(1)  # the model call
+        session["turns"] = turns + [name]  # save it back
+    threads = [threading.Thread(target=agent, args=(n,), name=n) for n in ("Alice", "Bob")]
+    for t in threads: t.start()
+    for t in threads: t.join()
+    assert len(session["turns"]) == 2
+
+test_session_keeps_both_turns = pytest.mark.racefree(schedules=100, seed=0)(
+    test_session_keeps_both_turns
+)
+"""
+
+
+def test_a_failed_assert_comes_with_the_checker_story_and_no_racefree_source(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makepyfile(test_session=TRACKED)
+    result = pytester.runpytest(*PLUGIN, "-q")
+    result.assert_outcomes(failed=1)
+    output = result.stdout.str()
+    assert "The workflow raised AssertionError" in output
+    assert "Checker: lost update on turns" in output
+    assert "from its copy" in output  # the story of who overwrote whom
+    assert "test_session.py" in output  # the user's own frame
+    assert "pytest_plugin.py" not in output and "racefree/explore" not in output

@@ -62,7 +62,8 @@ def verb(event: Event) -> str:
 
 
 def find_lost_updates(events: list[Event]) -> list[Finding]:
-    """Every stale overwrite in ``events`` (``seq`` order), one finding each."""
+    """Every stale overwrite in ``events`` (``seq`` order); overwrites of one key whose
+    unseen writes overlap are one loss and make one finding."""
     writes: dict[str, list[Event]] = {}
     bases: dict[str, list[int]] = {}
     # (agent, key) -> [writes to key at the agent's last look, own atomic writes since, event]
@@ -107,17 +108,49 @@ def find_lost_updates(events: list[Event]) -> list[Finding]:
                 mine[1] += 1
 
     survivors: dict[str, set[int]] = {}
-    findings = []
+    episodes: dict[str, list[list[_Stale]]] = {}
+    order: list[tuple[str, int]] = []
     for key, start, stop, looked, late in stale:
-        if key not in survivors:
-            survivors[key] = _chain(bases[key])
-        alive = survivors[key]
         w = writes[key]
         victims = [(i, w[i]) for i in range(start, stop) if w[i].agent != late.agent]
         if is_claim_write(late) and all(is_claim_write(v) for _, v in victims):
             continue  # two claims of one key: the double-claim finding tells it better
-        findings.append(_finding(key, looked, late, victims, alive))
+        entry = _Stale(start, stop, looked, late, victims)
+        runs = episodes.setdefault(key, [])
+        # Overwrites whose stale windows overlap erased the same writes: one loss, one finding.
+        if runs and start < max(e.stop for e in runs[-1]):
+            runs[-1].append(entry)
+        else:
+            runs.append([entry])
+            order.append((key, len(runs) - 1))
+    findings = []
+    for key, index in order:
+        if key not in survivors:
+            survivors[key] = _chain(bases[key])
+        episode = episodes[key][index]
+        if len(episode) == 1:
+            one = episode[0]
+            findings.append(_finding(key, one.looked, one.late, one.victims, survivors[key]))
+        else:
+            findings.append(_episode(key, episode, survivors[key]))
     return findings
+
+
+class _Stale:
+    """One stale overwrite: the writes ``start..stop`` its agent had not seen."""
+
+    __slots__ = ("late", "looked", "start", "stop", "victims")
+
+    def __init__(
+        self, start: int, stop: int, looked: Event, late: Event, victims: list[tuple[int, Event]]
+    ) -> None:
+        self.start, self.stop, self.looked, self.late, self.victims = (
+            start,
+            stop,
+            looked,
+            late,
+            victims,
+        )
 
 
 def _chain(bases: list[int]) -> set[int]:
@@ -192,6 +225,75 @@ def _finding(
         events=witness,
         explanation=Explanation("lost-update", tuple(steps), conclusion),
         lost=lost,
+    )
+
+
+def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
+    """Several agents overwrote ``key`` from copies older than each other's writes."""
+    victims = dict(sorted({i: v for e in episode for i, v in e.victims}.items()))
+    late = {e.late.seq: e for e in episode}
+    told: dict[int, Step] = {}
+    for entry in episode:
+        looked = entry.looked
+        if looked.op in READS or looked.version_written is None:
+            text = f"{looked.agent} read {key}{version_of(looked)}{_value(looked)}."
+        else:
+            text = f"{looked.agent} {verb(looked)} {key}{version_of(looked, written=True)}."
+        told.setdefault(looked.seq, Step(text, looked.seq))
+    for victim in list(victims.values())[:_SHOWN]:
+        if victim.seq not in late:
+            value = f": {short(victim.value)}" if victim.value is not None else ""
+            text = f"{victim.agent} {verb(victim)} {key}{version_of(victim, written=True)}{value}."
+            told[victim.seq] = Step(text, victim.seq)
+    for seq, entry in late.items():
+        looked, over = entry.looked, entry.late
+        base = looked.version_read if looked.version_written is None else looked.version_written
+        if looked.op in READS:
+            base = looked.version_read
+        told[seq] = Step(
+            f"{over.agent} then {verb(over)} {key}{version_of(over, written=True)} from its "
+            f"copy{_of(base)}{_value(over)}.",
+            seq,
+        )
+    steps = [told[seq] for seq in sorted(told)]
+    if len(victims) > _SHOWN:
+        steps.append(Step(f"... and {len(victims) - _SHOWN} more write(s) overwritten."))
+    gone = [v for i, v in victims.items() if i not in alive]
+    back = [v for i, v in victims.items() if i in alive]
+    if gone:
+        whose = _names(v.agent for v in gone)
+        if len(gone) == 1:
+            conclusion = f"{_possessive(whose)} write is gone"
+        else:
+            conclusion = f"The writes of {whose} are gone"
+        if back:
+            conclusion += f" ({_names(v.agent for v in back)} came back later)"
+    else:
+        conclusion = (
+            f"The writes of {_names(v.agent for v in back)} were erased here, though a later "
+            "write from an older copy brought them back"
+        )
+    conclusion += (
+        ". Each agent wrote back a copy made before the others' writes. Make the "
+        "read-modify-write one atomic step: a store update() or append(), or hold one lock "
+        "from the read to the write."
+    )
+    agents = tuple(
+        dict.fromkeys([*(e.late.agent for e in episode), *(v.agent for v in victims.values())])
+    )
+    witness = {e.seq: e for e in (*(x.looked for x in episode), *victims.values())}
+    witness.update((e.late.seq, e.late) for e in episode)
+    return Finding(
+        kind="lost-update",
+        severity="error",
+        agents=agents,
+        keys=(key,),
+        events=tuple(witness[seq] for seq in sorted(witness))[: _LISTED + 2 * len(episode)],
+        explanation=Explanation("lost-update", tuple(steps), conclusion),
+        lost=tuple(
+            Lost(v.agent, v.seq, v.value, restored=i in alive)
+            for i, v in list(victims.items())[:_LISTED]
+        ),
     )
 
 

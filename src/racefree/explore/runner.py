@@ -17,7 +17,9 @@ import inspect
 import json
 import platform
 import textwrap
+import threading
 import time
+import traceback
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -376,6 +378,44 @@ def _checks_itself(config: _Config) -> bool:
     return False
 
 
+# --- tracebacks ---------------------------------------------------------------------------
+
+_OWN_CODE = str(Path(__file__).resolve().parents[1])  # the racefree package
+_STDLIB = str(Path(threading.__file__).resolve().parent)
+
+
+def _is_user_frame(filename: str) -> bool:
+    try:
+        path = str(Path(filename).resolve())
+    except OSError:  # pragma: no cover - an odd filename such as "<string>"
+        return True
+    if path.startswith(_OWN_CODE):
+        return False
+    return not (path.startswith(_STDLIB) and "-packages" not in path)
+
+
+def _traceback_lines(exc: BaseException, shown: int = 6) -> list[str]:
+    """The frames of the user's code (innermost last), then where it was raised if that
+    is elsewhere: racefree's and the standard library's frames are counted, not shown."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    user = [f for f in frames if _is_user_frame(f.filename)]
+    keep = user[-shown:]
+    if frames and (not keep or frames[-1] is not keep[-1]):
+        keep.append(frames[-1])  # raised inside a library: show where
+    hidden = len(frames) - len(keep)
+    lines = ["Traceback (your code first; innermost last):"]
+    for frame in keep:
+        lines.append(f'  File "{frame.filename}", line {frame.lineno}, in {frame.name}')
+        if frame.line:
+            lines.append(f"    {frame.line.strip()}")
+    if hidden:
+        lines.append(
+            f"  ({hidden} frame{'s' if hidden != 1 else ''} of racefree and the "
+            "standard library not shown)"
+        )
+    return lines  # the exception itself is the failure's title
+
+
 # --- checks -------------------------------------------------------------------------------------
 
 
@@ -451,24 +491,21 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
     if sched.abort_reason is not None:
         kind = "deadlock" if sched.abort_reason.startswith("Deadlock") else "step-limit"
         failures.append(Failure(kind, sched.abort_reason, [], kind))
-    for who, exc, tb in sched.crashes:
+    for who, exc, _tb in sched.crashes:
         failures.append(
             Failure(
                 "exception",
                 f"{who} raised {type(exc).__name__}: {exc}",
-                tb.rstrip().splitlines()[-6:],
+                _traceback_lines(exc),
                 type(exc).__name__,
             )
         )
     if error is not None:
-        import traceback
-
-        lines = traceback.format_exception(type(error), error, error.__traceback__)
         failures.append(
             Failure(
                 "exception",
                 f"The workflow raised {type(error).__name__}: {error}",
-                "".join(lines).rstrip().splitlines()[-6:],
+                _traceback_lines(error),
                 type(error).__name__,
             )
         )
@@ -480,6 +517,10 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
         failures.extend(_invariant_failures(config.invariants, result))
         if config.check:
             failures.extend(_checker_failures(history, result))
+    elif config.check and sched.abort_reason is None:
+        # A run that raised (a failed assert, often) may have raised *because* of a race:
+        # the checker's story goes with the exception. There is no final state to check.
+        failures.extend(_checker_failures(history, None))
     choices = tuple(s.id for s in sched.trace if len(s.candidates) > 1)
     return Run(
         index,

@@ -229,6 +229,7 @@ class Exhaustive(Strategy):
                 "and were not counted)."
             ]
         return [
-            f"Exhaustive search stopped after {self.distinct:,} distinct orderings (at a "
-            "failure, the time limit or the schedules budget); not every ordering was run."
+            f"Exhaustive search stopped after {self.distinct:,} distinct ordering"
+            f"{'s' if self.distinct != 1 else ''} (at a failure, the time limit or the "
+            "schedules budget); not every ordering was run."
         ]

@@ -1,0 +1,54 @@
+"""Failure reports on real code: the checker's story with an exception, the user's frames."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import racefree
+from racefree.explore import explore
+
+
+def _load_call_save(session: Any, name: str) -> None:
+    turns = list(session["turns"])  # load
+    time.sleep(1.0)  # the model call
+    session["turns"] = [*turns, name]  # save
+
+
+def asserting_workflow() -> None:
+    session = racefree.track({"turns": []})
+    threads = [
+        threading.Thread(target=_load_call_save, args=(session, n), name=n)
+        for n in ("Alice", "Bob", "Carol")
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(session["turns"]) == 3, session["turns"]
+
+
+def test_a_run_that_raised_still_gets_the_checker_story() -> None:
+    result = explore(asserting_workflow, save_dir=None)
+    assert result.failure is not None
+    kinds = [(f.kind, f.name) for f in result.failure.run.failures]
+    assert kinds[0] == ("exception", "AssertionError")
+    assert ("checker", "lost-update") in kinds
+    assert result.failure.failure.kind == "exception"  # what is shrunk and replayed
+
+
+def test_three_agents_losing_two_turns_give_one_lost_update_finding() -> None:
+    result = explore(asserting_workflow, save_dir=None, shrink=False)
+    assert result.failure is not None
+    checker = [f for f in result.failure.run.failures if f.kind == "checker"]
+    assert len(checker) == 1, [f.title for f in checker]
+
+
+def test_the_traceback_shows_the_users_frames_not_racefrees() -> None:
+    result = explore(asserting_workflow, save_dir=None)
+    assert result.failure is not None
+    details = "\n".join(result.failure.run.failures[0].details)
+    assert "test_reports_on_real_code.py" in details
+    assert "in asserting_workflow" in details
+    assert "racefree/explore" not in details and "threading.py" not in details
