@@ -16,8 +16,11 @@ So runs go round-robin to the three, each seeing only its own runs, in order,
 as if it ran alone (exhaustive search's runs all get the same run seed, the
 others a seed per run). The first failure stops the exploration, whoever
 found it, and the summary says which part did. When exhaustive search
-finishes, every distinct ordering has been run and the exploration stops: the
-others could only repeat orderings. A workflow that is not deterministic
+finishes, every distinct ordering of the steps the explorer can see has run,
+and the summary says so; PCT and random walk then share the rest of the
+budget, because they also re-order what the explorer cannot see (which
+pending wait of an untracked agent ends first), where exhaustive search
+treats every order as the same. A workflow that is not deterministic
 under the explorer cannot be searched exhaustively; that part then drops out
 and says why, and the other two go on.
 """
@@ -59,8 +62,6 @@ class Portfolio(Strategy):
             member.begin(seed)
 
     def new_run(self, run: int) -> bool:
-        if self.exhaustive.complete:
-            return False  # every distinct ordering has run: nothing new is left
         while self._active:
             member = self._active[self._turn % len(self._active)]
             if member.new_run(self._runs[id(member)]):
