@@ -23,7 +23,7 @@ from tests.explore.workflows import run_threads
 
 
 def test_random_walk_misses_a_depth_one_bug_behind_a_long_sequence() -> None:
-    # Why random walk alone is not the default: every one of 15 races must go one way.
+    # Why random walk alone is not the default: all 20 races must go one way.
     result = explore(
         shapes.long_sequence_then_look,
         strategy="random",
