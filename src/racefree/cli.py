@@ -336,6 +336,7 @@ def _explore(args: argparse.Namespace) -> int:
             invariants=getattr(workflow, "invariants", ()),
             save_dir=args.save_dir,
             on_run=on_run,
+            target=args.workflow,
         )
     if args.html is not None and result.failure is not None:
         from racefree.check import check
@@ -371,20 +372,27 @@ def _explore(args: argparse.Namespace) -> int:
 
 
 def _replay(args: argparse.Namespace) -> int:
+    import shlex
+
     from racefree.explore import explore, load_replay
-    from racefree.explore._cli import load_workflow
+    from racefree.explore._cli import load_invariant, load_workflow
     from racefree.scenarios.script import print_json
 
     data = load_replay(args.file)
-    workflow = load_workflow(data["workflow"])
+    where = {"source": args.file, "cwd": data.get("cwd")}
+    workflow = load_workflow(data["workflow"], data["argv"], **where)
+    invariants = [load_invariant(spec, data["argv"], **where) for spec in data["invariants"]]
     try:
         result = explore(
             workflow,
             replay=args.file,
-            latency=data.get("latency", "any"),
-            invariants=getattr(workflow, "invariants", ()),
+            latency=data["latency"],
+            invariants=invariants,
+            check=data["check"],
+            max_steps=data["max_steps"],
             save_dir=None,
-            command=lambda path, schedule: f"racefree replay {args.file}",
+            command=lambda path, schedule: f"racefree replay {shlex.quote(args.file)}",
+            target=data["workflow"],
         )
     except ReplayDivergedError as exc:
         recorded = data.get("racefree")
@@ -398,9 +406,13 @@ def _replay(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     elif result.ok:
+        checks = [f"invariant {spec.rpartition(':')[2]}" for spec in data["invariants"]]
+        checks += ["the checker"] if data["check"] else []
+        checks += ["exceptions, deadlocks and the step limit"]
         print(
-            f"{args.file}: the schedule ran to the end and every check passed: the failure "
-            f"it recorded ({data.get('failure', {}).get('title', 'untitled')}) no longer happens."
+            f"{args.file}: the schedule ran to the end and every check passed "
+            f"({', '.join(checks)}): the failure it recorded "
+            f"({data.get('failure', {}).get('title', 'untitled')}) no longer happens."
         )
     else:
         print(result.report())

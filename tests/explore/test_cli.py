@@ -69,10 +69,40 @@ def test_a_workflow_that_takes_arguments_is_bad_input(
     assert not list(tmp_path.iterdir())  # no replay file for bad input
 
 
+def _replay_file(**fields: object) -> dict[str, object]:
+    """A valid version 2 replay file of the lesson's broken agents, with ``fields`` changed."""
+    return {
+        "format": "racefree-replay",
+        "version": 2,
+        "workflow": "racefree.explore.lessons:unsafe",
+        "argv": [],
+        "invariants": ["racefree.explore.lessons:nothing_lost"],
+        "check": True,
+        "latency": "any",
+        "max_steps": 20000,
+        "schedule": "rf1:1:1",
+        "agents": {},
+        "failure": {"title": "lost"},
+        **fields,
+    }
+
+
 @pytest.mark.parametrize(
     ("fields", "problem"),
     [
-        ({}, '"workflow" must name a function as "package.module:function"'),
+        (
+            {},
+            '"workflow" must name a function as "package.module:function" or '
+            '"path/to/script.py:function"',
+        ),
+        (
+            {"workflow": "racefree.explore.lessons:unsafe", "invariants": ["nothing_lost"]},
+            '"invariants" must be a list of "package.module:function" names',
+        ),
+        (
+            {"workflow": "racefree.explore.lessons:unsafe", "latency": "slow"},
+            '"latency" must be "any" or "virtual"',
+        ),
         (
             {"workflow": "racefree.explore.lessons:unsafe", "agents": {"x": "A"}},
             '"agents" must map agent numbers ("0", "1", ...) to names',
@@ -87,8 +117,8 @@ def test_a_malformed_replay_file_is_one_line_and_exit_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], fields: dict[str, object], problem: str
 ) -> None:
     path = tmp_path / "replay.json"
-    data = {"format": "racefree-replay", "version": 1, "schedule": "rf1:1:1", **fields}
-    path.write_text(json.dumps(data), encoding="utf-8")
+    data = {**_replay_file(workflow=None), **fields}
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}), "utf-8")
     assert main(["replay", str(path)]) == 2
     assert capsys.readouterr().err == (
         f"racefree: error: {path} is not a valid racefree replay file: {problem}. Re-run the "
@@ -100,15 +130,7 @@ def test_a_replay_from_another_racefree_version_says_so_when_it_diverges(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = tmp_path / "old.json"
-    data = {
-        "format": "racefree-replay",
-        "version": 1,
-        "workflow": "racefree.explore.lessons:unsafe",
-        "schedule": "rf1:1:9,9",
-        "agents": {},
-        "failure": {"title": "lost"},
-        "racefree": "0.0.1",
-    }
+    data = _replay_file(schedule="rf1:1:9,9", racefree="0.0.1")
     path.write_text(json.dumps(data), encoding="utf-8")
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err

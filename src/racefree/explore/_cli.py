@@ -4,40 +4,27 @@ workflow by name and a progress bar (rich on a terminal, nothing otherwise)."""
 from __future__ import annotations
 
 import contextlib
-import importlib
 import inspect
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 from racefree.errors import UsageError
+from racefree.explore._target import load
 
-__all__ = ["load_workflow", "progress"]
+__all__ = ["load_invariant", "load_workflow", "progress"]
 
 
-def load_workflow(spec: str) -> Callable[[], Any]:
-    """``package.module:function`` -> the function (a no-argument workflow)."""
-    module_name, _, attribute = spec.partition(":")
-    if not module_name or not attribute:
-        raise UsageError(
-            f"{spec!r} does not name a workflow: write package.module:function, for example "
-            "racefree.explore.lessons:unsafe."
-        )
-    if str(Path.cwd()) not in sys.path:
-        sys.path.insert(0, str(Path.cwd()))  # workflows in the current project, as pytest does
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise UsageError(
-            f"Cannot import {module_name!r} ({exc}). Run from the directory that contains it, "
-            "or install the package."
-        ) from None
-    target: Any = module
-    for part in attribute.split("."):
-        target = getattr(target, part, None)
-        if target is None:
-            raise UsageError(f"{module_name} has no {attribute!r}; check the name after ':'.")
+def load_workflow(
+    spec: str, argv: list[str] | None = None, *, source: str | None = None, cwd: str | None = None
+) -> Callable[[], Any]:
+    """``package.module:function`` or ``path/to/script.py:function`` -> the function.
+
+    A script is loaded as :mod:`racefree.explore._target` describes, with ``argv``
+    after its name on ``sys.argv``. The function must take no arguments. ``source``
+    and ``cwd``: the replay file naming it and the folder its exploration ran in.
+    """
+    target = load(spec, argv, source=source, cwd=cwd)
     if not callable(target):
         raise UsageError(f"{spec} is not a function; a workflow is a function with no arguments.")
     try:
@@ -49,6 +36,18 @@ def load_workflow(spec: str) -> Callable[[], Any]:
         ) from None
     except ValueError:  # no signature to inspect (some builtins): let the run tell
         pass
+    return target  # type: ignore[no-any-return]
+
+
+def load_invariant(
+    spec: str, argv: list[str] | None = None, *, source: str | None = None, cwd: str | None = None
+) -> Callable[[Any], Any]:
+    """An invariant a replay file names by target (a function of the final state)."""
+    target = load(spec, argv, role="invariant", source=source, cwd=cwd)
+    if not callable(target):
+        raise UsageError(
+            f"{spec} is not a function; an invariant is a function of the final state."
+        )
     return target  # type: ignore[no-any-return]
 
 

@@ -16,6 +16,7 @@ import hashlib
 import inspect
 import json
 import platform
+import shlex
 import textwrap
 import threading
 import time
@@ -614,24 +615,70 @@ def workflow_name(workflow: Callable[..., Any]) -> str:
 # --- replay files -------------------------------------------------------------------------
 
 REPLAY_FORMAT = "racefree-replay"
+REPLAY_VERSION = 2
+
+
+@dataclass
+class _Target:
+    """How another process finds the run's functions again (see ``_target``), or why not."""
+
+    workflow: str
+    argv: list[str]
+    invariants: list[str]
+    problems: list[str]
+
+
+def _name_of(obj: Any, fallback: str) -> str:
+    """The name a user's code calls ``obj`` by, for a pasted line (``fallback`` if none)."""
+    qualname = str(getattr(obj, "__qualname__", ""))
+    last = qualname.rsplit("<locals>.", 1)[-1]
+    return last if last.replace(".", "").replace("_", "a").isalnum() else fallback
+
+
+def _locate_run(config: _Config, name: str) -> _Target:
+    """``name`` is the workflow as explore() calls it: the ``target`` it was given, if
+    any (kept as given), else where the function is defined."""
+    from racefree.explore._target import Unreloadable, locate
+
+    given = name != workflow_name(config.workflow)
+    problems = []
+    workflow, argv = name, list[str]()
+    try:
+        found, argv = locate(config.workflow)
+        workflow = name if given else found
+    except Unreloadable as exc:
+        if not given:
+            problems.append(f"the workflow {exc}")
+    invariants = []
+    for number, invariant in enumerate(config.invariants, start=1):
+        try:
+            invariants.append(locate(invariant)[0])
+        except Unreloadable as exc:
+            problems.append(f"{_name_of(invariant, f'invariant_{number}')} {exc}")
+    return _Target(workflow, argv, invariants, problems)
 
 
 def _save_replay(
-    directory: Path, workflow: str, report_failure: Failure, run: Run, latency: str
+    directory: Path, target: _Target, report_failure: Failure, run: Run, config: _Config
 ) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     schedule = run.schedule.encode()
-    digest = hashlib.blake2b(f"{workflow}|{schedule}".encode(), digest_size=4).hexdigest()
-    stem = workflow.split(":")[-1].replace("<locals>.", "").replace(".", "-")
+    digest = hashlib.blake2b(f"{target.workflow}|{schedule}".encode(), digest_size=4).hexdigest()
+    stem = target.workflow.split(":")[-1].replace("<locals>.", "").replace(".", "-")
     path = directory / f"{stem}-{digest}.json"
     from racefree import __version__
 
     data = {
         "format": REPLAY_FORMAT,
-        "version": 1,
-        "workflow": workflow,
+        "version": REPLAY_VERSION,
+        "workflow": target.workflow,
+        "argv": target.argv,
+        "cwd": str(Path.cwd()),
+        "invariants": target.invariants,
+        "check": config.check,
+        "latency": config.latency,
+        "max_steps": config.max_steps,
         "schedule": schedule,
-        "latency": latency,
         "agents": {str(k): v for k, v in sorted(run.names.items())},
         "failure": report_failure.to_json(),
         "racefree": __version__,
@@ -641,8 +688,18 @@ def _save_replay(
     return path
 
 
+def _is_target(value: Any) -> bool:
+    return isinstance(value, str) and bool(value.rpartition(":")[0])
+
+
 def load_replay(path: str | Path) -> dict[str, Any]:
-    """Read a replay file; a file that is not one raises ``UsageError`` saying why."""
+    """Read a replay file; a file that is not one raises ``UsageError`` saying why.
+
+    Version 2 (this racefree) holds ``workflow`` and ``invariants`` as targets
+    (``package.module:qualname`` or ``script.py:qualname``), the script's ``argv``,
+    the folder it ran in (``cwd``), ``check``, ``latency``, ``max_steps``, the
+    ``schedule``, the ``agents``' names and the ``failure``.
+    """
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -653,15 +710,37 @@ def load_replay(path: str | Path) -> dict[str, Any]:
         raise UsageError(
             f'{path} is not a racefree replay file (it has no "format": "{REPLAY_FORMAT}").'
         )
-    if data.get("version") != 1:
+    if data.get("version") == 1:
         raise UsageError(
-            f"{path} is a version {data.get('version')} replay file; this racefree reads "
-            "version 1. Re-run the exploration to record a fresh one."
+            f"{path} is a version 1 replay file, which does not record the invariants it "
+            f"checked, and this racefree reads version {REPLAY_VERSION}: re-run the "
+            "exploration to record a fresh one."
+        )
+    if data.get("version") != REPLAY_VERSION:
+        raise UsageError(
+            f"{path} is a version {data.get('version')} replay file, and this racefree reads "
+            f"version {REPLAY_VERSION}: re-run the exploration to record a fresh one."
         )
     Schedule.decode(str(data.get("schedule", "")))
     problems = []
-    if not isinstance(data.get("workflow"), str) or ":" not in data["workflow"]:
-        problems.append('"workflow" must name a function as "package.module:function"')
+    if not _is_target(data.get("workflow")):
+        problems.append(
+            '"workflow" must name a function as "package.module:function" or '
+            '"path/to/script.py:function"'
+        )
+    invariants = data.get("invariants")
+    if not isinstance(invariants, list) or not all(_is_target(i) for i in invariants):
+        problems.append('"invariants" must be a list of "package.module:function" names')
+    argv = data.get("argv")
+    if not isinstance(argv, list) or not all(isinstance(a, str) for a in argv):
+        problems.append('"argv" must be a list of strings')
+    if not isinstance(data.get("check"), bool):
+        problems.append('"check" must be true or false')
+    if data.get("latency") not in ("any", "virtual"):
+        problems.append('"latency" must be "any" or "virtual"')
+    max_steps = data.get("max_steps")
+    if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
+        problems.append('"max_steps" must be a whole number above 0')
     agents = data.get("agents", {})
     if not isinstance(agents, dict) or not all(
         isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in agents.items()
@@ -678,15 +757,67 @@ def load_replay(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _as_schedule(replay: Schedule | str | Path) -> tuple[Schedule, dict[int, str]]:
+def _as_schedule(replay: Schedule | str | Path) -> tuple[Schedule, dict[int, str], str | None]:
+    """The schedule to replay, the agents' names, and the latency it was recorded with
+    (known only for a replay file)."""
     if isinstance(replay, Schedule):
-        return replay, {}
+        return replay, {}, None
     text = str(replay)
     if isinstance(replay, Path) or text.endswith(".json"):
         data = load_replay(text)
         names = {int(k): str(v) for k, v in data.get("agents", {}).items()}
-        return Schedule.decode(data["schedule"]), names
-    return Schedule.decode(text), {}
+        return Schedule.decode(data["schedule"]), names, str(data["latency"])
+    return Schedule.decode(text), {}, None
+
+
+@contextlib.contextmanager
+def _latency_diagnosed(config: _Config, schedule: Schedule | None) -> Iterator[None]:
+    """A strict replay that diverges is re-tried once under the other latency: if it fits
+    there, the message says to pass that latency instead of blaming the workflow."""
+    try:
+        yield
+    except ReplayDivergedError:
+        if schedule is None:
+            raise
+        other = "virtual" if config.latency == "any" else "any"
+        trial = Replay(schedule.steps, strict=True)
+        trial.new_run(0)
+        try:
+            run = _run_once(dataclasses.replace(config, latency=other), trial, 0, schedule.seed)
+            trial.end_run(run.trace, run.failed)
+        except ReplayDivergedError:
+            raise  # the original divergence: it fits neither latency
+        raise ReplayDivergedError(
+            f"This schedule cannot be followed with latency={config.latency!r}, but it can "
+            f"with latency={other!r}: it was recorded with latency={other!r}, so pass "
+            f"latency={other!r} to replay it."
+        ) from None
+
+
+def _api_command(config: _Config, schedule: Schedule, target: _Target, saving: bool) -> str:
+    """The ``racefree.explore(...)`` line that replays ``schedule`` with the same checks,
+    with a comment when something in it cannot be found by name."""
+    defaults = inspect.signature(explore).parameters
+    invariants = [_name_of(inv, f"invariant_{n}") for n, inv in enumerate(config.invariants, 1)]
+    args = [_name_of(config.workflow, "workflow"), f"replay={schedule.encode()!r}"]
+    if config.latency != defaults["latency"].default:
+        args.append(f"latency={config.latency!r}")
+    if invariants:
+        args.append(f"invariants=[{', '.join(invariants)}]")
+    if config.check != defaults["check"].default:
+        args.append(f"check={config.check!r}")
+    if config.max_steps != defaults["max_steps"].default:
+        args.append(f"max_steps={config.max_steps!r}")
+    line = f"racefree.explore({', '.join(args)})"
+    if not target.problems:
+        return line
+    them = "it" if len(target.problems) == 1 else "them"
+    note = (
+        f"{'; '.join(target.problems)}: racefree replay cannot reload {them}, so paste this "
+        f"where {them} {'is' if them == 'it' else 'are'} defined, or define {them} with def "
+        "at module level"
+    )
+    return f"{line}  # {note}{'; no replay file was written' if saving else ''}."
 
 
 # --- explore -------------------------------------------------------------------------------------
@@ -725,6 +856,7 @@ def explore(
     time_limit: float | None = None,
     command: Callable[[Path | None, Schedule], str] | None = None,
     on_run: Callable[[int, int, int], None] | None = None,
+    target: str | None = None,
 ) -> Exploration:
     """Run ``workflow`` under up to ``schedules`` schedules and check every run.
 
@@ -740,8 +872,13 @@ def explore(
     in deadline order instead of in any order. Stops at the first failure
     unless ``keep_going``. ``time_limit`` (seconds) bounds the whole
     exploration, shrinking included. ``on_run(done, total, failures)`` is
-    called after each run.
+    called after each run. ``target`` is how the workflow was named to
+    racefree (``package.module:function`` or ``script.py:function``): the
+    replay file records it instead of where the function is defined.
     """
+    from racefree.explore._target import stop_if_loading
+
+    stop_if_loading()  # a script loaded for a replay reached its own exploration
     if schedules < 1:
         raise UsageError(f"schedules must be at least 1, not {schedules}.")
     if latency not in ("any", "virtual"):
@@ -751,10 +888,18 @@ def explore(
     if not callable(workflow):
         raise UsageError(f"The workflow must be a callable with no arguments, not {workflow!r}.")
     config = _Config(workflow, tuple(invariants), check, latency, max_steps)
-    name = workflow_name(workflow)
+    name = target or workflow_name(workflow)
     names: dict[int, str] = {}
+    replayed: Schedule | None = None
     if replay is not None:
-        schedule, names = _as_schedule(replay)
+        schedule, names, recorded = _as_schedule(replay)
+        if recorded is not None and recorded != latency:
+            raise UsageError(
+                f"{replay} was recorded with latency={recorded!r}, and this replay runs with "
+                f"latency={latency!r}: pass latency={recorded!r}, or run racefree replay "
+                f"{replay}."
+            )
+        replayed = schedule if strict and recorded is None else None
         chosen: Strategy = Replay(schedule.steps, strict=strict, names=names)
         seed, schedules = schedule.seed, 1
     elif isinstance(strategy, Strategy):
@@ -770,7 +915,7 @@ def explore(
     stopped = ""
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
-    with _exclusive():
+    with _exclusive(), _latency_diagnosed(config, replayed):
         for index in range(schedules):
             if not fair.new_run(index):
                 break
@@ -848,18 +993,13 @@ def _report(
             run = _shrink(config, run, deadline=deadline)
     failure = run.failures[0]
     path = None
-    if save_dir is not None:
-        path = _save_replay(Path(save_dir), name, failure, run, config.latency)
+    found = _locate_run(config, name)
+    if save_dir is not None and not found.problems:  # never a file that cannot be replayed
+        path = _save_replay(Path(save_dir), found, failure, run, config)
     if command is not None:
         cmd = command(path, run.schedule)
     elif path is not None:
-        cmd = f"racefree replay {path}"
+        cmd = f"racefree replay {shlex.quote(str(path))}"
     else:
-        extra = ""
-        if config.latency != "any":
-            extra += f", latency={config.latency!r}"
-        if config.invariants:
-            names = ", ".join(getattr(i, "__name__", "...") for i in config.invariants)
-            extra += f", invariants=[{names}]"
-        cmd = f"racefree.explore({name.split(':')[-1]}, replay={run.schedule.encode()!r}{extra})"
+        cmd = _api_command(config, run.schedule, found, save_dir is not None)
     return FailureReport(failure, run, found_after, original, path, cmd, name)
