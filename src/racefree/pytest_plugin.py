@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,21 @@ def _workflow(function: Any, funcargs: dict[str, Any]) -> Any:
     return workflow
 
 
+def _test_id(item: pytest.Function) -> str:
+    """The test's id as pytest takes it from the folder pytest was started in.
+
+    A node id is relative to the rootdir; started elsewhere, pytest resolves its
+    arguments against the current folder, so the file part is made relative to it.
+    """
+    file, sep, rest = item.nodeid.partition("::")
+    start = item.config.invocation_params.dir
+    try:
+        file = os.path.relpath(item.config.rootpath / file, start)
+    except ValueError:  # another drive (Windows): only the absolute path finds it
+        file = str(item.config.rootpath / file)
+    return f"{Path(file).as_posix()}{sep}{rest}"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = pyfuncitem.get_closest_marker("racefree")
@@ -88,12 +105,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     replay = config.getoption("racefree_replay")
     names = pyfuncitem._fixtureinfo.argnames
     funcargs = {name: pyfuncitem.funcargs[name] for name in names}
-    nodeid = pyfuncitem.nodeid
+    test = _test_id(pyfuncitem)
 
     def command(path: Path | None, schedule: Schedule) -> str:
-        return f"pytest '{nodeid}' --racefree-replay {schedule.encode()}"
+        quoted = shlex.quote(test) if "'" in test else f"'{test}'"  # always quoted: [ids]
+        return f"pytest {quoted} --racefree-replay {schedule.encode()}"
 
-    options.setdefault("save_dir", config.rootpath / ".racefree" / "replays")
+    # The test body is no module-level function a replay file could name: the pytest
+    # line above is the replay, so no file is written.
+    options.setdefault("save_dir", None)
     if replay is not None:
         options.pop("schedules", None)
         options["replay"] = replay

@@ -134,7 +134,7 @@ def load(
             f"{target!r} does not name a {role}: write package.module:function or "
             "path/to/script.py:function, for example racefree.explore.lessons:unsafe."
         )
-    what = f"the {role} {source} names" if source else f"the {role}"
+    what = f"the {role} that {source} names" if source else f"the {role}"
     if is_script(prefix):
         module = _load_script(prefix, argv or [], what, cwd)
     else:
