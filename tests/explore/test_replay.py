@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -130,3 +132,163 @@ def test_the_printed_command_keeps_the_latency_and_the_invariants(
     names = {"racefree": racefree, "unsafe": lessons.unsafe, "nothing_lost": lessons.nothing_lost}
     again = eval(command, names)  # the line a user pastes
     assert not again.ok
+
+
+def test_a_replay_file_under_another_latency_says_which_to_pass(tmp_path: Path) -> None:
+    invariants = [lessons.nothing_lost]
+    found = explore(lessons.unsafe, invariants=invariants, latency="virtual", save_dir=tmp_path)
+    assert found.failure is not None and found.failure.replay_file is not None
+    path = re.escape(str(found.failure.replay_file))
+    with pytest.raises(
+        UsageError,
+        match=rf"^{path} was recorded with latency='virtual', and this replay runs with "
+        rf"latency='any': pass latency='virtual', or run racefree replay {path}\.$",
+    ):
+        explore(lessons.unsafe, replay=found.failure.replay_file, invariants=invariants)
+    again = explore(
+        lessons.unsafe,
+        replay=found.failure.replay_file,
+        invariants=invariants,
+        latency="virtual",
+        save_dir=None,
+    )
+    assert again.failure is not None
+    assert again.failure.failure.title == found.failure.failure.title
+
+
+@pytest.mark.parametrize(("recorded", "other"), [("virtual", "any"), ("any", "virtual")])
+def test_a_schedule_under_another_latency_says_which_to_pass(recorded: str, other: str) -> None:
+    invariants = [lessons.nothing_lost]
+    found = explore(lessons.unsafe, invariants=invariants, latency=recorded, save_dir=None)
+    assert found.failure is not None
+    with pytest.raises(
+        ReplayDivergedError,
+        match=rf"^This schedule cannot be followed with latency='{other}', but it can with "
+        rf"latency='{recorded}': pass latency='{recorded}' to replay it \(a schedule holds "
+        r"the choices of the latency it was found with\)\.$",
+    ):
+        explore(
+            lessons.unsafe,
+            replay=found.failure.schedule.encode(),
+            invariants=invariants,
+            latency=other,
+            save_dir=None,
+        )
+
+
+def test_the_api_command_carries_every_option_that_changes_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # the pasted line saves its replay file here
+    import racefree
+
+    options: dict[str, Any] = {"latency": "virtual", "check": False, "max_steps": 5000}
+    found = explore(
+        w.hidden_lost_update, invariants=[w.counted_twice], seed=3, save_dir=None, **options
+    )
+    assert found.failure is not None
+    schedule = found.failure.schedule.encode()
+    assert found.failure.command == (
+        f"racefree.explore(hidden_lost_update, replay={schedule!r}, latency='virtual', "
+        "invariants=[counted_twice], check=False, max_steps=5000)"
+    )
+    names = {"racefree": racefree, **vars(w)}
+    again = eval(found.failure.command, names)  # the line a user pastes
+    assert again.failure is not None
+    assert again.failure.failure.title == found.failure.failure.title
+
+
+class Pipelines:
+    """Workflows as methods, named ``module:Class.method`` in a replay file."""
+
+    @staticmethod
+    def lossy() -> dict[str, int]:
+        return w.hidden_lost_update()
+
+    def bound(self) -> dict[str, int]:
+        return w.hidden_lost_update()
+
+
+def test_a_static_method_replays_by_its_qualname(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from racefree.cli import main
+
+    found = explore(Pipelines.lossy, invariants=[w.counted_twice], seed=3, save_dir=tmp_path)
+    assert found.failure is not None and found.failure.replay_file is not None
+    data = load_replay(found.failure.replay_file)
+    assert data["workflow"] == "tests.explore.test_replay:Pipelines.lossy"
+    assert data["invariants"] == ["tests.explore.workflows:counted_twice"]
+    assert main(["replay", str(found.failure.replay_file)]) == 1
+    assert found.failure.failure.title in capsys.readouterr().out
+
+
+def _make_workflow() -> Any:
+    def workflow() -> dict[str, int]:
+        return w.hidden_lost_update()
+
+    return workflow
+
+
+def test_a_nested_function_gets_no_replay_file_and_a_command_that_says_why(
+    tmp_path: Path,
+) -> None:
+    import racefree
+
+    nested = _make_workflow()
+    found = explore(nested, invariants=[w.counted_twice], seed=3, save_dir=tmp_path)
+    assert found.failure is not None
+    assert found.failure.replay_file is None and not list(tmp_path.iterdir())
+    schedule = found.failure.schedule.encode()
+    assert found.failure.command == (
+        f"racefree.explore(workflow, replay={schedule!r}, invariants=[counted_twice])  # the "
+        "workflow is defined inside _make_workflow(): racefree replay cannot reload it, so "
+        "paste this where it is defined, or define it with def at module level; no replay "
+        "file was written."
+    )
+    names = {"racefree": racefree, "workflow": nested, "counted_twice": w.counted_twice}
+    again = eval(found.failure.command, names)  # pasted where the function is defined
+    assert again.failure is not None
+    assert again.failure.failure.title == found.failure.failure.title
+
+
+def test_lambdas_and_bound_methods_get_placeholders_and_the_reason(tmp_path: Path) -> None:
+    found = explore(
+        Pipelines().bound,
+        invariants=[w.counted_twice, lambda state: state["counter"] == 2],
+        seed=3,
+        save_dir=tmp_path,
+    )
+    assert found.failure is not None
+    assert found.failure.replay_file is None and not list(tmp_path.iterdir())
+    assert found.failure.command.endswith(
+        ", invariants=[counted_twice, invariant_2])  # the workflow is a method bound to one "
+        "Pipelines object; invariant_2 is a lambda: racefree replay cannot reload them, so "
+        "paste this where they are defined, or define them with def at module level; no "
+        "replay file was written."
+    )
+    assert found.failure.command.startswith("racefree.explore(workflow, replay='rf1:")
+
+
+def test_a_version_1_replay_file_is_refused_with_what_to_do(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from racefree.cli import main
+
+    path = tmp_path / "old.json"
+    data = {
+        "format": "racefree-replay",
+        "version": 1,
+        "workflow": "racefree.explore.lessons:unsafe",
+        "schedule": "rf1:1285674079:1,2,3,2,3",
+        "latency": "any",
+        "agents": {},
+        "failure": {"title": "lost"},
+    }
+    path.write_text(json.dumps(data), encoding="utf-8")
+    assert main(["replay", str(path)]) == 2
+    assert capsys.readouterr().err == (
+        f"racefree: error: {path} is a version 1 replay file, which does not record the "
+        "invariants it checked, and this racefree reads version 2: re-run the exploration to "
+        "record a fresh one.\n"
+    )

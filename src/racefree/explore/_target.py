@@ -80,7 +80,7 @@ def locate(obj: Any) -> tuple[str, list[str]]:
     if "<lambda>" in qualname:
         raise Unreloadable("is a lambda")
     if "<locals>" in qualname:
-        outer = qualname.split(".<locals>")[0]
+        outer = qualname.rsplit(".<locals>", 1)[0].rsplit("<locals>.", 1)[-1]
         raise Unreloadable(f"is defined inside {outer}()")
     owner = getattr(obj, "__self__", None)
     if inspect.ismethod(obj) and not isinstance(owner, type):

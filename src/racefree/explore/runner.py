@@ -631,6 +631,8 @@ class _Target:
 def _name_of(obj: Any, fallback: str) -> str:
     """The name a user's code calls ``obj`` by, for a pasted line (``fallback`` if none)."""
     qualname = str(getattr(obj, "__qualname__", ""))
+    if inspect.ismethod(obj) and not isinstance(obj.__self__, type):
+        return fallback  # bound to an object: the user's name for the object is unknown
     last = qualname.rsplit("<locals>.", 1)[-1]
     return last if last.replace(".", "").replace("_", "a").isalnum() else fallback
 
@@ -789,8 +791,8 @@ def _latency_diagnosed(config: _Config, schedule: Schedule | None) -> Iterator[N
             raise  # the original divergence: it fits neither latency
         raise ReplayDivergedError(
             f"This schedule cannot be followed with latency={config.latency!r}, but it can "
-            f"with latency={other!r}: it was recorded with latency={other!r}, so pass "
-            f"latency={other!r} to replay it."
+            f"with latency={other!r}: pass latency={other!r} to replay it (a schedule holds "
+            "the choices of the latency it was found with)."
         ) from None
 
 
@@ -811,11 +813,10 @@ def _api_command(config: _Config, schedule: Schedule, target: _Target, saving: b
     line = f"racefree.explore({', '.join(args)})"
     if not target.problems:
         return line
-    them = "it" if len(target.problems) == 1 else "them"
+    it, they = ("it", "it is") if len(target.problems) == 1 else ("them", "they are")
     note = (
-        f"{'; '.join(target.problems)}: racefree replay cannot reload {them}, so paste this "
-        f"where {them} {'is' if them == 'it' else 'are'} defined, or define {them} with def "
-        "at module level"
+        f"{'; '.join(target.problems)}: racefree replay cannot reload {it}, so paste this "
+        f"where {they} defined, or define {it} with def at module level"
     )
     return f"{line}  # {note}{'; no replay file was written' if saving else ''}."
 
