@@ -94,3 +94,23 @@ def test_a_failed_assert_comes_with_the_checker_story_and_no_racefree_source(
     assert "from its copy" in output  # the story of who overwrote whom
     assert "test_session.py" in output  # the user's own frame
     assert "pytest_plugin.py" not in output and "racefree/explore" not in output
+
+
+def test_the_replay_command_works_from_the_folder_pytest_was_started_in(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytester.makeini("[pytest]\n")  # the rootdir: node ids are relative to it
+    tests = pytester.mkdir("agents")
+    (tests / "test_agents.py").write_text(TESTS, encoding="utf-8")
+    monkeypatch.chdir(tests)  # started in a subfolder of the rootdir
+    result = pytester.runpytest(*PLUGIN, "-q", "test_agents.py")
+    result.assert_outcomes(passed=1, failed=1)
+    output = result.stdout.str()
+    command = re.search(r"pytest '(test_agents.py::test_counter)' --racefree-replay (\S+)", output)
+    assert command is not None, output
+    again = pytester.runpytest(
+        *PLUGIN, "-q", command.group(1), "--racefree-replay", command.group(2)
+    )
+    again.assert_outcomes(failed=1)
+    # The pytest line is the replay: no replay file naming a test body that cannot be loaded.
+    assert not (pytester.path / ".racefree").exists() and not (tests / ".racefree").exists()

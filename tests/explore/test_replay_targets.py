@@ -261,3 +261,45 @@ def test_a_replay_that_passes_says_what_it_checked(tmp_path: Path) -> None:
         "anything_goes, the checker, exceptions, deadlocks and the step limit): the failure "
         "it recorded (Invariant all_counted failed: 1 of 2 lost) no longer happens.\n"
     )
+
+
+def test_a_workflow_run_with_python_m_replays_from_its_module(tmp_path: Path) -> None:
+    runner = """
+    import racefree
+    from relib.flows import all_counted, bump
+
+
+    def lossy():
+        return bump(2)
+
+
+    if __name__ == "__main__":
+        print(racefree.explore(lossy, invariants=[all_counted]).report())
+    """
+    write(tmp_path, {**PACKAGE, "relib/runner.py": runner})
+    found = run([sys.executable, "-m", "relib.runner"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    replay = replay_line(found.stdout)
+    data = json.loads((tmp_path / replay[-1]).read_text(encoding="utf-8"))
+    assert data["workflow"] == "relib.runner:lossy"
+    again = run(replay, tmp_path)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert failure_title(again.stdout) == failure_title(found.stdout)
+
+
+def test_racefree_explore_takes_a_script_path_and_replays_it(tmp_path: Path) -> None:
+    attached = "\nplain_workflow.invariants = [all_counted]\n"
+    guarded = 'if __name__ == "__main__":\n' + textwrap.indent(EXPLORE, "    ")
+    script = SCRIPT_TOP + attached + guarded
+    write(tmp_path, {"scripts/agents_lib.py": LOSE_AN_UPDATE, "scripts/my_test.py": script})
+    found = run([*RACEFREE, "explore", "scripts/my_test.py:plain_workflow"], tmp_path)
+    assert found.returncode == 1, found.stderr
+    assert failure_title(found.stdout) == "Invariant all_counted failed: 1 of 2 lost"
+    assert "THE SCRIPT'S OWN MAIN WORK" not in found.stdout
+    replay = replay_line(found.stdout)
+    data = json.loads((tmp_path / replay[-1]).read_text(encoding="utf-8"))
+    assert (data["workflow"], data["argv"]) == ("scripts/my_test.py:plain_workflow", [])
+    assert data["invariants"] == ["scripts/my_test.py:all_counted"]
+    again = run(replay, tmp_path)
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert failure_title(again.stdout) == failure_title(found.stdout)
