@@ -120,7 +120,8 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         "explore",
         help="run a workflow under many schedules, one agent at a time, and check each run",
         description=(
-            "Run WORKFLOW (package.module:function, no arguments) under many schedules "
+            "Run WORKFLOW (package.module:function or path/to/script.py:function, no "
+            "arguments) under many schedules "
             "chosen by a strategy, check each run (the checker and the function's "
             "'invariants' attribute), and report the first failure with the command that "
             "replays it. Exit status 1 when a run failed; 2 when nothing in the "
@@ -128,7 +129,9 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
             "assert or raise in the workflow), unless --allow-unchecked."
         ),
     )
-    explore.add_argument("workflow", metavar="WORKFLOW", help="package.module:function")
+    explore.add_argument(
+        "workflow", metavar="WORKFLOW", help="package.module:function or script.py:function"
+    )
     explore.add_argument("--schedules", type=int, default=1000, metavar="N")
     explore.add_argument(
         "--strategy",
@@ -166,7 +169,12 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     replay = sub.add_parser(
         "replay",
         help="re-run one recorded failing schedule exactly",
-        description="Re-run the schedule in a replay file written by racefree explore.",
+        description=(
+            "Re-run the schedule in a replay file written by racefree explore, with the "
+            "workflow, invariants, checks and latency it records. Run it from the folder the "
+            "exploration ran in. Exit status 1 when the failure happens again, 0 when it no "
+            "longer does, 2 when the replay cannot run."
+        ),
     )
     replay.add_argument("file", metavar="FILE", help="a replay file (.json)")
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
@@ -180,7 +188,9 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
             "checking each run with the function's 'invariants'. Exit status 1 on a failure."
         ),
     )
-    stress.add_argument("workflow", metavar="WORKFLOW", help="package.module:function")
+    stress.add_argument(
+        "workflow", metavar="WORKFLOW", help="package.module:function or script.py:function"
+    )
     stress.add_argument("--runs", type=int, default=100, metavar="N")
     stress.add_argument("--parallel", type=int, default=4, metavar="P")
     stress.add_argument("--json", action="store_true", help="print the result as JSON")
