@@ -386,6 +386,7 @@ def _replay(args: argparse.Namespace) -> int:
 
     from racefree.explore import explore, load_replay
     from racefree.explore._cli import load_invariant, load_workflow
+    from racefree.explore._target import is_script
     from racefree.scenarios.script import print_json
 
     data = load_replay(args.file)
@@ -408,10 +409,13 @@ def _replay(args: argparse.Namespace) -> int:
         recorded = data.get("racefree")
         if recorded is None or recorded == __version__:
             raise
+        again = f"with `racefree explore {data['workflow']}`"
+        if is_script(data["workflow"].rpartition(":")[0]):
+            again = "by running the exploration in the script again"
         raise ReplayDivergedError(
             f"{exc} This schedule was recorded with racefree {recorded}, and you are running "
             f"racefree {__version__}, whose explorer may offer different choices: find the "
-            f"failure again with `racefree explore {data['workflow']}`."
+            f"failure again {again}."
         ) from None
     if args.json:
         print_json(result.to_json())

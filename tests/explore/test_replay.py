@@ -292,3 +292,15 @@ def test_a_version_1_replay_file_is_refused_with_what_to_do(
         "invariants it checked, and this racefree reads version 2: re-run the exploration to "
         "record a fresh one.\n"
     )
+
+
+def test_a_replay_file_without_its_invariants_is_refused_not_passed(tmp_path: Path) -> None:
+    _, path = _failing_run(tmp_path)
+    with pytest.raises(
+        UsageError,
+        match=rf"^{re.escape(str(path))} was recorded with invariants=\[counted_twice\], "
+        r"max_steps=20000, and this replay runs with invariants=\[\], max_steps=50: pass "
+        rf"invariants=\[counted_twice\], max_steps=20000, or run racefree replay "
+        rf"{re.escape(str(path))}\.$",
+    ):
+        explore(w.hidden_lost_update, replay=path, max_steps=50, save_dir=None)

@@ -92,7 +92,7 @@ def locate(obj: Any) -> tuple[str, list[str]]:
     elif module_name == "__main__":
         spec = getattr(module, "__spec__", None)
         file = getattr(module, "__file__", None)
-        if spec is not None and spec.name:  # python -m package.module
+        if spec is not None and spec.name not in ("", "__main__"):  # python -m pkg.module
             prefix = spec.name  # importing it runs the module without its main block
         elif isinstance(file, str):
             prefix = _script_prefix(file)
@@ -106,7 +106,7 @@ def locate(obj: Any) -> tuple[str, list[str]]:
     found: Any = module
     for part in qualname.split("."):
         found = getattr(found, part, None)
-    if found is None or found != obj:
+    if found is None or (found is not obj and found != obj):  # bound methods are equal
         raise Unreloadable(
             f"is not what {module_name}.{qualname} holds (the name was rebound, or the "
             "function is wrapped)"

@@ -743,6 +743,8 @@ def load_replay(path: str | Path) -> dict[str, Any]:
     max_steps = data.get("max_steps")
     if not isinstance(max_steps, int) or isinstance(max_steps, bool) or max_steps < 1:
         problems.append('"max_steps" must be a whole number above 0')
+    if not isinstance(data.get("cwd", ""), str):
+        problems.append('"cwd" must be the folder the exploration ran in')
     agents = data.get("agents", {})
     if not isinstance(agents, dict) or not all(
         isinstance(k, str) and k.isdigit() and isinstance(v, str) for k, v in agents.items()
@@ -759,17 +761,46 @@ def load_replay(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _as_schedule(replay: Schedule | str | Path) -> tuple[Schedule, dict[int, str], str | None]:
-    """The schedule to replay, the agents' names, and the latency it was recorded with
-    (known only for a replay file)."""
+def _as_schedule(
+    replay: Schedule | str | Path,
+) -> tuple[Schedule, dict[int, str], dict[str, Any] | None]:
+    """The schedule to replay, the agents' names, and the replay file's data (None for a
+    schedule)."""
     if isinstance(replay, Schedule):
         return replay, {}, None
     text = str(replay)
     if isinstance(replay, Path) or text.endswith(".json"):
         data = load_replay(text)
         names = {int(k): str(v) for k, v in data.get("agents", {}).items()}
-        return Schedule.decode(data["schedule"]), names, str(data["latency"])
+        return Schedule.decode(data["schedule"]), names, data
     return Schedule.decode(text), {}, None
+
+
+def _refuse_other_checks(
+    path: Schedule | str | Path, data: dict[str, Any], config: _Config
+) -> None:
+    """A replay file replayed with other checks, latency or step limit than it records
+    would fail differently or pass for lack of a check: refuse it, saying what to pass."""
+    from racefree.explore._target import Unreloadable, locate
+
+    given = []
+    for invariant in config.invariants:
+        with contextlib.suppress(Unreloadable):
+            given.append(locate(invariant)[0])
+    recorded, running = [], []
+    if any(target not in given for target in data["invariants"]):
+        names = [target.rpartition(":")[2] for target in data["invariants"]]
+        recorded.append(f"invariants=[{', '.join(names)}]")
+        running.append(f"invariants=[{', '.join(_name_of(i, '?') for i in config.invariants)}]")
+    for option in ("check", "latency", "max_steps"):
+        if data[option] != getattr(config, option):
+            recorded.append(f"{option}={data[option]!r}")
+            running.append(f"{option}={getattr(config, option)!r}")
+    if recorded:
+        raise UsageError(
+            f"{path} was recorded with {', '.join(recorded)}, and this replay runs with "
+            f"{', '.join(running)}: pass {', '.join(recorded)}, or run racefree replay {path}."
+        )
 
 
 @contextlib.contextmanager
@@ -894,12 +925,8 @@ def explore(
     replayed: Schedule | None = None
     if replay is not None:
         schedule, names, recorded = _as_schedule(replay)
-        if recorded is not None and recorded != latency:
-            raise UsageError(
-                f"{replay} was recorded with latency={recorded!r}, and this replay runs with "
-                f"latency={latency!r}: pass latency={recorded!r}, or run racefree replay "
-                f"{replay}."
-            )
+        if recorded is not None:
+            _refuse_other_checks(replay, recorded, config)
         replayed = schedule if strict and recorded is None else None
         chosen: Strategy = Replay(schedule.steps, strict=strict, names=names)
         seed, schedules = schedule.seed, 1
