@@ -813,7 +813,7 @@ def _latency_diagnosed(config: _Config, schedule: Schedule | None) -> Iterator[N
         if schedule is None:
             raise
         other = "virtual" if config.latency == "any" else "any"
-        trial = Replay(schedule.steps, strict=True)
+        trial = Fair(Replay(schedule.steps, strict=True), enabled=other == "any")
         trial.new_run(0)
         try:
             run = _run_once(dataclasses.replace(config, latency=other), trial, 0, schedule.seed)
