@@ -303,3 +303,54 @@ def test_racefree_explore_takes_a_script_path_and_replays_it(tmp_path: Path) -> 
     again = run(replay, tmp_path)
     assert again.returncode == 1, again.stdout + again.stderr
     assert failure_title(again.stdout) == failure_title(found.stdout)
+
+
+def test_a_workflow_defined_under_the_main_block_gets_no_file_and_says_why(
+    tmp_path: Path,
+) -> None:
+    script = """
+    import racefree
+    from relib.flows import all_counted, bump
+
+    if __name__ == "__main__":
+
+        def lossy():
+            return bump(2)
+
+        print(racefree.explore(lossy, invariants=[all_counted]).report())
+    """
+    write(tmp_path, {**PACKAGE, "main_only.py": script})
+    found = run([sys.executable, "main_only.py"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    assert not (tmp_path / ".racefree").exists()
+    lines = found.stdout.splitlines()
+    command = lines[lines.index("Reproduce it exactly with:") + 1].strip()
+    assert command.startswith("racefree.explore(lossy, replay='rf1:")
+    assert command.endswith(
+        ", invariants=[all_counted])  # the workflow is defined under if __name__ == "
+        '"__main__":, a block a replay does not run: racefree replay cannot reload it, so '
+        "paste this where it is defined, or define it with def at module level; no replay "
+        "file was written."
+    )
+
+
+def test_a_script_that_no_longer_defines_the_workflow_says_where_to_define_it(
+    tmp_path: Path,
+) -> None:
+    write(
+        tmp_path,
+        {"scripts/agents_lib.py": LOSE_AN_UPDATE, "scripts/my_test.py": SCRIPT_TOP + EXPLORE},
+    )
+    found = run([sys.executable, "scripts/my_test.py"], tmp_path)
+    path = replay_line(found.stdout)[-1]
+    renamed = (SCRIPT_TOP + EXPLORE).replace("plain_workflow", "renamed_workflow")
+    write(tmp_path, {"scripts/my_test.py": renamed})
+    again = run([*RACEFREE, "replay", path], tmp_path)
+    assert (again.returncode, again.stdout) == (2, "")
+    assert again.stderr == (
+        "racefree: error: scripts/my_test.py defines no 'plain_workflow' before its first "
+        'explore() call, outside its if __name__ == "__main__": block, the workflow that '
+        f"{path} names: define it at the script's top level, above any explore() call "
+        "there, or re-run the exploration to record a fresh replay file if it was "
+        "renamed.\n"
+    )

@@ -17,6 +17,7 @@ replay one of its runs must not start a new exploration.
 
 from __future__ import annotations
 
+import ast
 import importlib
 import inspect
 import os
@@ -67,6 +68,41 @@ def _script_prefix(file: str) -> str:
         return path.as_posix()
 
 
+def _is_main_block(node: ast.stmt) -> bool:
+    if not isinstance(node, ast.If) or not isinstance(node.test, ast.Compare):
+        return False
+    sides = [node.test.left, *node.test.comparators]
+    return any(isinstance(n, ast.Name) and n.id == "__name__" for n in sides) and any(
+        isinstance(n, ast.Constant) and n.value == "__main__" for n in sides
+    )
+
+
+def _bound(nodes: list[ast.stmt]) -> set[str]:
+    """Names the statements bind at module level (not inside functions or classes)."""
+    names: set[str] = set()
+    for node in nodes:
+        for child in ast.walk(node) if not isinstance(node, ast.ClassDef) else [node]:
+            if isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(child.name)
+            elif isinstance(child, ast.Name) and isinstance(child.ctx, ast.Store):
+                names.add(child.id)
+            elif isinstance(child, ast.alias):
+                names.add((child.asname or child.name).split(".")[0])
+    return names
+
+
+def _only_under_main_block(file: str, name: str) -> bool:
+    """Whether a script binds ``name`` only inside ``if __name__ == "__main__":``, which a
+    replay does not run (so the function would not be found there)."""
+    try:
+        tree = ast.parse(Path(file).read_bytes())
+    except (OSError, SyntaxError, ValueError):
+        return False  # cannot tell: the replay will say so if the name is missing
+    main = [n for n in tree.body if _is_main_block(n)]
+    rest = [n for n in tree.body if not _is_main_block(n)]
+    return name in _bound(main) and name not in _bound(rest)
+
+
 def locate(obj: Any) -> tuple[str, list[str]]:
     """``(target, argv)`` that :func:`load` turns back into ``obj`` in another process.
 
@@ -95,6 +131,10 @@ def locate(obj: Any) -> tuple[str, list[str]]:
         if spec is not None and spec.name not in ("", "__main__"):  # python -m pkg.module
             prefix = spec.name  # importing it runs the module without its main block
         elif isinstance(file, str):
+            if _only_under_main_block(file, qualname.split(".")[0]):
+                raise Unreloadable(
+                    'is defined under if __name__ == "__main__":, a block a replay does not run'
+                )
             prefix = _script_prefix(file)
             started = sys.argv[0] if sys.argv else ""
             if started and Path(started).resolve() == Path(file).resolve():
@@ -146,6 +186,13 @@ def load(
             fix = "check the name after ':'"
             if source:
                 fix = "re-run the exploration to record a fresh replay file if it was renamed"
+            if is_script(prefix):
+                renamed = f", or {fix}" if source else ""
+                raise UsageError(
+                    f"{prefix} defines no {qualname!r} before its first explore() call, "
+                    f'outside its if __name__ == "__main__": block, {what}: define it at '
+                    f"the script's top level, above any explore() call there{renamed}."
+                )
             raise UsageError(f"{prefix} has no {qualname!r}, {what}: {fix}.")
     return found
 
