@@ -205,19 +205,25 @@ class Pipelines:
     def lossy() -> dict[str, int]:
         return w.hidden_lost_update()
 
+    @classmethod
+    def lossy_too(cls) -> dict[str, int]:
+        return w.hidden_lost_update()
+
     def bound(self) -> dict[str, int]:
         return w.hidden_lost_update()
 
 
-def test_a_static_method_replays_by_its_qualname(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("method", ["lossy", "lossy_too"], ids=["static", "class"])
+def test_a_static_or_class_method_replays_by_its_qualname(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], method: str
 ) -> None:
     from racefree.cli import main
 
-    found = explore(Pipelines.lossy, invariants=[w.counted_twice], seed=3, save_dir=tmp_path)
+    workflow = getattr(Pipelines, method)
+    found = explore(workflow, invariants=[w.counted_twice], seed=3, save_dir=tmp_path)
     assert found.failure is not None and found.failure.replay_file is not None
     data = load_replay(found.failure.replay_file)
-    assert data["workflow"] == "tests.explore.test_replay:Pipelines.lossy"
+    assert data["workflow"] == f"tests.explore.test_replay:Pipelines.{method}"
     assert data["invariants"] == ["tests.explore.workflows:counted_twice"]
     assert main(["replay", str(found.failure.replay_file)]) == 1
     assert found.failure.failure.title in capsys.readouterr().out
