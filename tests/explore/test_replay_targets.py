@@ -354,3 +354,33 @@ def test_a_script_that_no_longer_defines_the_workflow_says_where_to_define_it(
         "there, or re-run the exploration to record a fresh replay file if it was "
         "renamed.\n"
     )
+
+
+def test_a_script_replays_its_file_through_the_api_from_another_folder(tmp_path: Path) -> None:
+    script = """
+    import sys
+
+    import racefree
+    from agents_lib import bump
+
+
+    def plain_workflow():
+        return bump(2)
+
+
+    def all_counted(state):
+        assert state["n"] == 2, f"{2 - state['n']} of 2 lost"
+
+
+    if __name__ == "__main__":
+        replay = sys.argv[1] if len(sys.argv) > 1 else None
+        result = racefree.explore(plain_workflow, invariants=[all_counted], replay=replay)
+        print(result.report())
+    """
+    write(tmp_path, {"scripts/agents_lib.py": LOSE_AN_UPDATE, "scripts/replays.py": script})
+    found = run([sys.executable, "scripts/replays.py"], tmp_path)
+    assert found.returncode == 0, found.stderr
+    path = tmp_path / replay_line(found.stdout)[-1]
+    again = run([sys.executable, "replays.py", str(path)], tmp_path / "scripts")
+    assert again.returncode == 0, again.stderr  # the same invariant, named from elsewhere
+    assert failure_title(again.stdout) == failure_title(found.stdout)

@@ -28,7 +28,15 @@ from typing import Any
 
 from racefree.errors import UsageError
 
-__all__ = ["SCRIPT_MODULE", "Unreloadable", "is_script", "load", "locate", "stop_if_loading"]
+__all__ = [
+    "SCRIPT_MODULE",
+    "Unreloadable",
+    "is_script",
+    "load",
+    "locate",
+    "same_place",
+    "stop_if_loading",
+]
 
 SCRIPT_MODULE = "__racefree_script__"
 
@@ -58,6 +66,15 @@ def stop_if_loading() -> None:
 def is_script(prefix: str) -> bool:
     """Whether the part before ':' of a target is a script path rather than a module."""
     return prefix.endswith(".py") or "/" in prefix or os.sep in prefix
+
+
+def same_place(target: str, cwd: str | None = None) -> str:
+    """``target`` with a script path made absolute (against ``cwd``, default the current
+    folder), so that targets recorded in another folder compare equal."""
+    prefix, _, qualname = target.rpartition(":")
+    if not is_script(prefix):
+        return target
+    return f"{(Path(cwd or Path.cwd()) / prefix).resolve().as_posix()}:{qualname}"
 
 
 def _script_prefix(file: str) -> str:

@@ -781,14 +781,14 @@ def _refuse_other_checks(
 ) -> None:
     """A replay file replayed with other checks, latency or step limit than it records
     would fail differently or pass for lack of a check: refuse it, saying what to pass."""
-    from racefree.explore._target import Unreloadable, locate
+    from racefree.explore._target import Unreloadable, locate, same_place
 
     given = []
     for invariant in config.invariants:
         with contextlib.suppress(Unreloadable):
-            given.append(locate(invariant)[0])
+            given.append(same_place(locate(invariant)[0]))
     recorded, running = [], []
-    if any(target not in given for target in data["invariants"]):
+    if any(same_place(t, data.get("cwd")) not in given for t in data["invariants"]):
         names = [target.rpartition(":")[2] for target in data["invariants"]]
         recorded.append(f"invariants=[{', '.join(names)}]")
         running.append(f"invariants=[{', '.join(_name_of(i, '?') for i in config.invariants)}]")
