@@ -1,7 +1,9 @@
 """Lets the lesson scripts run from a fresh clone with nothing installed.
 
-The lesson workloads live once, in ``src/racefree/scenarios``, shared with
-``racefree demo``; this puts the clone's ``src`` first on ``sys.path``.
+It puts the clone's ``src`` first on ``sys.path``, so that ``import racefree``
+finds the helper the scripts use for their options, timeline and
+measurements. (Installed from a wheel, racefree is already importable and
+this does nothing.)
 """
 
 import sys

@@ -4,44 +4,70 @@ The model call, the slow part, still runs in parallel with no lock held. Only
 the update of the shared session (append to the history, add to the counters)
 happens under a threading.Lock, so no agent can read between another's read
 and write. The agents report progress through a queue.Queue that the main
-thread prints: output from many threads is shared state too. The agent code is
-`locked_agent` in src/racefree/scenarios/lesson01.py.
+thread prints: output from many threads is shared state too.
 """
 
-import _lesson  # noqa: F401  (puts the clone's src/ on the path)
+import queue
+import threading
 
-from racefree.report.terminal import Printer, show_flow
-from racefree.scenarios import LLMReply, lesson01
-from racefree.scenarios.script import parse_lesson_args, print_json
+import _lesson  # noqa: F401  (lets this run from a clone with nothing installed)
+
+from racefree.scenarios.course import flow_script
 
 
-def main() -> None:
-    args = parse_lesson_args(__doc__, history=True)
-    out = Printer()
+def new_session():
+    """The state every agent shares (the same as in broken_parallel.py)."""
+    return {
+        "conversation_history": [],
+        "agent_results": {},
+        "metadata": {"total_tokens": 0, "completed": 0},
+    }
 
-    def progress(agent: str, reply: LLMReply, elapsed: float) -> None:
-        if not args.json:
-            out.line(f"  {elapsed:6.2f} s  {agent} finished ({reply.tokens} tokens)")
 
-    if not args.json:
-        print(f"{len(args.names)} agents in parallel threads, updates under a lock. Running...")
-    result = lesson01.run_simple_fix(
-        args.names, seed=args.seed, time_scale=args.time_scale, on_progress=progress
-    )
+def agent(name, session, lock, llm, done):
+    """Call the model with no lock held, then update the session under the lock."""
+    reply = llm.call(name)  # the slow part stays parallel
+
+    with lock:  # read, modify and write as one step: no other agent gets in between
+        session["conversation_history"].append({"agent": name, "content": reply.text})
+        session["metadata"]["total_tokens"] += reply.tokens
+        session["metadata"]["completed"] += 1
+        session["agent_results"][name] = reply.text
+
+    done.put((name, reply.tokens))  # tell the main thread; it does the printing
+
+
+def run(names, session, llm, say=print):
+    """One thread per agent, all at once, sharing one lock; print their news as it comes."""
+    lock, done = threading.Lock(), queue.Queue()
+    threads = [
+        threading.Thread(target=agent, args=(name, session, lock, llm, done), name=name)
+        for name in names
+    ]
+    for thread in threads:
+        thread.start()
+    for _ in names:
+        name, tokens = done.get()  # waits for the next agent to finish
+        say(f"{name} finished ({tokens} tokens)")
+    for thread in threads:
+        thread.join()
+
+
+def closing(result):
     speedup = result.latency_sum / result.wall_seconds
-    if args.history is not None:
-        result.history.to_jsonl(args.history)
-    if args.json:
-        print_json({**result.to_json(), "speedup": round(speedup, 2)})
-        return
-    show_flow(out, result)
-    out.line(
-        f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s for the same "
-        f"calls one after another (their sum): {speedup:.1f}x faster."
-    )
-    if args.history is not None:
-        out.line(f"History saved to {args.history}: check it with `racefree check {args.history}`.")
+    return [
+        f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s for the "
+        f"same calls one after another (their sum): {speedup:.1f}x faster.",
+        f"At most {result.extra['calls_at_once']} model calls were in flight at once.",
+    ]
 
 
 if __name__ == "__main__":
-    main()
+    flow_script(
+        __doc__,
+        run,
+        new_session,
+        intro=lambda args: f"{len(args.names)} agents in parallel threads, updates under a lock.",
+        closing=closing,
+        json_extra=lambda result: {"speedup": round(result.latency_sum / result.wall_seconds, 2)},
+    )

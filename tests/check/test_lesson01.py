@@ -10,6 +10,7 @@ import pytest
 from racefree import History, Report, check, track
 from racefree.scenarios import lesson01
 from racefree.scenarios.llm import LLMReply, SimulatedLLM, agent_names
+from racefree.scenarios.result import ScenarioResult
 
 NAMES = agent_names(3)
 
@@ -32,26 +33,34 @@ def test_broken_parallel_names_exactly_the_agents_whose_work_is_lost(seed: int) 
     assert report.ok == (not result.lost_agents)
 
 
-@pytest.mark.parametrize("case", [lesson01.forced_counter, lesson01.forced_history_copy])
-def test_forced_lost_updates_name_the_lost_agents(case: object) -> None:
-    result = case(NAMES, seed=0, time_scale=0.001)  # type: ignore[operator]
+def forced(name: str) -> ScenarioResult:
+    """One case of race_condition_demo.py, with the agent that the script defines."""
+    [(case, agent, initial)] = [
+        c for c in lesson01.script("race_condition_demo").CASES if c[0] == name
+    ]
+    return lesson01.forced(case, agent, initial, NAMES, seed=0, time_scale=0.001)
+
+
+@pytest.mark.parametrize("case", ["forced_counter", "forced_history_copy"])
+def test_forced_lost_updates_name_the_lost_agents(case: str) -> None:
+    result = forced(case)
     report = check(result.history)
-    key = result.history.events[0].key
+    key = next(e.key for e in result.history.events if e.key is not None)
     assert result.lost_agents
     assert _lost_by_overwrites(report, key) == set(result.lost_agents)
 
 
 def test_forced_check_then_act_is_one_double_claim_by_every_agent() -> None:
-    result = lesson01.forced_check_then_act(NAMES, seed=0, time_scale=0.001)
+    result = forced("forced_check_then_act")
     [finding] = check(result.history).findings
     assert finding.kind == "double-claim"
     assert set(finding.agents) == set(result.final_state["runs"]) == set(NAMES)
-    owner = result.final_state["board"]["summarize-report"]
+    owner = result.final_state["owner"]
     assert set(finding.agents) - {owner} == set(result.lost_agents)
 
 
 def test_forced_interleaved_turns_flags_every_split_turn() -> None:
-    result = lesson01.forced_interleaved_turns(NAMES, seed=0, time_scale=0.001)
+    result = forced("forced_interleaved_turns")
     findings = check(result.history).findings
     assert {f.kind for f in findings} == {"interleaved-turn"}
     assert len(findings) == result.extra["interleaved_turns"] == len(NAMES)
@@ -71,13 +80,13 @@ class _TogetherLLM(SimulatedLLM):
 
 
 def test_the_unsafe_agent_on_a_tracked_session_is_flagged_with_the_lost_agents() -> None:
-    session = lesson01.new_session()
+    script = lesson01.script("broken_parallel")
+    session = script.new_session()
     history = History()
     shared = track(session, history=history, name="session")
     llm = _TogetherLLM(len(NAMES))
     threads = [
-        threading.Thread(target=lesson01.unsafe_agent, args=(n, shared, llm, History()), name=n)
-        for n in NAMES
+        threading.Thread(target=script.agent, args=(n, shared, llm), name=n) for n in NAMES
     ]
     for thread in threads:
         thread.start()

@@ -5,6 +5,10 @@ from __future__ import annotations
 import random
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from racefree.history import History
 
 __all__ = ["LLMReply", "SimulatedLLM", "agent_names"]
 
@@ -56,14 +60,21 @@ class SimulatedLLM:
     number) has its own seeded draw, so an agent's latency does not depend on
     the order in which threads happen to call: the same seed gives the same
     latencies in a sequential and in a parallel run.
+
+    With a ``history``, each call is recorded there as a ``call`` event by
+    the calling agent just before it waits: the lessons' timelines draw it,
+    and the checker counts it as a moment when other agents may run.
     """
 
     MIN_SECONDS = 1.0
     MAX_SECONDS = 3.0
 
-    def __init__(self, seed: int, time_scale: float = 1.0) -> None:
+    def __init__(
+        self, seed: int, time_scale: float = 1.0, *, history: History | None = None
+    ) -> None:
         self.seed = seed
         self.time_scale = time_scale
+        self.history = history
         self._calls: dict[str, int] = {}
 
     def plan(self, agent: str, call: int = 0) -> LLMReply:
@@ -78,6 +89,8 @@ class SimulatedLLM:
         # agent and never shared between two concurrent callers.
         call = self._calls.get(agent, 0)
         self._calls[agent] = call + 1
+        if self.history is not None:
+            self.history.record("call", agent=agent)
         return self.plan(agent, call)
 
     def call(self, agent: str) -> LLMReply:
