@@ -10,23 +10,55 @@ A limit per minute needs a token bucket on top; this script shows the cap on
 calls in flight.
 """
 
-import _lesson  # noqa: F401  (puts the clone's src/ on the path)
+import asyncio
 
-from racefree.scenarios import lesson02
-from racefree.scenarios.script import flow_script
+import _lesson  # noqa: F401  (lets this run from a clone with nothing installed)
+
+from racefree.scenarios.course import flow_script, watched
+
+
+def new_session():
+    """The state every agent shares (lesson 01's session)."""
+    return {
+        "conversation_history": [],
+        "agent_results": {},
+        "metadata": {"total_tokens": 0, "completed": 0},
+    }
+
+
+async def agent(name, session, slots, llm):
+    """Take a slot for the model call; update the session after it, with no await."""
+    async with slots:  # at most N agents inside; the others wait here
+        reply = await llm.acall(name)
+
+    session["conversation_history"].append({"agent": name, "content": reply.text})
+    session["metadata"]["total_tokens"] += reply.tokens
+    session["metadata"]["completed"] += 1
+    session["agent_results"][name] = reply.text
+
+
+async def run(names, session, llm, limit=2):
+    """One task per agent, all gathered at once, sharing a Semaphore of `limit` slots."""
+    slots = watched(asyncio.Semaphore(limit), session, key=None)  # draws the waits
+    await asyncio.gather(
+        *(asyncio.create_task(agent(n, session, slots, llm), name=n) for n in names)
+    )
+
 
 if __name__ == "__main__":
     flow_script(
         __doc__,
-        lesson02.run_rate_limited,
+        run,
+        new_session,
         extra={"limit": (2, "at most N model calls at once")},
         intro=lambda args: (
             f"{len(args.names)} async agents, at most {args.extra['limit']} model calls at a time."
         ),
         closing=lambda result: [
-            f"At most {result.extra['max_in_flight']} calls were in flight at once "
-            f"(limit {result.extra['limit']}).",
+            f"At most {result.extra['calls_at_once']} calls were in flight at once "
+            f"(limit {result.extra['limit']}; counted from the recorded calls).",
             f"Total time {result.wall_seconds:.2f} s: between the slowest call "
             f"({result.latency_max:.2f} s) and the sum ({result.latency_sum:.2f} s).",
         ],
+        json_extra=lambda result: {"max_in_flight": result.extra["calls_at_once"]},
     )

@@ -12,7 +12,7 @@ LESSON = "02-async-await"
 def test_sequential_awaits_json_is_consistent() -> None:
     data = run_json_in(LESSON, "sequential_awaits", "--time-scale", "0.02", "--seed", "1")
     assert data["consistent"] is True
-    assert 0.95 <= data["wall_seconds"] / data["latency_sum"] <= 1.5
+    assert data["calls_at_once"] == 1
 
 
 def test_gather_race_json_loses_work() -> None:
@@ -46,4 +46,5 @@ def test_rate_limit_refuses_a_limit_below_one() -> None:
 def test_gather_race_prose_shows_the_no_await_contrast() -> None:
     done = run_script_in(LESSON, "gather_race", "--time-scale", "0.01", "--seed", "2")
     assert done.returncode == 0, done.stderr
-    assert "1000 of 1000 increments arrived" in done.stdout
+    assert "await cached_answer() (returns without suspending): 1000 of 1000" in done.stdout
+    assert "await asyncio.sleep(0) (suspends): 1 of 1000" in done.stdout

@@ -3,19 +3,18 @@
 Each function runs one lesson run with three agents (Researcher, Analyzer,
 Writer) and returns the final session; its ``invariants`` attribute lists the
 checks that ``racefree explore`` applies when none are given. The agent code
-is the lessons' own (``racefree.scenarios.lesson01`` and ``lesson02``); the
-explorer only chooses the order in which the agents' steps run.
+is the lesson scripts' own (``examples/01-race-conditions`` and
+``02-async-await``, loaded by path), on a session that ``racefree.track``
+records, so every read and write of it is a scheduling point; the explorer
+only chooses the order in which the agents' steps run.
 """
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from racefree.history import History
 from racefree.scenarios import lesson01, lesson02
-from racefree.scenarios.llm import SimulatedLLM, agent_names
+from racefree.scenarios.llm import agent_names
 
 __all__ = [
     "NAMES",
@@ -39,39 +38,27 @@ def nothing_lost(session: dict[str, Any]) -> bool:
 
 
 def unsafe() -> dict[str, Any]:
-    """Lesson 01, broken: read the session, call the model, write the copy back (threads)."""
+    """Lesson 01, broken (``broken_parallel.py``): read, call the model, write the copy back."""
     return lesson01.run_broken_parallel(NAMES, seed=1).final_state
 
 
 def locked() -> dict[str, Any]:
-    """Lesson 01, fixed: the model call outside a lock, the read-modify-write inside it.
-
-    The lesson's ``locked_agent`` in a thread pool, as ``run_simple_fix`` runs it,
-    without the progress queue that only feeds the script's printing.
-    """
-    llm, session, history = SimulatedLLM(1, 1.0), lesson01.new_session(), History()
-    lock = threading.Lock()
-    with ThreadPoolExecutor(max_workers=len(NAMES), thread_name_prefix="agent") as pool:
-        futures = [
-            pool.submit(lesson01.locked_agent, n, session, lock, llm, history) for n in NAMES
-        ]
-        for future in futures:
-            future.result()
-    return session
+    """Lesson 01, fixed (``simple_fix.py``): the call outside a lock, the update inside it."""
+    return lesson01.run_simple_fix(NAMES, seed=1).final_state
 
 
 def gather_unsafe() -> dict[str, Any]:
-    """Lesson 02, broken: the same bug in asyncio tasks under ``gather``."""
+    """Lesson 02, broken (``gather_race.py``): the same bug in asyncio tasks under ``gather``."""
     return lesson02.run_gather_unsafe(NAMES, seed=1).final_state
 
 
 def gather_locked() -> dict[str, Any]:
-    """Lesson 02, fixed: an ``asyncio.Lock`` held from the read, across the await, to the write."""
+    """Lesson 02, fixed (``gather_with_lock.py``): an ``asyncio.Lock`` across the await."""
     return lesson02.run_gather_with_lock(NAMES, seed=1).final_state
 
 
 def gather_await_first() -> dict[str, Any]:
-    """Lesson 02, fixed without a lock: await the model, then update with no await between."""
+    """Lesson 02, fixed without a lock (``gather_await_first.py``): await, then update."""
     return lesson02.run_gather_await_first(NAMES, seed=1).final_state
 
 

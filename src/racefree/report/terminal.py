@@ -37,6 +37,8 @@ def _mark(event: Event) -> str:
         return "C"
     if event.op == "wait":
         return "."
+    if event.op in ("acquire", "release"):
+        return "-"  # a guard taken or let go: the lane goes on, nothing of the state touched
     if event.version_written is not None or event.op in ("write", "append"):
         return "W"
     return "R" if event.op in ("read", "get") else "*"

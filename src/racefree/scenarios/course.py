@@ -43,6 +43,7 @@ __all__ = [
     "new_seed",
     "overlap",
     "run_script",
+    "watched",
 ]
 
 HISTORY = "conversation_history"
@@ -144,7 +145,9 @@ def flow(
     outcome = asyncio.run(call()) if inspect.iscoroutinefunction(run) else call()
     wall = time.perf_counter() - start
     final = outcome if isinstance(outcome, dict) else raw
-    return measure(Path(inspect.getfile(run)).stem, title, names, llm, final, history, wall)
+    result = measure(Path(inspect.getfile(run)).stem, title, names, llm, final, history, wall)
+    result.extra.update({key: value for key, value in options.items() if key != "say"})
+    return result
 
 
 def run_script(
@@ -165,7 +168,11 @@ def measure(
     wall: float,
 ) -> ScenarioResult:
     """Expected against actual, who lost work, the story, how many calls ran at once."""
-    metadata = session.get("metadata", {})
+    # A store keeps the counters as keys of their own; a dict session nests them.
+    metadata = session.get("metadata") or {
+        "total_tokens": session.get("total_tokens") or 0,
+        "completed": session.get("completed") or 0,
+    }
     expected = {
         "history_entries": len(names),
         "results": len(names),
@@ -272,6 +279,64 @@ def _step(event: Event, seen: dict[str, int]) -> str | None:
     if op == "conflict":
         return f"is refused saving its copy of v{read}: the session moved on; it redoes its update"
     return None
+
+
+# --- Guards the checker can see ---------------------------------------------------
+
+
+class Watched:
+    """A lock or semaphore that records, into a tracked session's history, when it is used.
+
+    ``async with`` / ``with`` it as the object it wraps. Before waiting for
+    it, a ``wait`` event (the timeline's dots); once it is held, ``acquire``
+    of ``key`` and, just before letting go, ``release`` of ``key``: so the
+    checker knows the guard was held from the read to the write (see
+    ``docs/history.md``, op ``acquire``). A semaphore lets several agents in
+    at once, so it is not a guard: give ``key=None`` and only waits are
+    recorded.
+    """
+
+    def __init__(self, inner: Any, session: Any, key: str | None) -> None:
+        from racefree.track import history_of
+
+        self._inner = inner
+        self._history = history_of(session)
+        self._key = key
+
+    def _waiting(self) -> None:
+        if self._inner.locked():  # only a real wait is drawn as one
+            self._history.record("wait", self._key)
+
+    def _held(self) -> None:
+        if self._key is not None:
+            self._history.record("acquire", self._key)
+
+    def _letting_go(self) -> None:
+        if self._key is not None:
+            self._history.record("release", self._key)
+
+    async def __aenter__(self) -> None:
+        self._waiting()
+        await self._inner.acquire()
+        self._held()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._letting_go()
+        self._inner.release()
+
+    def __enter__(self) -> None:
+        self._waiting()
+        self._inner.acquire()
+        self._held()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._letting_go()
+        self._inner.release()
+
+
+def watched(inner: Any, session: Any, key: str | None = "lock") -> Watched:
+    """``inner`` (a lock, or a semaphore with ``key=None``) recording its use for the checker."""
+    return Watched(inner, session, key)
 
 
 # --- The script's command line -----------------------------------------------------
