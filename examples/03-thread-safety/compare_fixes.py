@@ -10,7 +10,7 @@ All four keep every agent's work and the parallel speed. The table shows what
 each costs: retries, lines of agent code, and where it fits.
 """
 
-import _lesson  # noqa: F401  (puts the clone's src/ on the path)
+import _lesson  # noqa: F401  (lets this run from a clone with nothing installed)
 
 from racefree.report.terminal import Printer
 from racefree.scenarios import lesson03

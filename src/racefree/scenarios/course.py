@@ -23,6 +23,7 @@ import importlib.util
 import inspect
 import random
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -141,18 +142,30 @@ def flow(
     else:
         session = track(raw, history=history)
         call = lambda: run(names, session, llm, **options)  # noqa: E731
-    start = time.perf_counter()
-    outcome = asyncio.run(call()) if inspect.iscoroutinefunction(run) else call()
-    wall = time.perf_counter() - start
+    # An agent thread that fails would otherwise only print, and the run would
+    # be measured as if the agent had lost its work: surface the error instead.
+    failures: list[BaseException] = []
+    previous_hook = threading.excepthook
+    threading.excepthook = lambda failed: failures.append(failed.exc_value or RuntimeError())
+    try:
+        start = time.perf_counter()
+        outcome = asyncio.run(call()) if inspect.iscoroutinefunction(run) else call()
+        wall = time.perf_counter() - start
+    finally:
+        threading.excepthook = previous_hook
+    if failures:
+        raise failures[0]
+    found: dict[str, Any] = {}
+    if isinstance(outcome, tuple):  # (final session, what the script counted)
+        outcome, found = outcome
     final = outcome if isinstance(outcome, dict) else raw
     result = measure(Path(inspect.getfile(run)).stem, title, names, llm, final, history, wall)
     result.extra.update({key: value for key, value in options.items() if key != "say"})
+    result.extra.update(found)
     return result
 
 
-def run_script(
-    lesson: str, script: str, names: list[str], **kwargs: Any
-) -> ScenarioResult:
+def run_script(lesson: str, script: str, names: list[str], **kwargs: Any) -> ScenarioResult:
     """Load a flow script and :func:`flow` it: what ``racefree demo`` runs."""
     module = load(lesson, script)
     return flow(module.run, getattr(module, "new_session", None), names, **kwargs)
@@ -415,7 +428,10 @@ def forced_script(
     seed = args.seed if args.seed is not None else 0
     script = SimpleNamespace(CASES=cases, appends=appends)
     results = lesson01.run_race_condition_demo(
-        args.names, seed=seed, time_scale=args.time_scale, module=script  # type: ignore[arg-type]
+        args.names,
+        seed=seed,
+        time_scale=args.time_scale,
+        module=script,  # type: ignore[arg-type]
     )
     if args.json:
         print_json(lesson01.combine("race_condition_demo", results))

@@ -127,12 +127,16 @@ def forced(
 
     history = History()
     llm = SimulatedLLM(seed, time_scale, history=history)
-    raw = {key: (list(value) if isinstance(value, list) else value) for key, value in initial.items()}
+    raw = {
+        key: (list(value) if isinstance(value, list) else value) for key, value in initial.items()
+    }
     state = track(raw, history=history)
     patience = 30.0 + 2 * SimulatedLLM.MAX_SECONDS * time_scale
     order = [(n, "read") for n in names] + [(n, "write") for n in names]
     dance = Choreography(order, timeout=patience)
-    wall = _threads(names, lambda name: agent(name, state, llm, functools.partial(dance.step, name)))
+    wall = _threads(
+        names, lambda name: agent(name, state, llm, functools.partial(dance.step, name))
+    )
     events = [e for e in history.events if e.key is not None]
     story: list[str] = []
     for event in events:  # a copy of a list reads it twice (its length, then its items)

@@ -63,6 +63,4 @@ def run_rate_limited(
     names: list[str], *, limit: int = 2, seed: int | None = None, time_scale: float = 1.0
 ) -> ScenarioResult:
     """``rate_limit.py``: at most ``limit`` model calls in flight (an ``asyncio.Semaphore``)."""
-    return run_script(
-        LESSON, "rate_limit", names, seed=seed, time_scale=time_scale, limit=limit
-    )
+    return run_script(LESSON, "rate_limit", names, seed=seed, time_scale=time_scale, limit=limit)

@@ -1,6 +1,9 @@
 """Lesson 03: four ways to make the lesson-01 agents safe, on the same workload.
 
-1. **A lock** around each read-modify-write (lesson 01's ``locked_agent``).
+The agents are in ``examples/03-thread-safety/fix_*.py``; this module runs
+those scripts (loaded by path) and holds what the comparison says about them.
+
+1. **A lock** around each read-modify-write (``fix_lock.py``).
 2. **Atomic deltas with reducers**: each agent hands the store what it adds;
    the store merges it in one step (``Store.apply``).
 3. **Optimistic versions with retry**: read the session with its version,
@@ -15,190 +18,46 @@ where they fit, which :data:`FIXES` spells out.
 
 from __future__ import annotations
 
-import queue
-import threading
-import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from types import ModuleType
 from typing import Any
 
-from racefree.agent import agent
-from racefree.errors import ConflictError
-from racefree.history import History
-from racefree.scenarios.lesson01 import (
-    HISTORY,
-    Session,
-    add_reply,
-    flow_result,
-    locked_agent,
-    new_seed,
-    new_session,
-)
-from racefree.scenarios.lesson02 import SESSION_REDUCERS, session_from_store
-from racefree.scenarios.llm import LLMReply, SimulatedLLM
+from racefree.scenarios.course import load, new_seed, run_script
 from racefree.scenarios.result import ScenarioResult
-from racefree.state import Store, open_store
 
 __all__ = [
     "FIXES",
+    "LESSON",
     "Fix",
-    "actor_agent",
     "code_lines",
     "compare_fixes",
     "comparison_json",
-    "optimistic_agent",
-    "reducer_agent",
     "run_actor",
     "run_fix",
     "run_lock",
     "run_optimistic",
     "run_reducers",
-    "session_writer",
 ]
 
-SESSION = "session"
+LESSON = "03-thread-safety"
 
 
-# --- The agents -------------------------------------------------------------
+def _runner(script: str, title: str) -> Callable[..., ScenarioResult]:
+    def run(
+        names: list[str], *, seed: int | None = None, time_scale: float = 1.0
+    ) -> ScenarioResult:
+        return run_script(LESSON, script, names, seed=seed, time_scale=time_scale, title=title)
 
-
-def reducer_agent(name: str, store: Store, llm: SimulatedLLM) -> None:
-    """Fix 2: call the model, then hand the store a delta; its reducers merge it atomically."""
-    reply = llm.call(name)
-    store.apply(
-        {
-            HISTORY: [{"agent": name, "content": reply.text}],
-            "total_tokens": reply.tokens,
-            "completed": 1,
-            "agent_results": {name: reply.text},
-        }
-    )
-
-
-def optimistic_agent(name: str, store: Store, llm: SimulatedLLM, history: History) -> int:
-    """Fix 3: read with a version, call the model, save only if nobody saved meanwhile.
-
-    Returns how many saves were refused (each one a retry).
-    """
-    session, version = store.get_versioned(SESSION)
-    reply = llm.call(name)
-    refused = 0
-    while True:
-        updated = _with_reply(session, name, reply)
-        try:
-            store.compare_and_set(SESSION, updated, expected_version=version)
-            return refused
-        except ConflictError as conflict:  # someone saved first: redo it on their session
-            history.record("conflict", SESSION, version_read=conflict.expected)
-            refused += 1
-            session, version = store.get_versioned(SESSION)
-
-
-def _with_reply(session: Session, name: str, reply: LLMReply) -> Session:
-    """A new session: ``session`` plus this agent's reply (the input is left alone)."""
-    metadata = session["metadata"]
-    return {
-        HISTORY: [*session[HISTORY], {"agent": name, "content": reply.text}],
-        "agent_results": {**session["agent_results"], name: reply.text},
-        "agent_status": {**session["agent_status"], name: "done"},
-        "metadata": {
-            "total_tokens": metadata["total_tokens"] + reply.tokens,
-            "completed": metadata["completed"] + 1,
-        },
-    }
-
-
-def actor_agent(
-    name: str, llm: SimulatedLLM, inbox: queue.Queue[tuple[str, LLMReply] | None]
-) -> None:
-    """Fix 4: call the model and send the reply; never touch the session."""
-    inbox.put((name, llm.call(name)))
-
-
-def session_writer(
-    session: Session, inbox: queue.Queue[tuple[str, LLMReply] | None], history: History
-) -> None:
-    """The one thread that owns the session: apply each reply in arrival order until None."""
-    while (message := inbox.get()) is not None:
-        name, reply = message
-        add_reply(name, session, reply, history, how="through the single writer")
-
-
-# --- The runs -----------------------------------------------------------------
-
-
-def _pool(names: list[str], work: Callable[[str], object]) -> float:
-    start = time.perf_counter()
-    with ThreadPoolExecutor(max_workers=len(names), thread_name_prefix="agent") as pool:
-        for future in [pool.submit(work, name) for name in names]:
-            future.result()
-    return time.perf_counter() - start
-
-
-def _as_agent(history: History, work: Callable[[str], None]) -> Callable[[str], None]:
-    def run(name: str) -> None:
-        with agent(name):
-            history.record("call")
-            work(name)
-
+    run.__name__ = f"run_{script.removeprefix('fix_')}"
+    run.__doc__ = f"``{script}.py``: {title}."
     return run
 
 
-def run_lock(
-    names: list[str], *, seed: int | None = None, time_scale: float = 1.0
-) -> ScenarioResult:
-    """Fix 1: lesson 01's locked agent."""
-    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
-    lock = threading.Lock()
-    wall = _pool(names, lambda name: locked_agent(name, session, lock, llm, history))
-    return flow_result("fix_lock", "a lock", names, llm, session, history, wall)
-
-
-def run_reducers(
-    names: list[str], *, seed: int | None = None, time_scale: float = 1.0
-) -> ScenarioResult:
-    """Fix 2: atomic deltas merged by reducers."""
-    llm, history = SimulatedLLM(new_seed(seed), time_scale), History()
-    store = open_store("memory://", history=history, reducers=SESSION_REDUCERS)
-    wall = _pool(names, _as_agent(history, lambda name: reducer_agent(name, store, llm)))
-    session = session_from_store({key: item.value for key, item in store.snapshot().items()})
-    return flow_result("fix_reducers", "atomic deltas", names, llm, session, history, wall)
-
-
-def run_optimistic(
-    names: list[str], *, seed: int | None = None, time_scale: float = 1.0
-) -> ScenarioResult:
-    """Fix 3: optimistic versions with retry; ``extra["retries"]`` counts the conflicts."""
-    llm, history = SimulatedLLM(new_seed(seed), time_scale), History()
-    store = open_store("memory://", history=history)
-    store.set(SESSION, new_session())
-    retries: list[int] = []
-    wall = _pool(
-        names,
-        _as_agent(history, lambda n: retries.append(optimistic_agent(n, store, llm, history))),
-    )
-    result = flow_result(
-        "fix_optimistic", "versions + retry", names, llm, store.get(SESSION), history, wall
-    )
-    result.extra["retries"] = sum(retries)
-    return result
-
-
-def run_actor(
-    names: list[str], *, seed: int | None = None, time_scale: float = 1.0
-) -> ScenarioResult:
-    """Fix 4: one writer thread owns the session; agents send replies through a queue."""
-    llm, session, history = SimulatedLLM(new_seed(seed), time_scale), new_session(), History()
-    inbox: queue.Queue[tuple[str, LLMReply] | None] = queue.Queue()
-    writer = threading.Thread(target=session_writer, args=(session, inbox, history))
-    writer.start()
-    try:
-        wall = _pool(names, _as_agent(history, lambda name: actor_agent(name, llm, inbox)))
-    finally:
-        inbox.put(None)  # the writer drains what is queued, then stops
-        writer.join()
-    return flow_result("fix_actor", "single writer", names, llm, session, history, wall)
+run_lock = _runner("fix_lock", "a lock")
+run_reducers = _runner("fix_reducers", "atomic deltas")
+run_optimistic = _runner("fix_optimistic", "versions + retry")
+run_actor = _runner("fix_actor", "single writer")
 
 
 @dataclass(frozen=True)
@@ -207,16 +66,22 @@ class Fix:
 
     name: str
     run: Callable[..., ScenarioResult]
-    agent_code: tuple[Callable[..., Any], ...]
+    script: str
+    agent_code: tuple[str | Callable[..., Any], ...]  # names in the script, or functions
     cost: str
     fits: str
+
+    def module(self) -> ModuleType:
+        """The fix's lesson script, loaded by path."""
+        return load(LESSON, self.script)
 
 
 FIXES = (
     Fix(
         "a lock",
         run_lock,
-        (locked_agent, add_reply),
+        "fix_lock",
+        ("agent",),
         "Agents queue for the lock; hold it across a model call and they run one at a time. "
         "Works only inside one process.",
         "Small shared state in one process, updates that are quick and local.",
@@ -224,14 +89,16 @@ FIXES = (
     Fix(
         "atomic deltas",
         run_reducers,
-        (reducer_agent,),
+        "fix_reducers",
+        ("agent",),
         "Every update must be expressible as a delta with a merge rule (append, add, merge).",
         "Agents that each contribute a part: histories, counters, per-agent results.",
     ),
     Fix(
         "versions + retry",
         run_optimistic,
-        (optimistic_agent, _with_reply),
+        "fix_optimistic",
+        ("agent", "with_reply"),
         "No waiting, but every conflict means re-reading and redoing the update; under heavy "
         "contention the retries pile up.",
         "Rare conflicts, or a whole document that must be checked before it is saved.",
@@ -239,7 +106,8 @@ FIXES = (
     Fix(
         "single writer",
         run_actor,
-        (actor_agent, session_writer, add_reply),
+        "fix_actor",
+        ("agent", "writer"),
         "One more thread and a queue; readers see a reply only once the writer applied it.",
         "Many producers, one consumer; ordering and validation in one place.",
     ),
@@ -257,15 +125,16 @@ def run_fix(
 def code_lines(fix: Fix) -> int:
     """Lines of the fix's agent code: signatures and statements.
 
-    Docstrings, comments and the ``history.record(...)`` calls that draw the
-    lesson's timeline are not counted: they are not part of the fix.
+    Docstrings and comments are not counted (nor any ``something.record(...)``
+    statement, which would only draw a timeline): they are not part of the fix.
     """
     import ast
     import inspect
     import textwrap
 
     total = 0
-    for part in fix.agent_code:
+    for name in fix.agent_code:
+        part = getattr(fix.module(), name) if isinstance(name, str) else name
         function = ast.parse(textwrap.dedent(inspect.getsource(part))).body[0]
         assert isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef))
         body = function.body
