@@ -108,3 +108,19 @@ def test_the_fixes_report_nothing_in_100_runs(run: object) -> None:
         result = run(NAMES, seed=seed, time_scale=0.002)  # type: ignore[operator]
         report = check(result.history)
         assert report.findings == (), (seed, report.text())
+
+
+def test_an_empty_history_says_it_checked_nothing() -> None:
+    assert check(History()).summary() == "Checked nothing: the history has no events."
+
+
+def test_stress_says_a_clean_run_proves_nothing_only_when_it_was_clean() -> None:
+    from racefree.explore import lessons
+    from racefree.explore.stress import stress
+
+    failing = stress(lessons.unsafe, runs=3, invariants=[lessons.nothing_lost])
+    assert failing.failed == 3
+    assert "proves nothing" not in failing.summary()[0]
+    clean = stress(lessons.locked, runs=3, invariants=[lessons.nothing_lost])
+    assert clean.failed == 0
+    assert "A clean stress test proves nothing" in clean.summary()[0]

@@ -111,6 +111,8 @@ class Report:
     def summary(self) -> str:
         """One line: how many events, errors and warnings."""
         errors, warnings = len(self.errors), len(self.warnings)
+        if self.events_checked == 0:
+            return "Checked nothing: the history has no events."
         if not self.findings:
             return f"Checked {self.events_checked} events: no race found."
         return f"Checked {self.events_checked} events: {errors} error(s), {warnings} warning(s)."

@@ -45,10 +45,15 @@ class StressResult:
             if self.first_failure_seconds is not None
             else "no failure seen"
         )
+        verdict = (
+            "A clean stress test proves nothing: explore it to cover the orderings its "
+            "timing never produced."
+            if self.failed == 0
+            else "Explore it to get a failing run you can replay exactly."
+        )
         return [
             f"{self.workflow}: {self.runs:,} real runs, {self.failed:,} failing, {first}, "
-            f"{self.wall_seconds:.3f} s wall. A clean stress test proves nothing: "
-            "explore it to cover the orderings its timing never produced."
+            f"{self.wall_seconds:.3f} s wall. {verdict}"
         ]
 
     def to_json(self) -> dict[str, Any]:
