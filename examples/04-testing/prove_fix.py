@@ -43,8 +43,7 @@ def agents(agent):
         session, lock = racefree.track(state), threading.Lock()
         llm = racefree.SimulatedLLM(args.seed or 0, args.time_scale)
         threads = [
-            threading.Thread(target=agent, args=(n, session, lock, llm), name=n)
-            for n in args.names
+            threading.Thread(target=agent, args=(n, session, lock, llm), name=n) for n in args.names
         ]
         for thread in threads:
             thread.start()
