@@ -7,7 +7,6 @@ the actor pattern: ordering and validation live in one place.
 """
 
 import queue
-
 import threading
 
 import _lesson  # noqa: F401  (lets this run from a clone with nothing installed)
@@ -60,6 +59,7 @@ if __name__ == "__main__":
         new_session,
         intro=lambda args: f"{len(args.names)} agents in threads; one writer owns the session.",
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s, about the slowest call ({result.latency_max:.2f} s)."
+            f"Total time {result.wall_seconds:.2f} s, about the slowest call "
+            f"({result.latency_max:.2f} s)."
         ],
     )

@@ -75,6 +75,8 @@ if __name__ == "__main__":
         None,
         intro=lambda args: f"{len(args.names)} agents in threads; compare-and-set with retry.",
         closing=lambda result: [
-            f"{result.extra['retries']} save(s) were refused because another agent had saved first; each re-read the session and saved again. Total time {result.wall_seconds:.2f} s."
+            f"{result.extra['retries']} save(s) were refused because another agent had saved "
+            "first; each re-read the session and saved again. "
+            f"Total time {result.wall_seconds:.2f} s."
         ],
     )

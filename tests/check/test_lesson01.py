@@ -85,9 +85,7 @@ def test_the_unsafe_agent_on_a_tracked_session_is_flagged_with_the_lost_agents()
     history = History()
     shared = track(session, history=history, name="session")
     llm = _TogetherLLM(len(NAMES))
-    threads = [
-        threading.Thread(target=script.agent, args=(n, shared, llm), name=n) for n in NAMES
-    ]
+    threads = [threading.Thread(target=script.agent, args=(n, shared, llm), name=n) for n in NAMES]
     for thread in threads:
         thread.start()
     for thread in threads:

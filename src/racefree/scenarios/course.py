@@ -137,6 +137,7 @@ def flow(
     if "say" in parameters:
         options["say"] = say or (lambda text: None)
     raw: dict[str, Any] = new_session() if new_session is not None else {}
+    call: Callable[[], Any]
     if "history" in parameters:
         call = lambda: run(names, llm, history, **options)  # noqa: E731
     else:
@@ -393,7 +394,7 @@ def flow_script(
         seed=args.seed,
         time_scale=args.time_scale,
         say=None if args.json else say,
-        **args.extra,
+        **dict[str, Any](args.extra),
     )
     if args.history is not None:
         result.history.to_jsonl(args.history)

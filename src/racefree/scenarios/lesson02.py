@@ -48,7 +48,7 @@ def run_gather_await_first(
 def run_gather_with_lock(
     names: list[str], *, seed: int | None = None, time_scale: float = 1.0
 ) -> ScenarioResult:
-    """``gather_with_lock.py``: an ``asyncio.Lock`` from the read to the write; agents take turns."""
+    """``gather_with_lock.py``: an ``asyncio.Lock`` from read to write; the agents take turns."""
     return run_script(LESSON, "gather_with_lock", names, seed=seed, time_scale=time_scale)
 
 

@@ -28,7 +28,6 @@ from typing import Any
 
 from racefree.agent import agent
 from racefree.errors import UsageError
-from racefree.scenarios.lesson02 import SESSION_REDUCERS
 from racefree.scenarios.llm import SimulatedLLM
 from racefree.scenarios.result import ScenarioResult
 from racefree.state import open_store
@@ -49,6 +48,13 @@ __all__ = [
 ]
 
 HISTORY = "conversation_history"
+SESSION_REDUCERS = {
+    HISTORY: "append",
+    "total_tokens": "add",
+    "completed": "add",
+    "agent_results": "merge",
+}
+"""How the store merges each agent's delta into the session's keys (as in lesson 02)."""
 EMPTY_SESSION: dict[str, Any] = {
     HISTORY: [],
     "total_tokens": 0,
