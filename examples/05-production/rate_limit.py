@@ -12,10 +12,34 @@ keeps it forever. A production version gives each slot a lease that expires.
     python rate_limit.py --agents 6 --slots 2 --store sqlite:///agents.db
 """
 
-import _lesson
+import sys
+import time
 
+import _lesson
+from workers import start_processes  # noqa: F401  (starts the agents: see workers.py)
+
+import racefree
 from racefree.scenarios.processes import CONCURRENCY_NOT_RATE, run_concurrency_limited
 from racefree.scenarios.script import parse_lesson_args, print_json
+
+
+def limited_agent(name, url, prefix, seed, time_scale, start):
+    """Call the model only while holding one of the shared slots."""
+    store = racefree.open_store(url)
+    llm = racefree.SimulatedLLM(seed, time_scale)
+    slots = store.get(prefix + "slots")
+    start.wait()
+    while True:  # find a free slot; claim() is true for exactly one caller
+        slot = next((s for s in range(slots) if store.claim(f"{prefix}slot:{s}", name)), None)
+        if slot is not None:
+            break
+        time.sleep(0.01 * time_scale)  # all taken: wait a little, then look again
+    store.append(prefix + "log", ["start", name])
+    llm.call(name)
+    store.append(prefix + "log", ["end", name])
+    store.set(f"{prefix}slot:{slot}", None)  # release; if we crashed first, it stays taken
+    store.close()
+
 
 if __name__ == "__main__":
     args = parse_lesson_args(
@@ -32,7 +56,12 @@ if __name__ == "__main__":
         _lesson.shared_store(args.extra_text["store"], quiet=args.json) as url,
     ):
         run = run_concurrency_limited(
-            args.names, url, slots=args.extra["slots"], seed=seed, time_scale=args.time_scale
+            args.names,
+            url,
+            slots=args.extra["slots"],
+            seed=seed,
+            time_scale=args.time_scale,
+            script=sys.modules[__name__],  # this script's own agent
         )
     if args.json:
         print_json(run)

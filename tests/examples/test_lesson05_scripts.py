@@ -165,8 +165,9 @@ def test_retries_says_the_lost_answer_is_simulated(store: str) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "Simulated timeout: the agent's first write reaches the store and succeeds, but the "
-        "script drops its answer on purpose, as a network timeout would. The agent cannot "
-        "tell whether the write happened, so it sends the same write again.",
+        "store the script hands it drops the answer on purpose and raises TimeoutError, as a "
+        "network timeout would. The agent cannot tell whether the write happened, so it sends "
+        "the same write again.",
         "without a key: 2 attempts, 2 entries stored  <- a duplicate",
         "with an idempotency key: 2 attempts, 1 entry stored",
     ]

@@ -66,17 +66,26 @@ def course_dir() -> Path:
 _loaded: dict[tuple[str, str], ModuleType] = {}
 
 
-def load(lesson: str, script: str) -> ModuleType:
+def load(lesson: str, script: str, *, importable: bool = False) -> ModuleType:
     """Import ``<course>/<lesson>/<script>.py`` by path (once), as a learner's script.
 
     The script's own ``_lesson.py`` is what its ``import _lesson`` gets, as
     when it runs from its folder; the module runs without ``__main__``, so
-    only its definitions happen.
+    only its definitions happen. ``importable`` is for scripts whose agents
+    run in spawned processes (lesson 05): the module is named after its file
+    and its folder stays on ``sys.path``, which a spawned child inherits, so
+    the child can import the agent function it is handed.
     """
     cached = _loaded.get((lesson, script))
     if cached is not None:
         return cached
     folder = course_dir() / lesson
+    if importable:
+        if str(folder) not in sys.path:
+            sys.path.append(str(folder))
+        module = importlib.import_module(script)
+        _loaded[(lesson, script)] = module
+        return module
     path = folder / f"{script}.py"
     if not path.is_file():
         raise UsageError(f"There is no lesson script {lesson}/{script}.py in {folder.parent}.")

@@ -1,18 +1,11 @@
-"""Agents as separate OS processes sharing one store: the lost update, then the fix.
+"""Lesson 05's runs: agents as separate OS processes sharing one store.
 
-Lesson 01's bug does not need threads. Here every agent is its own process
-(started with "spawn": a fresh interpreter, as on another host) and the
-session lives in a store that all of them open by URL (``sqlite:///demo.db``
-for processes of one machine, ``redis://host:port/0`` for many machines).
-
-* ``broken_process_agent`` reads the whole session with ``get``, calls the
-  model, and writes its copy back with ``set``: each process's copy was taken
-  before the others wrote, so the last writer erases them. A Python lock could
-  not help: each process would have its own.
-* ``fixed_process_agent`` calls the model, then hands the store a delta with
-  ``apply``; the store merges it through each key's reducer (the same
-  reducers as lesson 02) in one atomic step, with an idempotency key so a
-  retried write counts once.
+The agents are in ``examples/05-production/*.py`` (``workers.py``:
+``broken_agent`` and ``fixed_agent`` and ``start_processes``;
+``rate_limit.py``: ``limited_agent``; ``retries.py``: ``write_reply``); the
+functions here load those scripts, so that spawned processes can import them
+too, run them on a store given by URL, and measure what survived. ``racefree
+demo --store URL`` is :func:`run_processes`.
 
 Each run writes under keys of its own (``demo-<id>/...``), so a database
 file can be reused across runs.
@@ -20,13 +13,11 @@ file can be reused across runs.
 
 from __future__ import annotations
 
-import multiprocessing
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from racefree.agent import agent
 from racefree.errors import UsageError
 from racefree.scenarios.llm import SimulatedLLM
 from racefree.scenarios.result import ScenarioResult
@@ -37,9 +28,6 @@ __all__ = [
     "SIMULATED_TIMEOUT",
     "LostAnswer",
     "ProcessRun",
-    "broken_process_agent",
-    "fixed_process_agent",
-    "limited_agent",
     "retried_append",
     "run_broken_processes",
     "run_concurrency_limited",
@@ -48,13 +36,6 @@ __all__ = [
 ]
 
 HISTORY = "conversation_history"
-SESSION_REDUCERS = {
-    HISTORY: "append",
-    "total_tokens": "add",
-    "completed": "add",
-    "agent_results": "merge",
-}
-"""How the store merges each agent's delta into the session's keys (as in lesson 02)."""
 EMPTY_SESSION: dict[str, Any] = {
     HISTORY: [],
     "total_tokens": 0,
@@ -63,44 +44,14 @@ EMPTY_SESSION: dict[str, Any] = {
 }
 
 
-def broken_process_agent(
-    name: str, url: str, prefix: str, seed: int, time_scale: float, start: Any
-) -> None:
-    """The bug across processes: read the session, call the model, write the copy back."""
-    store = open_store(url)
-    llm = SimulatedLLM(seed, time_scale)
-    start.wait()  # every process is up: now they all work at once
-    with agent(name):
-        session = store.get(prefix + "session")  # 1. read: a copy, in this process
-        reply = llm.call(name)  # 2. 1 to 3 s, while every other process runs too
-        session[HISTORY].append({"agent": name, "content": reply.text})
-        session["total_tokens"] += reply.tokens
-        session["completed"] += 1
-        session["agent_results"][name] = reply.text
-        store.set(prefix + "session", session)  # 3. write: our copy replaces theirs
-    store.close()
+LESSON = "05-production"
 
 
-def fixed_process_agent(
-    name: str, url: str, prefix: str, seed: int, time_scale: float, start: Any
-) -> None:
-    """The fix: call the model, then let the store merge this agent's delta atomically."""
-    reducers = {prefix + key: reducer for key, reducer in SESSION_REDUCERS.items()}
-    store = open_store(url, reducers=reducers, max_attempts=1_000)
-    llm = SimulatedLLM(seed, time_scale)
-    start.wait()
-    with agent(name):
-        reply = llm.call(name)
-        store.apply(
-            {
-                prefix + HISTORY: [{"agent": name, "content": reply.text}],
-                prefix + "total_tokens": reply.tokens,
-                prefix + "completed": 1,
-                prefix + "agent_results": {name: reply.text},
-            },
-            idempotency_key=f"{prefix}{name}",  # a retry of this write counts once
-        )
-    store.close()
+def _script(name: str, given: Any) -> Any:
+    """``given``, or lesson 05's script ``name`` loaded so that spawned processes can import it."""
+    from racefree.scenarios.course import load
+
+    return given if given is not None else load(LESSON, name, importable=True)
 
 
 def _check_url(url: str) -> None:
@@ -111,19 +62,11 @@ def _check_url(url: str) -> None:
         )
 
 
-def _run(target: Any, names: list[str], url: str, prefix: str, seed: int, scale: float) -> float:
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(len(names))
-    processes = [
-        context.Process(target=target, args=(name, url, prefix, seed, scale, start), name=name)
-        for name in names
-    ]
+def _run(
+    workers: Any, target: Any, names: list[str], url: str, prefix: str, seed: int, scale: float
+) -> float:
     began = time.perf_counter()
-    for process in processes:
-        process.start()
-    for process in processes:
-        process.join()
-    failed = [p.name for p in processes if p.exitcode != 0]
+    failed = workers.start_processes(target, names, url, prefix, seed, scale)
     if failed:
         raise UsageError(
             f"The agent process(es) {', '.join(failed)} failed (see their errors above). "
@@ -176,14 +119,15 @@ def _result(
 
 
 def run_broken_processes(
-    names: list[str], url: str, *, seed: int, time_scale: float
+    names: list[str], url: str, *, seed: int, time_scale: float, script: Any = None
 ) -> ScenarioResult:
-    """Each agent a process running ``broken_process_agent``; returns what survived."""
+    """Each agent a process running ``workers.py``'s ``broken_agent``; returns what survived."""
     _check_url(url)
+    workers = _script("workers", script)
     prefix = f"demo-{uuid.uuid4().hex[:8]}/"
     with open_store(url) as store:
         store.set(prefix + "session", EMPTY_SESSION)
-    wall = _run(broken_process_agent, names, url, prefix, seed, time_scale)
+    wall = _run(workers, workers.broken_agent, names, url, prefix, seed, time_scale)
     with open_store(url) as store:
         session = store.get(prefix + "session")
     return _result(
@@ -192,12 +136,13 @@ def run_broken_processes(
 
 
 def run_fixed_processes(
-    names: list[str], url: str, *, seed: int, time_scale: float
+    names: list[str], url: str, *, seed: int, time_scale: float, script: Any = None
 ) -> ScenarioResult:
-    """Each agent a process running ``fixed_process_agent``; returns what survived."""
+    """Each agent a process running ``workers.py``'s ``fixed_agent``; returns what survived."""
     _check_url(url)
+    workers = _script("workers", script)
     prefix = f"demo-{uuid.uuid4().hex[:8]}/"
-    wall = _run(fixed_process_agent, names, url, prefix, seed, time_scale)
+    wall = _run(workers, workers.fixed_agent, names, url, prefix, seed, time_scale)
     with open_store(url) as store:
         session = {key: store.get(prefix + key, EMPTY_SESSION[key]) for key in EMPTY_SESSION}
     return _result(
@@ -245,10 +190,16 @@ class ProcessRun:
         }
 
 
-def run_processes(names: list[str], url: str, *, seed: int, time_scale: float) -> ProcessRun:
-    """The broken agents, then the fixed ones, each as one process per agent on ``url``."""
-    broken = run_broken_processes(names, url, seed=seed, time_scale=time_scale)
-    fixed = run_fixed_processes(names, url, seed=seed, time_scale=time_scale)
+def run_processes(
+    names: list[str], url: str, *, seed: int, time_scale: float, script: Any = None
+) -> ProcessRun:
+    """The broken agents, then the fixed ones, each as one process per agent on ``url``.
+
+    ``script`` is ``workers.py`` (its agents and ``start_processes``); by
+    default it is loaded from the course.
+    """
+    broken = run_broken_processes(names, url, seed=seed, time_scale=time_scale, script=script)
+    fixed = run_fixed_processes(names, url, seed=seed, time_scale=time_scale, script=script)
     return ProcessRun(url, broken, fixed)
 
 
@@ -266,72 +217,56 @@ class LostAnswer(TimeoutError):
 #: What ``retried_append`` simulates, in the words the lesson prints.
 SIMULATED_TIMEOUT = (
     "Simulated timeout: the agent's first write reaches the store and succeeds, but "
-    "the script drops its answer on purpose, as a network timeout would. The agent "
-    "cannot tell whether the write happened, so it sends the same write again."
+    "the store the script hands it drops the answer on purpose and raises TimeoutError, "
+    "as a network timeout would. The agent cannot tell whether the write happened, so "
+    "it sends the same write again."
 )
 
 
-def retried_append(url: str, *, use_key: bool, attempts: int = 3) -> dict[str, Any]:
-    """An agent appends its reply; the first answer is lost, so it retries the same write.
+class _FirstAnswerLost:
+    """A store whose first append really happens, then raises LostAnswer instead of answering."""
 
-    The lost answer is simulated: the first ``append`` succeeds, then this
-    function raises :class:`LostAnswer` itself, as a timeout would (reported
-    as ``dropped_answers``). Without an idempotency key each retry appends
-    again (a duplicate); with one, the store applies the write once and
-    answers every retry with the first result.
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.dropped = 0
+
+    def append(self, key: str, value: Any, *, idempotency_key: str | None = None) -> int:
+        index: int = self._store.append(key, value, idempotency_key=idempotency_key)
+        if self.dropped == 0:  # simulated: the write succeeded, its answer is dropped
+            self.dropped += 1
+            raise LostAnswer("no answer within the timeout")
+        return index
+
+
+def retried_append(
+    url: str, *, use_key: bool, attempts: int = 3, script: Any = None
+) -> dict[str, Any]:
+    """``retries.py``'s ``write_reply`` on a store that drops the first answer.
+
+    The lost answer is simulated: the first ``append`` succeeds, then the
+    store handed to the writer raises :class:`LostAnswer` (a ``TimeoutError``)
+    instead of answering, as a timeout would (reported as
+    ``dropped_answers``). Without an idempotency key each retry appends again
+    (a duplicate); with one, the store applies the write once and answers
+    every retry with the first result.
     """
     _check_url(url)
+    retries = _script("retries", script)
     key = f"retries-{uuid.uuid4().hex[:8]}/history"
     message = {"agent": "Writer", "content": "drafted the opening section"}
-    answers: list[int] = []
-    dropped = 0
     with open_store(url) as store:
-        for attempt in range(attempts):
-            try:
-                index = store.append(
-                    key, message, idempotency_key="writer-reply-1" + key if use_key else None
-                )
-                if attempt == 0:  # simulated: the write succeeded, its answer is dropped
-                    dropped += 1
-                    raise LostAnswer("no answer within the timeout")
-                answers.append(index)
-                break
-            except LostAnswer:
-                continue  # the agent cannot know whether the write happened: retry
+        flaky = _FirstAnswerLost(store)
+        index, attempt = retries.write_reply(
+            flaky, key, message, "writer-reply-1" + key if use_key else None, attempts
+        )
         stored = store.get(key)
     return {
         "idempotency_key": use_key,
-        "attempts": attempt + 1,
-        "dropped_answers": dropped,
+        "attempts": attempt,
+        "dropped_answers": flaky.dropped,
         "stored": stored,
-        "answers": answers,
+        "answers": [index],
     }
-
-
-def limited_agent(
-    name: str, url: str, prefix: str, seed: int, time_scale: float, start: Any
-) -> None:
-    """Call the model only while holding one of the shared slots (a concurrency limit).
-
-    The slots have no expiry: if this process died between ``claim`` and the
-    release, its slot would stay taken forever (a production version gives
-    each claim a lease that expires unless renewed).
-    """
-    store = open_store(url)
-    llm = SimulatedLLM(seed, time_scale)
-    slots = store.get(prefix + "slots")
-    start.wait()
-    with agent(name):
-        while True:  # find a free slot; claim() is true for exactly one caller
-            slot = next((s for s in range(slots) if store.claim(f"{prefix}slot:{s}", name)), None)
-            if slot is not None:
-                break
-            time.sleep(0.01 * time_scale)  # all taken: wait a little, then look again
-        store.append(prefix + "log", ["start", name])
-        llm.call(name)
-        store.append(prefix + "log", ["end", name])
-        store.set(f"{prefix}slot:{slot}", None)  # release
-    store.close()
 
 
 #: What ``run_concurrency_limited`` is and is not, in the words the lesson prints.
@@ -346,14 +281,16 @@ CONCURRENCY_NOT_RATE = (
 
 
 def run_concurrency_limited(
-    names: list[str], url: str, *, slots: int, seed: int, time_scale: float
+    names: list[str], url: str, *, slots: int, seed: int, time_scale: float, script: Any = None
 ) -> dict[str, Any]:
-    """Every agent a process; at most ``slots`` model calls in flight across all of them."""
+    """Every agent a process running ``rate_limit.py``'s ``limited_agent``; at most
+    ``slots`` model calls in flight across all of them."""
     _check_url(url)
+    limit = _script("rate_limit", script)
     prefix = f"limit-{uuid.uuid4().hex[:8]}/"
     with open_store(url) as store:
         store.set(prefix + "slots", slots)
-    wall = _run(limited_agent, names, url, prefix, seed, time_scale)
+    wall = _run(limit, limit.limited_agent, names, url, prefix, seed, time_scale)
     with open_store(url) as store:
         log = store.get(prefix + "log")
     in_flight = peak = 0
