@@ -60,8 +60,7 @@ def closing(result):
     return [
         f"agent_results still has all {result.actual['results']} entries: each agent set "
         "its own key with one assignment and no one wrote that dict back from a copy.",
-        f"Total time {result.wall_seconds:.2f} s: about the slowest call "
-        f"({result.latency_max:.2f} s), not the sum ({result.latency_sum:.2f} s).",
+        result.timing(),
         f"Seed {result.seed}. Run again without --seed: another agent may be the survivor.",
     ]
 

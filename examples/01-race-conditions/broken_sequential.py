@@ -56,8 +56,7 @@ if __name__ == "__main__":
             f" x {args.time_scale}."
         ),
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s: about the sum of the model calls "
-            f"({result.latency_sum:.2f} s), because each agent waited for the previous one.",
+            result.timing(),
             f"Seed {result.seed}: add --seed {result.seed} to get the same latencies again.",
         ],
     )

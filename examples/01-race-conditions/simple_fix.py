@@ -56,9 +56,9 @@ def run(names, session, llm, say=print):
 def closing(result):
     speedup = result.latency_sum / result.wall_seconds
     return [
-        f"Total time {result.wall_seconds:.2f} s against {result.latency_sum:.2f} s for the "
-        f"same calls one after another (their sum): {speedup:.1f}x faster.",
-        f"At most {result.extra['calls_at_once']} model calls were in flight at once.",
+        result.timing(),
+        f"Their sum divided by the run's time: {speedup:.1f}"
+        + (" (faster than one after another)." if speedup > 1 else "."),
     ]
 
 

@@ -50,7 +50,7 @@ if __name__ == "__main__":
             "then updates with no await in between."
         ),
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s, about the slowest call "
-            f"({result.latency_max:.2f} s); no lock anywhere."
+            result.timing(),
+            "No lock anywhere.",
         ],
     )

@@ -70,10 +70,8 @@ def closing(result):
     kept = asyncio.run(contrast(cached_answer))
     slept = asyncio.run(contrast(lambda: asyncio.sleep(0)))
     lines = [
-        f"Total time {result.wall_seconds:.2f} s, about the slowest call "
-        f"({result.latency_max:.2f} s): fast, and wrong."
-        if result.lost_agents
-        else "This run lost nothing: the agents' awaits did not overlap. Run it again.",
+        result.timing(),
+        "Fast, and wrong." if result.lost_agents else "This run lost nothing.",
         "",
         "Contrast: 1,000 tasks each read completed, await, and write completed + 1.",
         f"  await cached_answer() (returns without suspending): {kept} of 1000 arrived.",

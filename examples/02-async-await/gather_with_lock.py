@@ -62,8 +62,8 @@ if __name__ == "__main__":
             "across the model call, to its write."
         ),
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s, about the sum of the calls "
-            f"({result.latency_sum:.2f} s): correct, but the lock made the agents take turns. "
-            "Keep awaits out of a lock when you can (gather_await_first.py)."
+            result.timing(),
+            "Correct, but the lock made the agents take turns. Keep awaits out of a lock "
+            "when you can (gather_await_first.py).",
         ],
     )

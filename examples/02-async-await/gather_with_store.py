@@ -49,7 +49,6 @@ if __name__ == "__main__":
         None,
         intro=lambda args: f"{len(args.names)} async agents sharing an AsyncStore (in memory).",
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s; the same calls one after another would "
-            f"take {result.latency_sum:.2f} s (their sum).",
+            result.timing(),
         ],
     )

@@ -57,8 +57,7 @@ if __name__ == "__main__":
         closing=lambda result: [
             f"At most {result.extra['calls_at_once']} calls were in flight at once "
             f"(limit {result.extra['limit']}; counted from the recorded calls).",
-            f"Total time {result.wall_seconds:.2f} s: between the slowest call "
-            f"({result.latency_max:.2f} s) and the sum ({result.latency_sum:.2f} s).",
+            result.timing(),
         ],
         json_extra=lambda result: {"max_in_flight": result.extra["calls_at_once"]},
     )

@@ -50,7 +50,7 @@ if __name__ == "__main__":
         new_session,
         intro=lambda args: f"{len(args.names)} async agents, awaited one after another.",
         closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s: the sum of the model calls "
-            f"({result.latency_sum:.2f} s). Nothing ran concurrently, so nothing was lost.",
+            result.timing(),
+            "Nothing ran concurrently, so nothing was lost.",
         ],
     )

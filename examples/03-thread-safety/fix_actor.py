@@ -58,8 +58,5 @@ if __name__ == "__main__":
         run,
         new_session,
         intro=lambda args: f"{len(args.names)} agents in threads; one writer owns the session.",
-        closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s, about the slowest call "
-            f"({result.latency_max:.2f} s)."
-        ],
+        closing=lambda result: [result.timing()],
     )

@@ -76,7 +76,7 @@ if __name__ == "__main__":
         intro=lambda args: f"{len(args.names)} agents in threads; compare-and-set with retry.",
         closing=lambda result: [
             f"{result.extra['retries']} save(s) were refused because another agent had saved "
-            "first; each re-read the session and saved again. "
-            f"Total time {result.wall_seconds:.2f} s."
+            "first; each re-read the session and saved again.",
+            result.timing(),
         ],
     )

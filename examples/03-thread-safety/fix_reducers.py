@@ -51,8 +51,5 @@ if __name__ == "__main__":
         run,
         None,
         intro=lambda args: f"{len(args.names)} agents in threads; deltas merged by reducers.",
-        closing=lambda result: [
-            f"Total time {result.wall_seconds:.2f} s, about the slowest call "
-            f"({result.latency_max:.2f} s)."
-        ],
+        closing=lambda result: [result.timing()],
     )

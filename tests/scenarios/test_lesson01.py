@@ -222,3 +222,36 @@ def test_race_condition_demo_runs_every_case_and_combines_them() -> None:
     ]
     assert combined["lost_updates"] == 2 + 2 + 2 + 0 + 0
     assert combined["consistent"] is False
+
+
+def _timed(wall: float, latencies: dict[str, float], calls: int) -> str:
+    from racefree.scenarios import ScenarioResult
+
+    result = ScenarioResult(
+        scenario="x",
+        agents=list(latencies),
+        seed=0,
+        time_scale=1.0,
+        wall_seconds=wall,
+        expected={},
+        actual={},
+        measure="",
+        lost_updates=0,
+        lost_agents=[],
+        consistent=True,
+        latencies=latencies,
+        extra={"calls_at_once": calls},
+    )
+    return result.timing()
+
+
+def test_the_timing_sentence_says_when_the_machinery_took_the_time() -> None:
+    tiny = _timed(0.05, {"A": 0.001, "B": 0.002}, calls=2)
+    assert tiny.endswith("took longer than the calls themselves.")
+    assert "about" not in tiny
+
+
+def test_the_timing_sentence_follows_the_recorded_overlap() -> None:
+    assert _timed(3.1, {"A": 1.0, "B": 2.0}, calls=1).endswith("about their sum.")
+    assert _timed(2.1, {"A": 1.0, "B": 2.0}, calls=2).endswith("about the slowest call.")
+    assert _timed(2.9, {"A": 1.0, "B": 2.0, "C": 1.0}, calls=2).endswith("less than their sum.")

@@ -217,6 +217,10 @@ def _verdict(result: ScenarioResult) -> str:
     return f"{result.lost_updates} update(s) LOST ({', '.join(result.lost_agents)})"
 
 
+def _sentence(text: str) -> str:
+    return text[:1].upper() + text[1:] + "."
+
+
 def show_demo(printer: Printer, run: Any) -> None:
     """The whole demo: one short section per scenario, then the summary table."""
     names = run.sequential.agents
@@ -228,30 +232,28 @@ def show_demo(printer: Printer, run: Any) -> None:
     printer.heading("1. One at a time (broken_sequential.py)")
     for text in lanes(run.sequential):
         printer.line("  " + text)
-    printer.line(
-        f"  {run.sequential.wall_seconds:.2f} s, about the sum of the calls "
-        f"({run.sequential.latency_sum:.2f} s); {_verdict(run.sequential)}."
-    )
+    printer.line(f"  {run.sequential.timing()} {_sentence(_verdict(run.sequential))}")
     printer.heading(f"2. In parallel, unsafe (broken_parallel.py), {len(run.parallel)} runs")
     for text in lanes(run.parallel[0]):
         printer.line("  " + text)
     for result, kept in zip(run.parallel, run.outcomes, strict=True):
+        lost = f"lost {', '.join(result.lost_agents)}" if result.lost_agents else "lost nothing"
         printer.line(
-            f"  seed {result.seed}: kept {', '.join(kept)}; lost {', '.join(result.lost_agents)}"
-            f"  ({result.wall_seconds:.2f} s)",
+            f"  seed {result.seed}: kept {', '.join(kept)}; {lost}  ({result.wall_seconds:.2f} s)",
             "red" if result.lost_updates else None,
         )
+    losing = sum(1 for result in run.parallel if result.lost_agents)
     printer.line(
-        f"  {run.distinct_parallel_outcomes} different outcome(s) in {len(run.parallel)} runs: "
-        "whoever writes last wins, and the others' work is gone."
+        f"  {run.distinct_parallel_outcomes} different outcome(s) in {len(run.parallel)} runs, "
+        f"{losing} of them losing work: whoever writes last wins, and the others' work is gone."
+        if losing
+        else f"  None of the {len(run.parallel)} runs lost work: at this time scale the agents "
+        "finished before the others read. Try a larger --time-scale."
     )
     printer.heading("3. In parallel, locked (simple_fix.py)")
     for text in lanes(run.fixed):
         printer.line("  " + text)
-    printer.line(
-        f"  {run.fixed.wall_seconds:.2f} s against {run.fixed.latency_sum:.2f} s one at a time: "
-        f"{run.fixed.latency_sum / run.fixed.wall_seconds:.1f}x faster; {_verdict(run.fixed)}."
-    )
+    printer.line(f"  {run.fixed.timing()} {_sentence(_verdict(run.fixed))}")
     printer.heading("4. Forced interleavings (race_condition_demo.py)")
     for result in run.forced:
         printer.line(f"  {result.title}: {result.story[-1]}")

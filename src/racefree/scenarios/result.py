@@ -51,6 +51,35 @@ class ScenarioResult:
         """The slowest agent's simulated LLM time: a fully parallel run's floor."""
         return max(self.latencies.values(), default=0.0)
 
+    def timing(self) -> str:
+        """What the run's time shows, in one sentence that is true at any time scale.
+
+        The overlap comes from the recorded calls (``extra["calls_at_once"]``),
+        not from the clock; the clock only says whether the calls or the
+        machinery around them (starting threads, recording) took the time.
+        """
+        wall, total, slowest = self.wall_seconds, self.latency_sum, self.latency_max
+        calls = self.extra.get("calls_at_once")
+        text = (
+            f"Total time {wall:.2f} s; the model calls took {total:.2f} s added up, "
+            f"{slowest:.2f} s the slowest"
+        )
+        if calls == 1:
+            how = "they ran one at a time"
+        elif calls is not None:
+            how = f"up to {calls} ran at once"
+        else:
+            return text + "."
+        if wall > 1.5 * total:
+            return (
+                f"{text}; {how}, but at this time scale starting the agents and recording "
+                "them took longer than the calls themselves."
+            )
+        if calls == 1:
+            return f"{text}: {how}, so the run took about their sum."
+        near = "about the slowest call" if wall <= 1.25 * slowest else "less than their sum"
+        return f"{text}: {how}, so the run took {near}."
+
     def to_json(self) -> dict[str, Any]:
         """The keys documented in the lesson README, JSON-ready."""
         out: dict[str, Any] = {

@@ -11,15 +11,14 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from racefree.scenarios.llm import agent_names
-from racefree.scenarios.result import ScenarioResult
 
-__all__ = ["LessonArgs", "flow_script", "parse_lesson_args", "print_json"]
+__all__ = ["LessonArgs", "parse_lesson_args", "print_json"]
 
 
 @dataclass(frozen=True)
@@ -143,40 +142,3 @@ def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON on stdout."""
     json.dump(data, sys.stdout, indent=2)
     sys.stdout.write("\n")
-
-
-def flow_script(
-    description: str | None,
-    run: Callable[..., ScenarioResult],
-    *,
-    intro: Callable[[LessonArgs], str],
-    closing: Callable[[ScenarioResult], list[str]],
-    min_agents: int = 1,
-    extra: dict[str, tuple[int, str]] | None = None,
-) -> None:
-    """The body of a lesson script that runs one flow: parse, run, print prose or JSON.
-
-    ``intro`` says what is about to run; ``closing`` gives the lines printed
-    after the timeline, story and counts. ``extra`` options (see
-    :func:`parse_lesson_args`) are passed to ``run`` as keyword arguments.
-    """
-    from racefree.report.terminal import Printer, show_flow
-
-    args = parse_lesson_args(description, min_agents=min_agents, extra=extra, history=True)
-    out = Printer()
-    if not args.json:
-        out.line(intro(args))
-        out.line("Running...")
-    result = run(args.names, seed=args.seed, time_scale=args.time_scale, **args.extra)
-    if args.history is not None:
-        result.history.to_jsonl(args.history)
-    if args.json:
-        print_json(result.to_json())
-        return
-    show_flow(out, result)
-    for text in closing(result):
-        out.line(text)
-    if args.history is not None:
-        out.line(
-            f"History saved to {args.history}: explain it with `racefree check {args.history}`."
-        )
