@@ -47,6 +47,8 @@ def run(names, session, llm):
 
 
 if __name__ == "__main__":
+    # The helper parses the options, hands `run` a session that records every read
+    # and write (for the timeline and --history), and prints what happened.
     flow_script(
         __doc__,
         run,
