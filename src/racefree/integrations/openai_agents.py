@@ -1,0 +1,357 @@
+"""The OpenAI Agents SDK: a recorder for any ``Session`` and a store-backed ``Session``.
+
+``pip install racefree[openai-agents]``. Both classes follow the SDK's
+``Session`` protocol (``get_items``, ``add_items``, ``pop_item``,
+``clear_session``) and accept the run context the SDK passes as ``wrapper``,
+which is how they tell one ``Runner.run`` from another.
+
+- :class:`RecordedSession` wraps your session (``SQLiteSession``, your own
+  class...) and records each call on the key ``session <id>``: ``get_items``
+  a ``read`` (the items seen; the version is the number of items),
+  ``add_items`` an ``extend`` (the items, contiguous), ``pop_item`` a ``pop``,
+  ``clear_session`` a ``write`` of ``[]``. Runs are named ``run 1``,
+  ``run 2``... in the order they first touch the session (or by
+  ``racefree.agent``). The SDK saves a run's input when the run starts and
+  its answer when it ends, so two runs on one session interleave their turns:
+  the checker reports an ``interleaved-turn`` in these words.
+- :class:`StoreSession` keeps the conversation in a racefree store. A run's
+  items stay with that run until its turn is complete (the last item is the
+  assistant's message and every tool call has its output); then the whole
+  turn is appended in one atomic ``append_turn``, with an idempotency key, so
+  turns never interleave, across processes (SQLite) and hosts (Redis) too,
+  and a retried save is not appended twice. A run that fails before its
+  answer saves nothing: the question is not left behind without its answer,
+  and a retry does not duplicate it. Calls made without a run context (your
+  own code calling ``add_items``) are each one atomic turn.
+
+Exploring the SDK: the SDK's tracing exports spans from a background thread
+and keeps a lazily created lock; :func:`exploring` turns tracing off for the
+duration of an exploration (``racefree.explore`` workflows can call it at
+their start; it restores the setting when the ``with`` block ends).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from racefree.agent import agent as _acting
+from racefree.errors import UsageError
+from racefree.explore import hooks
+from racefree.history import History
+from racefree.integrations._common import RunNames, jsonable
+from racefree.state import AsyncStore, open_async_store
+
+__all__ = ["RecordedSession", "StoreSession", "exploring", "scripted_model", "turn_is_complete"]
+
+
+def _key(session_id: str) -> str:
+    return f"session {session_id}"
+
+
+def _takes_wrapper(method: Any) -> bool:
+    try:
+        parameters = inspect.signature(method).parameters
+    except (TypeError, ValueError):
+        return False
+    wrapper = parameters.get("wrapper")
+    return wrapper is not None and wrapper.kind in (
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.KEYWORD_ONLY,
+    )
+
+
+class RecordedSession:
+    """Any SDK ``Session``, with each call recorded as an event (see the module docstring).
+
+    ``history`` receives the events (a new one by default: :attr:`history`).
+    The event is recorded when the wrapped call returns; the explorer is told
+    before the call starts, so it can run another run first.
+    """
+
+    def __init__(self, session: Any, *, history: History | None = None) -> None:
+        for method in ("get_items", "add_items", "pop_item", "clear_session"):
+            if not callable(getattr(session, method, None)):
+                raise UsageError(
+                    f"RecordedSession wraps an OpenAI Agents SDK Session, and "
+                    f"{type(session).__name__} has no {method}() method. Pass a session "
+                    "such as agents.SQLiteSession('id')."
+                )
+        self.session = session
+        self.session_id: str = session.session_id
+        self.session_settings = getattr(session, "session_settings", None)
+        self.history = history if history is not None else History()
+        self.key = _key(self.session_id)
+        self._runs = RunNames()
+        self._count: int | None = None  # items in the session, as far as the calls through us show
+        self._pass_wrapper = all(
+            _takes_wrapper(getattr(session, m))
+            for m in ("get_items", "add_items", "pop_item", "clear_session")
+        )
+
+    def _who(self, wrapper: Any) -> str:
+        return self._runs.name(wrapper, by_id=True) if wrapper is not None else self._runs.name()
+
+    def _kwargs(self, wrapper: Any) -> dict[str, Any]:
+        return {"wrapper": wrapper} if self._pass_wrapper and wrapper is not None else {}
+
+    async def get_items(self, limit: int | None = None, wrapper: Any = None) -> list[Any]:
+        """The wrapped ``get_items``, recorded as a ``read`` of the items it returned."""
+        who = self._who(wrapper)
+        hooks.point("read", self.key)
+        items: list[Any] = await self.session.get_items(limit, **self._kwargs(wrapper))
+        if limit is None:
+            self._count = len(items)
+        self.history.record(
+            "read", self.key, agent=who, version_read=self._count, value=jsonable(items)
+        )
+        return items
+
+    async def add_items(self, items: list[Any], wrapper: Any = None) -> None:
+        """The wrapped ``add_items``, recorded as one ``extend`` (the items land contiguously)."""
+        who = self._who(wrapper)
+        hooks.point("extend", self.key)
+        await self.session.add_items(items, **self._kwargs(wrapper))
+        before = self._count
+        if before is not None:
+            self._count = before + len(items)
+        self.history.record(
+            "extend",
+            self.key,
+            agent=who,
+            version_read=before,
+            version_written=self._count,
+            value=jsonable(list(items)),
+        )
+
+    async def pop_item(self, wrapper: Any = None) -> Any:
+        """The wrapped ``pop_item``, recorded as a ``pop`` of the item it removed."""
+        who = self._who(wrapper)
+        hooks.point("pop", self.key)
+        item = await self.session.pop_item(**self._kwargs(wrapper))
+        before = self._count
+        if before is not None and item is not None:
+            self._count = before - 1
+        self.history.record(
+            "pop",
+            self.key,
+            agent=who,
+            version_read=before,
+            version_written=self._count,
+            value=jsonable(item),
+        )
+        return item
+
+    async def clear_session(self, wrapper: Any = None) -> None:
+        """The wrapped ``clear_session``, recorded as a ``write`` of an empty conversation."""
+        who = self._who(wrapper)
+        hooks.point("write", self.key)
+        await self.session.clear_session(**self._kwargs(wrapper))
+        self._count = 0
+        self.history.record("write", self.key, agent=who, version_written=0, value=[])
+
+    def __repr__(self) -> str:
+        return f"RecordedSession({self.session!r})"
+
+
+def turn_is_complete(items: list[Any]) -> bool:
+    """True when ``items`` end a turn: the assistant's message last, every tool call answered."""
+    if not items:
+        return False
+    calls: set[Any] = set()
+    answered: set[Any] = set()
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        kind = str(item.get("type", ""))
+        if kind.endswith("_call_output"):
+            answered.add(item.get("call_id"))
+        elif kind.endswith("_call") and item.get("call_id") is not None:
+            calls.add(item.get("call_id"))
+    last = items[-1]
+    return (
+        isinstance(last, dict)
+        and last.get("role") == "assistant"
+        and last.get("type", "message") == "message"
+        and calls <= answered
+    )
+
+
+class _Turn:
+    __slots__ = ("items", "saved", "token")
+
+    def __init__(self) -> None:
+        self.items: list[Any] = []
+        self.token = uuid.uuid4().hex  # one per run: its saves are idempotent across retries
+        self.saved = 0
+
+
+class StoreSession:
+    """An SDK ``Session`` kept in a racefree store, whose turns never interleave.
+
+    ``StoreSession("t1", "sqlite:///sessions.db")`` or with an open
+    :class:`~racefree.AsyncStore` (pass ``history=`` to :func:`racefree.open_async_store`
+    to record its operations). The guarantee is in the module docstring: a
+    run's turn is appended whole, atomically, once.
+    """
+
+    def __init__(
+        self,
+        session_id: str,
+        store: AsyncStore | str = "memory://",
+        *,
+        history: History | None = None,
+    ) -> None:
+        if not isinstance(session_id, str) or not session_id:
+            raise UsageError(f"A session id must be a non-empty string, not {session_id!r}.")
+        if isinstance(store, str):
+            store = open_async_store(store, history=history)
+        elif history is not None:
+            raise UsageError(
+                "Pass history= to open_async_store() when you open the store yourself; "
+                "StoreSession records through the store."
+            )
+        self.session_id = session_id
+        self.session_settings = None
+        self.store = store
+        self.key = _key(session_id)
+        self._runs = RunNames()
+        self._turns: dict[int, _Turn] = {}
+
+    def _turn(self, wrapper: Any) -> _Turn | None:
+        if wrapper is None:
+            return None
+        self._runs.name(wrapper, by_id=True)  # keeps the wrapper alive: its id stays its own
+        turn = self._turns.get(id(wrapper))
+        if turn is None:
+            turn = self._turns[id(wrapper)] = _Turn()
+        return turn
+
+    @contextlib.contextmanager
+    def _as_run(self, wrapper: Any) -> Iterator[None]:
+        if wrapper is None:
+            yield
+            return
+        with _acting(self._runs.name(wrapper, by_id=True)):
+            yield
+
+    async def get_items(self, limit: int | None = None, wrapper: Any = None) -> list[Any]:
+        """The saved conversation, followed by this run's items not yet saved."""
+        with self._as_run(wrapper):
+            saved = await self.store.get(self.key, [])
+        turn = self._turn(wrapper)
+        items = list(saved) + (list(turn.items) if turn else [])
+        if limit is None:
+            return items
+        return items[-limit:] if limit > 0 else []
+
+    async def add_items(self, items: list[Any], wrapper: Any = None) -> None:
+        """Add to this run's turn; a complete turn is appended to the store in one step."""
+        new = jsonable(list(items))
+        turn = self._turn(wrapper)
+        if turn is None:
+            if new:
+                await self.store.append_turn(self.key, new)
+            return
+        turn.items.extend(new)
+        if turn_is_complete(turn.items):
+            with self._as_run(wrapper):
+                await self.store.append_turn(
+                    self.key, turn.items, idempotency_key=f"{turn.token}:{turn.saved}"
+                )
+            turn.items = []
+            turn.saved += 1
+
+    async def pop_item(self, wrapper: Any = None) -> Any:
+        """Remove and return the newest item: this run's unsaved one first, else the store's."""
+        turn = self._turn(wrapper)
+        if turn is not None and turn.items:
+            return turn.items.pop()
+
+        async def pop(tx: Any) -> Any:
+            items = list(await tx.get(self.key, []))
+            if not items:
+                return None
+            item = items.pop()
+            tx.set(self.key, items)
+            return item
+
+        with self._as_run(wrapper):
+            return await self.store.transaction(pop)
+
+    async def clear_session(self, wrapper: Any = None) -> None:
+        """Empty the conversation (and this run's unsaved items)."""
+        turn = self._turn(wrapper)
+        if turn is not None:
+            turn.items = []
+        with self._as_run(wrapper):
+            await self.store.set(self.key, [])
+
+    def __repr__(self) -> str:
+        return f"StoreSession({self.session_id!r}, {self.store.url!r})"
+
+
+@contextlib.contextmanager
+def exploring() -> Iterator[None]:
+    """Turn the SDK's tracing off inside the block (an exploration), then restore it.
+
+    Tracing exports from a background thread and batches through a lock made
+    on first use; neither belongs to the agents being explored, and no span
+    leaves the machine during a test anyway.
+    """
+    from agents.tracing import get_trace_provider
+
+    provider = get_trace_provider()
+    before = getattr(provider, "_manual_disabled", None)
+    provider.set_disabled(True)
+    try:
+        yield
+    finally:
+        refresh = getattr(provider, "_refresh_disabled_flag", None)
+        if before is None and callable(refresh):  # back to following the environment
+            setattr(provider, "_manual_disabled", None)  # noqa: B010 - private in the SDK
+            refresh()
+        else:
+            provider.set_disabled(bool(before))
+
+
+def scripted_model(
+    reply: Callable[[str], str] = lambda question: f"answer to {question}",
+    *,
+    latency: float = 1.0,
+) -> Any:
+    """An SDK ``Model`` that answers the last user message with ``reply(text)`` after ``latency``.
+
+    No network: for tests and explorations (the SDK ships no fake model
+    outside its own test suite). The latency is an ``asyncio.sleep``, so the
+    explorer may end either run's model call first.
+    """
+    from agents.items import ModelResponse
+    from agents.models.interface import Model
+    from agents.usage import Usage
+    from openai.types.responses import ResponseOutputMessage, ResponseOutputText
+
+    class _Scripted(Model):
+        async def get_response(
+            self, system_instructions: Any, input: Any, *a: Any, **k: Any
+        ) -> Any:
+            import asyncio
+
+            await asyncio.sleep(latency)
+            question = ""
+            for item in input if isinstance(input, list) else [{"role": "user", "content": input}]:
+                if isinstance(item, dict) and item.get("role") == "user":
+                    question = str(item.get("content"))
+            text = ResponseOutputText(type="output_text", text=reply(question), annotations=[])
+            message = ResponseOutputMessage(
+                id="msg", type="message", role="assistant", status="completed", content=[text]
+            )
+            return ModelResponse(output=[message], usage=Usage(), response_id=None)
+
+        def stream_response(self, *args: Any, **kwargs: Any) -> Any:
+            raise NotImplementedError("scripted_model answers Runner.run, not streaming runs.")
+
+    return _Scripted()
