@@ -18,4 +18,30 @@ follows.
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import asyncio
+import inspect
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["warm_up"]
+
+
+def warm_up(workflow: Callable[[], Any]) -> Any:
+    """Run ``workflow`` once, outside any exploration, and return what it returns.
+
+    Frameworks import modules and build caches on first use (ADK's first run
+    imports a library that makes a logging handler with its own lock; the
+    first run may start work the later ones skip). Done inside an
+    exploration, that first use makes the first schedule differ from the
+    rest (exhaustive search then reports the workflow as not deterministic)
+    and leaves objects made under the explorer behind. Call this before
+    ``racefree.explore(workflow, ...)``.
+    """
+    result = workflow()
+    if inspect.isawaitable(result):
+        return asyncio.run(_wait(result))
+    return result
+
+
+async def _wait(awaitable: Any) -> Any:
+    return await awaitable

@@ -42,7 +42,7 @@ from racefree.agent import agent as _acting
 from racefree.errors import UsageError
 from racefree.explore import hooks
 from racefree.history import History
-from racefree.integrations._common import RunNames, jsonable
+from racefree.integrations._common import PerObject, RunNames, jsonable
 from racefree.state import AsyncStore, open_async_store
 
 __all__ = ["RecordedSession", "StoreSession", "exploring", "scripted_model", "turn_is_complete"]
@@ -93,7 +93,7 @@ class RecordedSession:
         )
 
     def _who(self, wrapper: Any) -> str:
-        return self._runs.name(wrapper, by_id=True) if wrapper is not None else self._runs.name()
+        return self._runs.name(wrapper)
 
     def _kwargs(self, wrapper: Any) -> dict[str, Any]:
         return {"wrapper": wrapper} if self._pass_wrapper and wrapper is not None else {}
@@ -219,15 +219,12 @@ class StoreSession:
         self.store = store
         self.key = _key(session_id)
         self._runs = RunNames()
-        self._turns: dict[int, _Turn] = {}
+        self._turns = PerObject()
 
     def _turn(self, wrapper: Any) -> _Turn | None:
         if wrapper is None:
             return None
-        self._runs.name(wrapper, by_id=True)  # keeps the wrapper alive: its id stays its own
-        turn = self._turns.get(id(wrapper))
-        if turn is None:
-            turn = self._turns[id(wrapper)] = _Turn()
+        turn: _Turn = self._turns.get(wrapper, _Turn)
         return turn
 
     @contextlib.contextmanager
@@ -235,7 +232,7 @@ class StoreSession:
         if wrapper is None:
             yield
             return
-        with _acting(self._runs.name(wrapper, by_id=True)):
+        with _acting(self._runs.name(wrapper)):
             yield
 
     async def get_items(self, limit: int | None = None, wrapper: Any = None) -> list[Any]:
