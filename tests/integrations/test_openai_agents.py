@@ -39,7 +39,8 @@ def answers_follow_questions(items: list[Any]) -> None:
 
 async def double_text(session: Any) -> list[Any]:
     """The user sends two messages quickly: two runs of one agent on one session."""
-    concierge = agents.Agent(name="Concierge", model=scripted_model())
+    model = scripted_model(latency=lambda question: 1.0 if question == QUESTIONS[0] else 1.5)
+    concierge = agents.Agent(name="Concierge", model=model)
     await asyncio.gather(*(agents.Runner.run(concierge, q, session=session) for q in QUESTIONS))
     items: list[Any] = await session.get_items()
     return items

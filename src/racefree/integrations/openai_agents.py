@@ -318,13 +318,16 @@ def exploring() -> Iterator[None]:
 def scripted_model(
     reply: Callable[[str], str] = lambda question: f"answer to {question}",
     *,
-    latency: float = 1.0,
+    latency: float | Callable[[str], float] = 1.0,
 ) -> Any:
     """An SDK ``Model`` that answers the last user message with ``reply(text)`` after ``latency``.
 
     No network: for tests and explorations (the SDK ships no fake model
-    outside its own test suite). The latency is an ``asyncio.sleep``, so the
-    explorer may end either run's model call first.
+    outside its own test suite). The latency (seconds, or
+    ``latency(question)``) is an ``asyncio.sleep``: give two runs different
+    latencies and, under ``latency="any"``, the explorer may end either
+    run's call first (calls that end at the same instant resume in the order
+    asyncio gives them).
     """
     from agents.items import ModelResponse
     from agents.models.interface import Model
@@ -337,11 +340,11 @@ def scripted_model(
         ) -> Any:
             import asyncio
 
-            await asyncio.sleep(latency)
             question = ""
             for item in input if isinstance(input, list) else [{"role": "user", "content": input}]:
                 if isinstance(item, dict) and item.get("role") == "user":
                     question = str(item.get("content"))
+            await asyncio.sleep(latency(question) if callable(latency) else latency)
             text = ResponseOutputText(type="output_text", text=reply(question), annotations=[])
             message = ResponseOutputMessage(
                 id="msg", type="message", role="assistant", status="completed", content=[text]
