@@ -1,0 +1,207 @@
+"""The LangGraph integration, against the real LangGraph (no network: the nodes sleep)."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+import pytest
+
+pytest.importorskip("langgraph", reason="install racefree[langgraph]")
+
+from langgraph.checkpoint.base import empty_checkpoint
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import END, START, StateGraph
+
+import racefree
+from racefree.errors import ConflictError, UsageError
+from racefree.integrations import warm_up
+from racefree.integrations.langgraph import RecordedCheckpointer, StoreCheckpointer
+
+QUESTIONS = ("hi", "bye")
+CONFIG: Any = {"configurable": {"thread_id": "t1"}}
+
+
+class Chat(TypedDict):
+    messages: Annotated[list[str], operator.add]
+
+
+async def chatbot(state: Chat) -> dict[str, list[str]]:
+    question = state["messages"][-1]
+    await asyncio.sleep(1.0 if question == QUESTIONS[0] else 1.5)  # the model call
+    return {"messages": [f"answer to {question}"]}
+
+
+def graph(checkpointer: Any) -> Any:
+    builder = StateGraph(Chat)
+    builder.add_node("chatbot", chatbot)
+    builder.add_edge(START, "chatbot")
+    builder.add_edge("chatbot", END)
+    return builder.compile(checkpointer=checkpointer)
+
+
+def double_text(
+    checkpointer: Callable[[], Any], durability: str = "async"
+) -> Callable[[], Awaitable[dict[str, Any]]]:
+    """Two invocations on one thread_id at once; a refused one is invoked again."""
+
+    async def workflow() -> dict[str, Any]:
+        app = graph(checkpointer())
+
+        async def say(text: str) -> None:
+            for _ in range(3):
+                try:
+                    await app.ainvoke({"messages": [text]}, CONFIG, durability=durability)
+                    return
+                except ConflictError:
+                    continue  # the thread moved on: invoke again from its latest checkpoint
+
+        await asyncio.gather(*(say(q) for q in QUESTIONS))
+        values: dict[str, Any] = (await app.aget_state(CONFIG)).values
+        return values
+
+    return workflow
+
+
+def every_question_answered_once(state: dict[str, Any]) -> None:
+    """Both questions and both answers are on the thread, each once."""
+    expected = sorted([*QUESTIONS, *(f"answer to {q}" for q in QUESTIONS)])
+    assert sorted(state["messages"]) == expected, state["messages"]
+
+
+def recorded() -> RecordedCheckpointer:
+    return RecordedCheckpointer(InMemorySaver())
+
+
+def fixed() -> StoreCheckpointer:
+    return StoreCheckpointer(racefree.open_store("memory://", history=racefree.History()))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def first_use_outside_the_explorer() -> None:
+    warm_up(double_text(fixed, "exit"))
+
+
+def test_the_recorder_shows_the_second_run_saving_over_the_first() -> None:
+    result = racefree.explore(
+        double_text(recorded), invariants=[every_question_answered_once], save_dir=None
+    )
+    failure = result.failure
+    assert failure is not None
+    checker = [f for f in failure.run.failures if f.kind == "checker"]
+    assert checker[0].title == "Checker: lost update on thread t1 (run 2, run 1)"
+    assert checker[0].name == "lost-update"
+    assert " ".join(checker[0].details).startswith(
+        "run 2 read thread t1 at v0. run 1 wrote thread t1 at v1. run 1 wrote thread t1 at "
+        "v2. run 2 then wrote thread t1 at v3 from its copy of v0. The writes of run 1 are gone."
+    )
+    invariant = [f for f in failure.run.failures if f.kind == "invariant"]
+    assert invariant and "every_question_answered_once" in invariant[0].title
+
+
+def test_the_store_checkpointer_passes_exhaustive_search_with_one_save_per_run() -> None:
+    result = racefree.explore(
+        double_text(fixed, "exit"),
+        strategy="exhaustive",
+        schedules=10_000,
+        invariants=[every_question_answered_once],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete and result.distinct >= 2
+
+
+def test_with_per_step_saves_a_retried_run_can_repeat_its_question() -> None:
+    # The documented limit: the refused run had saved its question, the other run built
+    # on it, and invoking the refused run again asks it a second time. No turn is lost.
+    result = racefree.explore(
+        double_text(fixed, "async"),
+        strategy="exhaustive",
+        schedules=10_000,
+        invariants=[every_question_answered_once],
+        save_dir=None,
+    )
+    failure = result.failure
+    assert failure is not None
+    assert failure.failure.kind == "invariant"
+    messages = failure.run.result["messages"]
+    assert sorted(set(messages)) == sorted([*QUESTIONS, *(f"answer to {q}" for q in QUESTIONS)])
+    assert len(messages) > 4  # a question asked twice, nothing missing
+
+
+def test_a_stale_parent_is_refused_naming_the_run_that_saved_since() -> None:
+    saver = StoreCheckpointer()
+    config: Any = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    first, second = empty_checkpoint(), empty_checkpoint()
+    with racefree.agent("run A"):
+        saved = saver.put(config, first, {"source": "input", "step": -1}, {})
+    with racefree.agent("run B"), pytest.raises(ConflictError) as caught:
+        saver.put(config, second, {"source": "input", "step": -1}, {})
+    assert str(caught.value) == (
+        "run B saved thread 't1' from checkpoint 0, but run A has since saved checkpoint 1: "
+        "saving would lose run A's turn. Nothing was written; invoke the graph again on this "
+        "thread (it starts from checkpoint 1), or give concurrent conversations their own "
+        "thread_id."
+    )
+    latest = saver.get_tuple(config)
+    assert latest is not None and latest.checkpoint["id"] == first["id"]
+    assert saved["configurable"]["checkpoint_id"] == first["id"]
+
+
+def test_two_checkpointers_on_one_sqlite_file_refuse_each_others_stale_parent(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'checkpoints.db'}"
+    one, two = StoreCheckpointer(url), StoreCheckpointer(url)  # as two processes hold them
+    config: Any = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    one.put(config, empty_checkpoint(), {"step": -1}, {})
+    with pytest.raises(ConflictError, match=r"from checkpoint 0, but .* saved checkpoint 1"):
+        two.put(config, empty_checkpoint(), {"step": -1}, {})
+
+
+def test_pending_writes_of_parallel_tasks_are_all_kept_once() -> None:
+    saver = StoreCheckpointer()
+    config: Any = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
+    checkpoint = empty_checkpoint()
+    saved = saver.put(config, checkpoint, {"step": 0}, {})
+    saver.put_writes(saved, [("results", "A")], task_id="task-a", task_path="~a")
+    saver.put_writes(saved, [("results", "B")], task_id="task-b", task_path="~b")
+    saver.put_writes(saved, [("results", "A again")], task_id="task-a", task_path="~a")  # retry
+    found = saver.get_tuple(saved)
+    assert found is not None
+    assert found.pending_writes == [("task-a", "results", "A"), ("task-b", "results", "B")]
+
+
+def test_the_store_checkpointer_runs_a_sync_graph_and_keeps_its_history() -> None:
+    def echo(state: Chat) -> dict[str, list[str]]:
+        return {"messages": [f"answer to {state['messages'][-1]}"]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("echo", echo)
+    builder.add_edge(START, "echo")
+    builder.add_edge("echo", END)
+    app = builder.compile(checkpointer=StoreCheckpointer())
+    app.invoke({"messages": ["hi"]}, CONFIG)
+    app.invoke({"messages": ["bye"]}, CONFIG)
+    assert app.get_state(CONFIG).values["messages"] == [
+        "hi",
+        "answer to hi",
+        "bye",
+        "answer to bye",
+    ]
+    steps = [s.metadata["step"] for s in app.get_state_history(CONFIG)]
+    assert steps == [4, 3, 2, 1, 0, -1]
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    with pytest.raises(
+        UsageError,
+        match=r"^RecordedCheckpointer wraps a LangGraph checkpointer, not a dict\. "
+        r"Pass one such as InMemorySaver\(\)\.$",
+    ):
+        RecordedCheckpointer({})  # type: ignore[arg-type]
+    with pytest.raises(UsageError, match=r"^A checkpointer needs a thread_id"):
+        StoreCheckpointer().get_tuple({"configurable": {}})
