@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e .
 	touch $@
 
+# The tests run against the real agent frameworks (the integrations' extras); the three
+# install side by side.
 $(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,langgraph,openai-agents,adk]'
 	touch $@ $(VENV)/.installed
 
 demo: $(VENV)/.installed

@@ -50,8 +50,7 @@ def test_the_recorder_shows_two_runs_interleaving_their_turns() -> None:
     async def workflow() -> list[Any]:
         return await double_text(RecordedSession(agents.SQLiteSession("t1")))
 
-    with exploring():
-        result = racefree.explore(workflow, schedules=50, save_dir=None)
+    result = racefree.explore(workflow, schedules=50, save_dir=None)  # tracing left on
     failure = result.failure
     assert failure is not None
     assert (failure.failure.kind, failure.failure.name) == ("checker", "interleaved-turn")
@@ -65,14 +64,13 @@ def test_the_store_session_passes_exhaustive_search() -> None:
     async def workflow() -> list[Any]:
         return await double_text(StoreSession("t1", "memory://", history=racefree.History()))
 
-    with exploring():
-        result = racefree.explore(
-            workflow,
-            strategy="exhaustive",
-            schedules=10_000,
-            invariants=[answers_follow_questions],
-            save_dir=None,
-        )
+    result = racefree.explore(
+        workflow,
+        strategy="exhaustive",
+        schedules=10_000,
+        invariants=[answers_follow_questions],
+        save_dir=None,
+    )
     assert result.ok, result.report()
     assert result.complete
     assert result.distinct >= 2  # either run's turn may land first
@@ -144,6 +142,19 @@ def test_a_turn_is_complete_only_with_the_answer_last_and_every_tool_call_answer
     assert not turn_is_complete([user, call, answer])
     assert turn_is_complete([user, call, output, answer])
     assert turn_is_complete([user, answer])
+
+
+def test_the_sdk_traces_nothing_inside_an_exploration_and_as_before_outside() -> None:
+    seen = []
+
+    def workflow() -> None:
+        RecordedSession(agents.SQLiteSession("s"))
+        seen.append(type(agents.trace("inside")).__name__)
+
+    racefree.explore(workflow, schedules=1, save_dir=None, check=False)
+    RecordedSession(agents.SQLiteSession("s"))
+    assert seen == ["NoOpTrace"]
+    assert type(agents.trace("outside")).__name__ == "TraceImpl"
 
 
 def test_exploring_turns_tracing_off_and_restores_it() -> None:

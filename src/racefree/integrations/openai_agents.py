@@ -24,10 +24,13 @@ which is how they tell one ``Runner.run`` from another.
   and a retry does not duplicate it. Calls made without a run context (your
   own code calling ``add_items``) are each one atomic turn.
 
-Exploring the SDK: the SDK's tracing exports spans from a background thread
-and keeps a lazily created lock; :func:`exploring` turns tracing off for the
-duration of an exploration (``racefree.explore`` workflows can call it at
-their start; it restores the setting when the ``with`` block ends).
+Exploring the SDK: its tracing exports spans from a background thread that
+polls, and batches through a lock made on first use; under the explorer that
+thread is taken for an agent. Making a session of this module installs a
+wrapper around the SDK's trace provider that creates no trace or span while
+an exploration runs, and passes everything through unchanged otherwise;
+:func:`exploring` turns tracing off around any block, for explorations that
+use sessions of their own.
 """
 
 from __future__ import annotations
@@ -80,6 +83,7 @@ class RecordedSession:
                     f"{type(session).__name__} has no {method}() method. Pass a session "
                     "such as agents.SQLiteSession('id')."
                 )
+        _quiet_tracing_in_exploration()
         self.session = session
         self.session_id: str = session.session_id
         self.session_settings = getattr(session, "session_settings", None)
@@ -214,6 +218,7 @@ class StoreSession:
                 "Pass history= to open_async_store() when you open the store yourself; "
                 "StoreSession records through the store."
             )
+        _quiet_tracing_in_exploration()
         self.session_id = session_id
         self.session_settings = None
         self.store = store
@@ -293,26 +298,76 @@ class StoreSession:
 
 @contextlib.contextmanager
 def exploring() -> Iterator[None]:
-    """Turn the SDK's tracing off inside the block (an exploration), then restore it.
+    """Turn the SDK's tracing off inside the block, then restore the setting.
 
     Tracing exports from a background thread and batches through a lock made
     on first use; neither belongs to the agents being explored, and no span
-    leaves the machine during a test anyway.
+    should leave the machine during a test anyway.
     """
-    from agents.tracing import get_trace_provider
-
-    provider = get_trace_provider()
-    before = getattr(provider, "_manual_disabled", None)
-    provider.set_disabled(True)
+    restore = _tracing_off()
     try:
         yield
     finally:
+        restore()
+
+
+def _tracing_off() -> Callable[[], None]:
+    """Turn the SDK's tracing off; return the function that restores the previous setting."""
+    from agents.tracing import get_trace_provider
+
+    provider: Any = get_trace_provider()
+    if isinstance(provider, _QuietInExploration):
+        provider = provider.provider
+    before = getattr(provider, "_manual_disabled", None)
+    provider.set_disabled(True)
+
+    def restore() -> None:
         refresh = getattr(provider, "_refresh_disabled_flag", None)
         if before is None and callable(refresh):  # back to following the environment
             setattr(provider, "_manual_disabled", None)  # noqa: B010 - private in the SDK
             refresh()
         else:
             provider.set_disabled(bool(before))
+
+    return restore
+
+
+class _QuietInExploration:
+    """The SDK's trace provider, making no trace or span while an exploration runs.
+
+    Installed as the global provider by the sessions of this module; outside
+    an exploration every call goes to the provider it wraps, unchanged.
+    """
+
+    def __init__(self, provider: Any) -> None:
+        self.provider = provider
+
+    def create_trace(self, *args: Any, **kwargs: Any) -> Any:
+        if hooks._scheduler is not None:
+            kwargs["disabled"] = True
+        return self.provider.create_trace(*args, **kwargs)
+
+    def create_span(self, *args: Any, **kwargs: Any) -> Any:
+        if hooks._scheduler is not None:
+            kwargs["disabled"] = True
+        return self.provider.create_span(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.provider, name)
+
+
+def _quiet_tracing_in_exploration() -> None:
+    """Make the SDK trace nothing inside an exploration (and exactly as before outside one).
+
+    Called when this module is imported, normally outside any exploration:
+    the SDK makes its provider (and its locks) on first use, and locks made
+    during an exploration's run stay bound to it.
+    """
+    from agents.tracing import get_trace_provider, set_trace_provider
+
+    provider = get_trace_provider()
+    if not isinstance(provider, _QuietInExploration):
+        set_trace_provider(_QuietInExploration(provider))  # type: ignore[arg-type]
 
 
 def scripted_model(
@@ -355,3 +410,6 @@ def scripted_model(
             raise NotImplementedError("scripted_model answers Runner.run, not streaming runs.")
 
     return _Scripted()
+
+
+_quiet_tracing_in_exploration()
