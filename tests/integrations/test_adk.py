@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -184,8 +183,8 @@ def test_a_stale_last_value_write_is_refused_naming_both_runs() -> None:
     assert session.state == {"plan": "Rome"} and len(session.events) == 1
 
 
-def test_two_services_on_one_sqlite_file_merge_both_runs(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+def test_two_services_on_one_store_merge_both_runs(shared_url: str) -> None:
+    url = shared_url
     reducers = {"cart": "append", "count": "add"}
 
     async def main() -> dict[str, Any]:
@@ -207,10 +206,11 @@ def test_two_services_on_one_sqlite_file_merge_both_runs(tmp_path: Path) -> None
                 state_delta={"cart": [*session.state["cart"], item], "count": 1}
             )
             await service.append_event(session, event)
-        final = await StoreSessionService(url).get_session(
-            app_name="shop", user_id="u", session_id="s1"
-        )
+        reader = StoreSessionService(url)
+        final = await reader.get_session(app_name="shop", user_id="u", session_id="s1")
         assert final is not None
+        for service in (writer, a, b, reader):
+            await service.aclose()
         return dict(final.state)
 
     assert asyncio.run(main()) == {"cart": ["milk", "eggs"], "count": 2}

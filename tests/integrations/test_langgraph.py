@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
 import pytest
@@ -151,15 +150,17 @@ def test_a_stale_parent_is_refused_naming_the_run_that_saved_since() -> None:
     assert saved["configurable"]["checkpoint_id"] == first["id"]
 
 
-def test_two_checkpointers_on_one_sqlite_file_refuse_each_others_stale_parent(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'checkpoints.db'}"
-    one, two = StoreCheckpointer(url), StoreCheckpointer(url)  # as two processes hold them
+def test_two_checkpointers_on_one_store_refuse_each_others_stale_parent(shared_url: str) -> None:
+    one, two = (
+        StoreCheckpointer(shared_url),
+        StoreCheckpointer(shared_url),
+    )  # as two processes hold them
     config: Any = {"configurable": {"thread_id": "t1", "checkpoint_ns": ""}}
     one.put(config, empty_checkpoint(), {"step": -1}, {})
     with pytest.raises(ConflictError, match=r"from checkpoint 0, but .* saved checkpoint 1"):
         two.put(config, empty_checkpoint(), {"step": -1}, {})
+    one.close()
+    two.close()
 
 
 def test_pending_writes_of_parallel_tasks_are_all_kept_once() -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,18 +75,20 @@ def test_the_store_session_passes_exhaustive_search() -> None:
     assert result.distinct >= 2  # either run's turn may land first
 
 
-def test_the_store_session_keeps_turns_whole_on_sqlite_across_sessions(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'sessions.db'}"
+def test_the_store_session_keeps_turns_whole_across_session_objects(shared_url: str) -> None:
+    url = shared_url
 
     async def main() -> list[Any]:
         # Two StoreSession objects on one file: as two processes would hold them.
         concierge = agents.Agent(name="Concierge", model=scripted_model(latency=0.01))
-        first, second = StoreSession("t1", url), StoreSession("t1", url)
+        first, second, reader = (StoreSession("t1", url) for _ in range(3))
         await asyncio.gather(
             agents.Runner.run(concierge, QUESTIONS[0], session=first),
             agents.Runner.run(concierge, QUESTIONS[1], session=second),
         )
-        items: list[Any] = await StoreSession("t1", url).get_items()
+        items: list[Any] = await reader.get_items()
+        for session in (first, second, reader):
+            await session.aclose()
         return items
 
     items = asyncio.run(main())

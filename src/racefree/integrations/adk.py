@@ -288,6 +288,7 @@ class StoreSessionService(BaseSessionService):
         reducers: Mapping[str, str] | None = None,
         history: History | None = None,
     ) -> None:
+        self._owns_store = isinstance(store, str)
         if isinstance(store, str):
             store = open_async_store(store, history=history)
         elif history is not None:
@@ -548,6 +549,11 @@ class StoreSessionService(BaseSessionService):
         """The user-scoped state, without the ``user:`` prefix."""
         record = await self.store.get(f"adk user {app_name}/{user_id} state") or _empty_record()
         return dict(record["values"])
+
+    async def aclose(self) -> None:
+        """Close the store (a Redis client's connections), when this service opened it."""
+        if self._owns_store:
+            await self.store.aclose()
 
     def __repr__(self) -> str:
         return f"StoreSessionService({self.store.url!r})"

@@ -290,6 +290,7 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
 
     def __init__(self, store: Store | str = "memory://", *, history: History | None = None) -> None:
         super().__init__()
+        self._owns_store = isinstance(store, str)
         if isinstance(store, str):
             store = open_store(store, history=history)
         elif history is not None:
@@ -528,6 +529,11 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
     async def adelete_thread(self, thread_id: str) -> None:
         """As :meth:`delete_thread`."""
         self.delete_thread(thread_id)
+
+    def close(self) -> None:
+        """Close the store (a Redis client's connections), when this checkpointer opened it."""
+        if self._owns_store:
+            self.store.close()
 
     def __repr__(self) -> str:
         return f"StoreCheckpointer({self.store.url!r})"

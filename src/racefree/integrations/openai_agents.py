@@ -211,6 +211,7 @@ class StoreSession:
     ) -> None:
         if not isinstance(session_id, str) or not session_id:
             raise UsageError(f"A session id must be a non-empty string, not {session_id!r}.")
+        self._owns_store = isinstance(store, str)
         if isinstance(store, str):
             store = open_async_store(store, history=history)
         elif history is not None:
@@ -291,6 +292,11 @@ class StoreSession:
             turn.items = []
         with self._as_run(wrapper):
             await self.store.set(self.key, [])
+
+    async def aclose(self) -> None:
+        """Close the store (a Redis client's connections), when this session opened it."""
+        if self._owns_store:
+            await self.store.aclose()
 
     def __repr__(self) -> str:
         return f"StoreSession({self.session_id!r}, {self.store.url!r})"
