@@ -241,3 +241,23 @@ def test_an_unknown_reducer_is_a_usage_error() -> None:
         r"append\.$",
     ):
         StoreSessionService(reducers={"cart": "sum"})
+
+
+def test_an_event_appended_twice_is_saved_once() -> None:
+    async def main() -> Any:
+        service = StoreSessionService(reducers={"count": "add"})
+        await service.create_session(app_name="a", user_id="u", session_id="s1", state={"count": 0})
+        session = await service.get_session(app_name="a", user_id="u", session_id="s1")
+        assert session is not None
+        event = Event(author="counter", invocation_id="e-1", id="event-1")
+        event.actions = EventActions(state_delta={"count": 1})
+        await service.append_event(session, event)
+        again = await service.get_session(app_name="a", user_id="u", session_id="s1")
+        assert again is not None
+        retry = Event(author="counter", invocation_id="e-1", id="event-1")
+        retry.actions = EventActions(state_delta={"count": 1})
+        await service.append_event(again, retry)  # a retry after a lost answer
+        return await service.get_session(app_name="a", user_id="u", session_id="s1")
+
+    final = asyncio.run(main())
+    assert final.state == {"count": 1} and len(final.events) == 1

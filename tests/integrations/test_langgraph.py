@@ -21,6 +21,7 @@ from racefree.integrations import warm_up
 from racefree.integrations.langgraph import RecordedCheckpointer, StoreCheckpointer
 
 QUESTIONS = ("hi", "bye")
+ERROR = "__error__"  # the channel of a task's error (private in LangGraph: WRITES_IDX_MAP maps it)
 CONFIG: Any = {"configurable": {"thread_id": "t1"}}
 
 
@@ -171,9 +172,15 @@ def test_pending_writes_of_parallel_tasks_are_all_kept_once() -> None:
     saver.put_writes(saved, [("results", "A")], task_id="task-a", task_path="~a")
     saver.put_writes(saved, [("results", "B")], task_id="task-b", task_path="~b")
     saver.put_writes(saved, [("results", "A again")], task_id="task-a", task_path="~a")  # retry
+    saver.put_writes(saved, [(ERROR, "timeout")], task_id="task-c", task_path="~c")
+    saver.put_writes(saved, [(ERROR, "refused")], task_id="task-c", task_path="~c")
     found = saver.get_tuple(saved)
     assert found is not None
-    assert found.pending_writes == [("task-a", "results", "A"), ("task-b", "results", "B")]
+    assert found.pending_writes == [
+        ("task-a", "results", "A"),
+        ("task-b", "results", "B"),
+        ("task-c", ERROR, "refused"),  # the last error of a task replaces the one before
+    ]
 
 
 def test_the_store_checkpointer_runs_a_sync_graph_and_keeps_its_history() -> None:

@@ -17,9 +17,9 @@ which is how they tell one ``Runner.run`` from another.
 - :class:`StoreSession` keeps the conversation in a racefree store. A run's
   items stay with that run until its turn is complete (the last item is the
   assistant's message and every tool call has its output); then the whole
-  turn is appended in one atomic ``append_turn``, with an idempotency key, so
-  turns never interleave, across processes (SQLite) and hosts (Redis) too,
-  and a retried save is not appended twice. A run that fails before its
+  turn is appended in one atomic ``append_turn`` (with an idempotency key per
+  run and turn), so turns never interleave, across processes (SQLite) and
+  hosts (Redis) too. A run that fails before its
   answer saves nothing: the question is not left behind without its answer,
   and a retry does not duplicate it. Calls made without a run context (your
   own code calling ``add_items``) are each one atomic turn.
