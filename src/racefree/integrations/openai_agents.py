@@ -22,12 +22,15 @@ which is how they tell one ``Runner.run`` from another.
   hosts (Redis) too. A run that fails before its
   answer saves nothing: the question is not left behind without its answer,
   and a retry does not duplicate it. Calls made without a run context (your
-  own code calling ``add_items``) are each one atomic turn.
+  own code calling ``add_items``) are each one atomic turn. Not handled: a
+  run whose final output is a tool's result (``tool_use_behavior=
+  "stop_on_first_tool"`` or ``StopAtTools``) never ends its turn with an
+  assistant message, so its items are never saved.
 
 Exploring the SDK: its tracing exports spans from a background thread that
 polls, and batches through a lock made on first use; under the explorer that
-thread is taken for an agent. Making a session of this module installs a
-wrapper around the SDK's trace provider that creates no trace or span while
+thread is taken for an agent. Importing this module installs a wrapper
+around the SDK's trace provider that creates no trace or span while
 an exploration runs, and passes everything through unchanged otherwise;
 :func:`exploring` turns tracing off around any block, for explorations that
 use sessions of their own.
