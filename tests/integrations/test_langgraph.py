@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import operator
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypedDict
 
@@ -213,3 +215,58 @@ def test_bad_arguments_are_usage_errors() -> None:
         RecordedCheckpointer({})  # type: ignore[arg-type]
     with pytest.raises(UsageError, match=r"^A checkpointer needs a thread_id"):
         StoreCheckpointer().get_tuple({"configurable": {}})
+
+
+def threaded_double_text(checkpointer: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
+    """The sync API: two threads each invoke the graph on one thread_id."""
+
+    def reply(state: Chat) -> dict[str, list[str]]:
+        question = state["messages"][-1]
+        time.sleep(1.0 if question == QUESTIONS[0] else 1.5)  # the model call
+        return {"messages": [f"answer to {question}"]}
+
+    def workflow() -> dict[str, Any]:
+        builder = StateGraph(Chat)
+        builder.add_node("chatbot", reply)
+        builder.add_edge(START, "chatbot")
+        builder.add_edge("chatbot", END)
+        app = builder.compile(checkpointer=checkpointer())
+
+        def say(text: str) -> None:
+            for _ in range(3):
+                try:
+                    app.invoke({"messages": [text]}, CONFIG, durability="exit")
+                    return
+                except ConflictError:
+                    continue
+
+        threads = [threading.Thread(target=say, args=(q,)) for q in QUESTIONS]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        values: dict[str, Any] = app.get_state(CONFIG).values
+        return values
+
+    return workflow
+
+
+def test_threads_on_the_sync_api_lose_a_turn_and_the_fix_passes_exhaustive_search() -> None:
+    broken = racefree.explore(
+        threaded_double_text(recorded), invariants=[every_question_answered_once], save_dir=None
+    )
+    assert broken.failure is not None
+    kinds = {(f.kind, f.name) for f in broken.failure.run.failures}
+    assert ("checker", "lost-update") in kinds and (
+        "invariant",
+        "every_question_answered_once",
+    ) in kinds
+    fixed_run = racefree.explore(
+        threaded_double_text(fixed),
+        strategy="exhaustive",
+        schedules=10_000,
+        invariants=[every_question_answered_once],
+        save_dir=None,
+    )
+    assert fixed_run.ok, fixed_run.report()
+    assert fixed_run.complete
