@@ -13,7 +13,8 @@ checker tells the story in the framework's words. A *fix* is a drop-in for
 the framework's class, backed by a racefree store (``memory://``,
 ``sqlite:///...``, ``redis://...``). ``docs/integrations.md`` says what each
 records and guarantees, and the contract a recorder for another framework
-follows.
+follows; :class:`RunNames` and :func:`jsonable` are the pieces such a
+recorder shares with these three.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ import inspect
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["warm_up"]
+from racefree.integrations._common import RunNames, jsonable
+
+__all__ = ["RunNames", "jsonable", "warm_up"]
 
 
 def warm_up(workflow: Callable[[], Any]) -> Any:
