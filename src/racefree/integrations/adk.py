@@ -20,8 +20,9 @@ so they drop into ``Runner(session_service=...)``.
 
   Two runs on one session (double texting) read the same state, and the
   later ``state_delta`` replaces the earlier: the checker reports a
-  ``lost-update`` ("run 2 then wrote session s1 state.cart from its copy of
-  v1: run 1's write is gone"), and the events of the two runs interleave.
+  ``lost-update`` ("run 2 then wrote session s1 state.cart at v3 from its
+  copy of v1: ["eggs"]. Run 1's write is gone."), and the events of the two
+  runs interleave.
   ``InMemorySessionService`` loses the write silently; the database services
   raise ``StaleSessionError`` at the second run's ``append_event`` instead.
 
@@ -161,7 +162,7 @@ class RecordedSessionService(BaseSessionService):
     ) -> Session:
         """The wrapped ``create_session``; the initial state is recorded as writes."""
         who = self._runs.name()
-        hooks.point("write", f"session {session_id} events")
+        hooks.point("write", f"session {session_id} events" if session_id else None)
         session = await self.service.create_session(
             app_name=app_name, user_id=user_id, state=state, session_id=session_id
         )
