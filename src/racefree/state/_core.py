@@ -24,16 +24,18 @@ than once for one op on an optimistic backend; only the last one is written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from racefree.errors import (
     ConcurrentWriteError,
     ConflictError,
+    NotSerializableError,
     UsageError,
     WrongTypeError,
 )
-from racefree.state._values import copy_json, json_kind, to_json
+from racefree.state._values import MAX_INT_DIGITS, check_number, copy_json, json_kind, to_json
 
 __all__ = [
     "DECIDERS",
@@ -245,9 +247,31 @@ def _decide_increment(op: Op, states: Sequence[KeyState]) -> Decision:
 def _add(key: str, op_name: str, current: Any, amount: int | float) -> int | float:
     if current is None:
         return amount
-    if type(current) is int or type(current) is float:
-        return current + amount
-    raise _wrong_type(key, op_name, current, "a number")
+    if type(current) is not int and type(current) is not float:
+        raise _wrong_type(key, op_name, current, "a number")
+    try:
+        new = current + amount
+    except OverflowError:  # an int too large to become a float
+        new = math.inf
+    if not check_number(new):
+        raise NotSerializableError(
+            f"The {op_name} of {key!r} would store {_short(new)} (adding {_short(amount)} "
+            f"to {_short(current)}), which cannot be stored as JSON: a number must be a "
+            f"finite float or an int of at most {MAX_INT_DIGITS} digits. Nothing was "
+            "written; keep the number in range, or store it as a string."
+        )
+    return new
+
+
+def _short(number: int | float) -> str:
+    """A number in words short enough for a message (an int of thousands of digits is not)."""
+    if type(number) is int and not -(10**30) < number < 10**30:
+        magnitude = abs(number)
+        digits = int((magnitude.bit_length() - 1) * math.log10(2)) + 1  # exact or one short
+        if magnitude >= 10**digits:
+            digits += 1
+        return f"an int of {digits} digits"
+    return repr(number)
 
 
 def _decide_update(op: Op, states: Sequence[KeyState]) -> Decision:

@@ -76,9 +76,10 @@ def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any
     for name, raw in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         kind = known.get(name)
         if kind is None:
+            choices = f"Known options: {', '.join(sorted(known))}; " if known else "It takes none; "
             raise UsageError(
-                f"The store URL {shown!r} has the unknown option {name!r}. Known options: "
-                f"{', '.join(sorted(known))}; remove it or fix its spelling."
+                f"The store URL {shown!r} has the unknown option {name!r}. {choices}"
+                "remove it or fix its spelling."
             )
         try:
             options[name] = kind(raw)
