@@ -8,6 +8,9 @@ append, a Redis server that stops, and URLs and files that cannot work.
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -178,3 +181,69 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path)
 def test_a_malformed_url_is_a_usage_error(url: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=message):
         racefree.open_store(url)
+
+
+def test_many_threads_share_a_small_pool_and_every_op_lands(redis_url: str, admin: Any) -> None:
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+    store = racefree.open_store(f"{redis_url}&max_connections=4&client_name={name}")
+    threads_n, ops_n = 200, 20
+    start = threading.Barrier(threads_n)
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        start.wait()
+        try:
+            for i in range(ops_n):
+                store.increment("count")
+                store.append("log", [n, i])
+        except BaseException as exc:  # the claim: nothing raises
+            failures.append(exc)
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
+    for t in pool:
+        t.start()
+    connected = [c for c in admin.client_list() if c.get("name") == name]
+    for t in pool:
+        t.join()
+    assert failures == []
+    assert store.get("count") == threads_n * ops_n
+    assert sorted(map(tuple, store.get("log"))) == sorted(
+        (n, i) for n in range(threads_n) for i in range(ops_n)
+    )
+    assert 1 <= len(connected) <= 4
+    assert len([c for c in admin.client_list() if c.get("name") == name]) <= 4
+    store.close()
+
+
+POOL_WAIT = (
+    r"^All 1 connections of the Redis store redis://127\.0\.0\.1:\d+/0\?namespace=\w+&"
+    r"max_connections=1&pool_timeout=0\.2 stayed busy for 0\.2 s, so this operation was not "
+    r"sent; the server itself may be fine\. Nothing was written; use fewer threads or tasks "
+    r"per store, or raise \?max_connections=N or \?pool_timeout=SECONDS in the URL\.$"
+)
+
+
+def test_a_pool_wait_that_times_out_says_so_and_writes_nothing(redis_url: str) -> None:
+    url = f"{redis_url}&max_connections=1&pool_timeout=0.2"
+    store = racefree.open_store(url)
+    # Hold the pool's only connection, as a slow operation of another thread would.
+    held = store._backend._client.connection_pool.get_connection()  # type: ignore[attr-defined]
+    with pytest.raises(BackendUnavailableError, match=POOL_WAIT) as caught:
+        store.increment("count")
+    assert "server is running" not in str(caught.value)
+    store._backend._client.connection_pool.release(held)  # type: ignore[attr-defined]
+    assert store.get_versioned("count") == (None, 0)
+    store.close()
+
+    async def main() -> None:
+        astore = racefree.open_async_store(url)
+        assert await astore.increment("count") == 1  # connects the pool in this loop
+        pool = astore._backend._client.connection_pool  # type: ignore[attr-defined]
+        taken = await pool.get_connection()
+        with pytest.raises(BackendUnavailableError, match=POOL_WAIT):
+            await astore.increment("count")
+        await pool.release(taken)
+        assert await astore.get_versioned("count") == (1, 1)
+        await astore.aclose()
+
+    asyncio.run(main())
