@@ -44,7 +44,7 @@ import itertools
 import re
 import threading
 import uuid
-from collections.abc import Generator
+from collections.abc import AsyncGenerator, Generator
 from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
@@ -784,16 +784,17 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         # Fail now when the server cannot be reached (a short blocking check at open).
         RedisBackend(url).close()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._async_serial: asyncio.Lock | None = None
 
-    def _connect(self) -> None:
+    async def _connect(self) -> None:
         """Connections (and the history's lock) for the running loop."""
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
-        if self._loop is not None and not self._loop.is_closed() and self._loop.is_running():
+        if self._loop is not None and self._loop.is_running():
             raise UsageError(
                 f"The asyncio Redis store {self._shown} is in use by another event loop that is "
                 "still running. Use one store per event loop: open another with "
@@ -801,21 +802,30 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
             )
         from redis import asyncio as redis_asyncio
 
-        # The previous loop has ended: its connections died with it, so drop
-        # them unclosed and open new ones here.
         pool = redis_asyncio.BlockingConnectionPool.from_url(
             self._client_url, **_pool_options(self._settings)
         )
-        self._client = redis_asyncio.Redis.from_pool(pool)
-        self._scripts = {
-            name: self._client.register_script(source) for name, source in _SCRIPTS.items()
-        }
+        client = redis_asyncio.Redis.from_pool(pool)
+        self._client = client
+        self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
         self._async_serial = asyncio.Lock() if self._serial is not None else None
         self._loop = loop
+        # Close these connections while their loop still runs: asyncio.run
+        # finalises every live async generator before it closes the loop.
+        self._keeper = self._close_at_loop_end(client)
+        await self._keeper.__anext__()
+
+    async def _close_at_loop_end(self, client: Any) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self._client is client:
+                self._client, self._loop = None, None
+            await client.aclose()
 
     async def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
-        self._connect()
+        await self._connect()
         if self._async_serial is None:
             return await self._execute(op)
         async with self._async_serial:  # with a history: one op at a time (see _RedisBase)
@@ -840,12 +850,10 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
 
     async def aclose(self) -> None:
         """Close the connection pool (of the loop that last used the store)."""
-        if self._client is None:
-            return
-        if self._loop is asyncio.get_running_loop():
-            await self._client.aclose()
-        self._client = None
-        self._loop = None
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and self._loop is asyncio.get_running_loop():
+            await keeper.aclose()  # its finally closes the connections
+        self._client, self._loop = None, None
 
 
 def open_sync(url: str, *, history: History | None) -> RedisBackend:
