@@ -1,0 +1,87 @@
+"""SQLite under contention: a process's threads take turns in order; opening waits for no one."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import racefree
+from racefree.state.backends.sqlite import _FairLock
+
+
+def test_500_threads_of_one_process_write_without_a_failure(tmp_path: Path) -> None:
+    # A short timeout: with every thread polling SQLite's own lock (which sleeps
+    # between tries) some waited past it and failed while others progressed.
+    store = racefree.open_store(f"sqlite:///{tmp_path / 'busy.db'}?timeout=2")
+    threads_n, ops_n = 500, 10
+    start = threading.Barrier(threads_n)
+    failures: list[BaseException] = []
+
+    def work(n: int) -> None:
+        start.wait()
+        try:
+            for i in range(ops_n):
+                store.increment("count")
+                store.append("log", [n, i])
+        except BaseException as exc:  # the claim: nothing raises
+            failures.append(exc)
+
+    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert failures == []
+    assert store.get("count") == threads_n * ops_n
+    assert sorted(map(tuple, store.get("log"))) == sorted(
+        (n, i) for n in range(threads_n) for i in range(ops_n)
+    )
+    store.close()
+
+
+def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'shared.db'}?timeout=0.5"
+    with racefree.open_store(url) as store:
+        store.set("k", 1)
+    writer = sqlite3.connect(tmp_path / "shared.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a long write
+    try:
+        with racefree.open_store(url) as store:
+            assert store.get("k") == 1  # opened and read while the write lock is held
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
+    lock = _FairLock()
+    assert lock.acquire(timeout=1)
+    order: list[int] = []
+
+    def wait_in_line(n: int) -> None:
+        assert lock.acquire(timeout=10)
+        order.append(n)
+        lock.release()
+
+    pool = []
+    for n in range(20):
+        t = threading.Thread(target=wait_in_line, args=(n,))
+        t.start()
+        while len(lock._waiters) < n + 1:  # wait until thread n stands in line
+            time.sleep(0.001)
+        pool.append(t)
+    lock.release()
+    for t in pool:
+        t.join()
+    assert order == list(range(20))
+
+
+def test_a_writer_that_waits_past_the_timeout_gives_up_and_leaves_the_line() -> None:
+    lock = _FairLock()
+    assert lock.acquire(timeout=1)
+    assert not lock.acquire(timeout=0.05)
+    assert len(lock._waiters) == 0
+    lock.release()
+    assert lock.acquire(timeout=0.05)
