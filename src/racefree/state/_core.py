@@ -49,6 +49,7 @@ __all__ = [
     "decide",
     "decide_all",
     "describe_events",
+    "needs_items",
     "replay",
 ]
 
@@ -123,6 +124,32 @@ def decide(op: Op, states: Sequence[KeyState]) -> Decision:
             f"{', '.join(sorted(DECIDERS))}."
         ) from None
     return decider(op, states)
+
+
+_BLIND_REDUCERS = frozenset({"append", "last_value"})
+
+
+def needs_items(op: Op) -> tuple[bool, ...]:
+    """Per key of ``op``: False when its decision never looks at a stored list's items.
+
+    An ``apply`` through the ``append`` or ``last_value`` reducer, and a
+    transaction's commit whose writes to a key are all appends (or start with
+    a ``set``), only need to know *whether* the key holds a list, never what
+    is in it. A backend that keeps lists outside its process may then hand
+    the decision ``KeyState([], version, writer)`` for such a key instead of
+    reading the whole list, so that an append costs the same at 100,000 items
+    as at 10: the decision's effects and result are the same either way (an
+    ``EXTEND`` of the new items; versions), and the events it describes carry
+    only the new items.
+    """
+    if op.name == "apply":
+        return tuple(reducer not in _BLIND_REDUCERS for _, reducer, _ in op.args)
+    if op.name == "commit":
+        return tuple(
+            not pending or not (pending[0][0] == "set" or all(k == "extend" for k, _ in pending))
+            for _, pending in op.args
+        )
+    return (True,) * len(op.keys or ())
 
 
 def decide_all(op: Op, states: Mapping[str, KeyState]) -> Decision:

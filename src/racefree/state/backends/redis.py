@@ -58,6 +58,7 @@ from racefree.state._core import (
     decide,
     decide_all,
     describe_events,
+    needs_items,
     replay,
 )
 from racefree.state.backends import credentials, redact, scrub
@@ -245,6 +246,8 @@ return out
 """
 
 # KEYS: meta1, list1, meta2, list2, ..., then the record key if ARGV[1] == '1'.
+# ARGV[2]: one character per key, '1' when a list's items are needed ('0': the
+# decision only needs to know that it is a list, so it is not read).
 # Answers {record or false, {version, writer, kind, text, items}, ...}.
 _READ = """
 local out = {false}
@@ -256,7 +259,9 @@ end
 for i = 1, last, 2 do
   local f = redis.call('HMGET', KEYS[i], 'n', 'w', 'k', 'v')
   local items = {}
-  if f[3] == 'l' then items = redis.call('LRANGE', KEYS[i + 1], 0, -1) end
+  if f[3] == 'l' and string.sub(ARGV[2], (i + 1) / 2, (i + 1) / 2) == '1' then
+    items = redis.call('LRANGE', KEYS[i + 1], 0, -1)
+  end
   out[#out + 1] = {f[1] or '0', f[2] or false, f[3] or false, f[4] or false, items}
 end
 return out
@@ -562,7 +567,12 @@ class _Plan:
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
         writes = name not in _READ_ONLY
         record, seconds = self.record_key(op, token)
-        reply = yield ("read", [*names, record] if writes else names, ["1" if writes else "0"])
+        flags = "".join("1" if need else "0" for need in needs_items(op))
+        reply = yield (
+            "read",
+            [*names, record] if writes else names,
+            ["1" if writes else "0", flags],
+        )
         if reply[0] is not None:
             return replay(op, loads_record(reply[0]))
         states_list = [_state(*row) for row in reply[1:]]

@@ -48,6 +48,7 @@ from racefree.state._core import (
     decide,
     decide_all,
     describe_events,
+    needs_items,
     replay,
 )
 from racefree.state.backends import redact
@@ -343,7 +344,10 @@ class SQLiteBackend(Backend):
                 if idempotency_key is not None:
                     self._remember(conn, op, result)
                 return result
-            states = [self._load(conn, key) for key in keys]
+            states = [
+                self._load(conn, key, items)
+                for key, items in zip(keys, needs_items(op), strict=True)
+            ]
             if op.name in RUNS_USER_CODE:
                 self._local.in_user_code = True
                 try:
@@ -369,18 +373,21 @@ class SQLiteBackend(Backend):
             (op.idempotency_key, record_text(op, result)),
         )
 
-    def _load(self, conn: sqlite3.Connection, key: str) -> KeyState:
+    def _load(self, conn: sqlite3.Connection, key: str, items: bool = True) -> KeyState:
+        """A key's state; without ``items`` a list is given as ``[]`` (see ``needs_items``)."""
         row = conn.execute(
             "SELECT kind, value, version, writer FROM racefree_keys WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
             return EMPTY
         kind, text, version, writer = row
+        if kind == _LIST and not items:
+            return KeyState([], version, writer)
         if kind == _LIST:
-            items = conn.execute(
+            rows = conn.execute(
                 "SELECT item FROM racefree_items WHERE key = ? ORDER BY idx", (key,)
             ).fetchall()
-            return KeyState(loads_list([item for (item,) in items]), version, writer)
+            return KeyState(loads_list([item for (item,) in rows]), version, writer)
         return KeyState(loads(text), version, writer)
 
     def _load_all(self, conn: sqlite3.Connection) -> dict[str, KeyState]:
@@ -445,7 +452,11 @@ class SQLiteBackend(Backend):
     ) -> None:
         version = old.version + 1
         if kind == EXTEND:
-            self._insert_items(conn, key, len(old.value), payload)
+            # The stored length, not len(old.value): the list may not have been read.
+            (start,) = conn.execute(
+                "SELECT length FROM racefree_keys WHERE key = ?", (key,)
+            ).fetchone()
+            self._insert_items(conn, key, start, payload)
             conn.execute(
                 "UPDATE racefree_keys SET length = length + ?, version = ?, writer = ? "
                 "WHERE key = ?",
