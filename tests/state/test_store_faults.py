@@ -9,7 +9,6 @@ append, a Redis server that stops, and URLs and files that cannot work.
 from __future__ import annotations
 
 import asyncio
-import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +22,7 @@ from racefree import BackendUnavailableError, UsageError
 from racefree.state.backends.redis import parse_url
 from tests.state.redis_server import TEST_PASSWORD as PASSWORD
 from tests.state.redis_server import RedisServer
+from tests.state.threads import writers_lose_nothing
 
 
 @pytest.fixture
@@ -186,30 +186,12 @@ def test_a_malformed_url_is_a_usage_error(url: str, message: str, tmp_path: Path
 def test_many_threads_share_a_small_pool_and_every_op_lands(redis_url: str, admin: Any) -> None:
     name = f"pool-{uuid.uuid4().hex[:8]}"
     store = racefree.open_store(f"{redis_url}&max_connections=4&client_name={name}")
-    threads_n, ops_n = 200, 20
-    start = threading.Barrier(threads_n)
-    failures: list[BaseException] = []
+    connected: list[Any] = []
 
-    def work(n: int) -> None:
-        start.wait()
-        try:
-            for i in range(ops_n):
-                store.increment("count")
-                store.append("log", [n, i])
-        except BaseException as exc:  # the claim: nothing raises
-            failures.append(exc)
+    def count_connections() -> None:
+        connected.extend(c for c in admin.client_list() if c.get("name") == name)
 
-    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
-    for t in pool:
-        t.start()
-    connected = [c for c in admin.client_list() if c.get("name") == name]
-    for t in pool:
-        t.join()
-    assert failures == []
-    assert store.get("count") == threads_n * ops_n
-    assert sorted(map(tuple, store.get("log"))) == sorted(
-        (n, i) for n in range(threads_n) for i in range(ops_n)
-    )
+    writers_lose_nothing(store, 200, 20, during=count_connections)
     assert 1 <= len(connected) <= 4
     assert len([c for c in admin.client_list() if c.get("name") == name]) <= 4
     store.close()

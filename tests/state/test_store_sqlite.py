@@ -9,35 +9,14 @@ from pathlib import Path
 
 import racefree
 from racefree.state.backends.sqlite import _FairLock
+from tests.state.threads import writers_lose_nothing
 
 
 def test_500_threads_of_one_process_write_without_a_failure(tmp_path: Path) -> None:
     # A short timeout: with every thread polling SQLite's own lock (which sleeps
     # between tries) some waited past it and failed while others progressed.
     store = racefree.open_store(f"sqlite:///{tmp_path / 'busy.db'}?timeout=2")
-    threads_n, ops_n = 500, 10
-    start = threading.Barrier(threads_n)
-    failures: list[BaseException] = []
-
-    def work(n: int) -> None:
-        start.wait()
-        try:
-            for i in range(ops_n):
-                store.increment("count")
-                store.append("log", [n, i])
-        except BaseException as exc:  # the claim: nothing raises
-            failures.append(exc)
-
-    pool = [threading.Thread(target=work, args=(n,)) for n in range(threads_n)]
-    for t in pool:
-        t.start()
-    for t in pool:
-        t.join()
-    assert failures == []
-    assert store.get("count") == threads_n * ops_n
-    assert sorted(map(tuple, store.get("log"))) == sorted(
-        (n, i) for n in range(threads_n) for i in range(ops_n)
-    )
+    writers_lose_nothing(store, 500, 10)
     store.close()
 
 
