@@ -1,4 +1,4 @@
-"""SQLite under contention: a process's threads take turns in order; opening waits for no one."""
+"""SQLite under contention: the threads of a process take turns in order; opening waits for none."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import time
 from pathlib import Path
 
 import racefree
-from racefree.state.backends.sqlite import _FairLock
+from racefree.state.backends._shared import FairSemaphore
 from tests.state.threads import writers_lose_nothing
 
 
 def test_500_threads_of_one_process_write_without_a_failure(tmp_path: Path) -> None:
-    # A short timeout: with every thread polling SQLite's own lock (which sleeps
-    # between tries) some waited past it and failed while others progressed.
-    store = racefree.open_store(f"sqlite:///{tmp_path / 'busy.db'}?timeout=2")
+    # With every thread polling SQLite's own lock (which sleeps between tries),
+    # some waited past the timeout at 1,000 threads while others progressed;
+    # the figures are in benchmarks/bench_load.py, the claim here is correctness.
+    store = racefree.open_store(f"sqlite:///{tmp_path / 'busy.db'}")
     writers_lose_nothing(store, 500, 10)
     store.close()
 
@@ -35,7 +36,7 @@ def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> None:
 
 
 def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
-    lock = _FairLock()
+    lock = FairSemaphore(1)
     assert lock.acquire(timeout=1)
     order: list[int] = []
 
@@ -58,9 +59,18 @@ def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
 
 
 def test_a_writer_that_waits_past_the_timeout_gives_up_and_leaves_the_line() -> None:
-    lock = _FairLock()
+    lock = FairSemaphore(1)
     assert lock.acquire(timeout=1)
     assert not lock.acquire(timeout=0.05)
     assert len(lock._waiters) == 0
     lock.release()
     assert lock.acquire(timeout=0.05)
+
+
+def test_a_semaphore_of_two_places_lets_two_in_and_queues_the_third() -> None:
+    places = FairSemaphore(2)
+    assert places.acquire(timeout=0.01)
+    assert places.acquire(timeout=0.01)
+    assert not places.acquire(timeout=0.01)
+    places.release()
+    assert places.acquire(timeout=0.01)

@@ -1,4 +1,4 @@
-"""Helpers the engine backends (SQLite, Redis) share: JSON text and guards.
+"""Helpers the engine backends (SQLite, Redis) share: JSON text, guards, fair waits.
 
 Values cross an engine boundary as JSON text, never pickle: ``dumps`` writes
 the compact form (the store already checked that the value is JSON), and
@@ -8,6 +8,8 @@ the compact form (the store already checked that the value is JSON), and
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -15,6 +17,7 @@ from racefree.errors import UsageError
 from racefree.state._core import Op
 
 __all__ = [
+    "FairSemaphore",
     "dumps",
     "loads",
     "loads_list",
@@ -89,3 +92,44 @@ def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any
                 f"{kind.__name__}. Give a {kind.__name__}."
             ) from None
     return options
+
+
+class FairSemaphore:
+    """``permits`` places handed to waiting threads in the order they came.
+
+    ``threading.Lock`` and redis-py's blocking pool let a thread that just
+    gave a place back take it again at once, ahead of threads that have been
+    waiting; under a thousand threads some then wait far longer than the
+    rest and time out while the others progress. Here a release hands the
+    place straight to the longest waiter, so every wait is about the same.
+    """
+
+    def __init__(self, permits: int) -> None:
+        self._mutex = threading.Lock()
+        self._free = permits
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Take a place, waiting in line at most ``timeout`` seconds; False if it timed out."""
+        with self._mutex:
+            if self._free:  # a free place means nobody waits: release hands places over
+                self._free -= 1
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if turn.acquire(timeout=timeout):
+            return True  # a releasing thread handed its place over
+        with self._mutex:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+                return False
+        return True  # handed over just as the wait ran out: ours now
+
+    def release(self) -> None:
+        """Hand the place to the longest waiter, or free it."""
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1

@@ -63,6 +63,7 @@ from racefree.state._core import (
 )
 from racefree.state.backends import credentials, redact, scrub
 from racefree.state.backends._shared import (
+    FairSemaphore,
     dumps,
     loads,
     loads_list,
@@ -657,19 +658,19 @@ class _RedisBase:
         error.__suppress_context__ = True
         return error
 
+    def _pool_wait(self) -> BackendUnavailableError:
+        size, wait = self._settings.max_connections, self._settings.pool_timeout
+        return BackendUnavailableError(
+            f"All {size} connections of the Redis store {self._shown} stayed busy for "
+            f"{wait:g} s, so this operation was not sent; the server itself may be "
+            "fine. Nothing was written; use fewer threads or tasks per store, or raise "
+            "?max_connections=N or ?pool_timeout=SECONDS in the URL."
+        )
+
     def _error(self, exc: BaseException) -> StoreError:
         """The store's error for an exception of redis-py's."""
         if isinstance(exc, self._errors.ConnectionError) and str(exc) == _POOL_EMPTY:
-            size, wait = self._settings.max_connections, self._settings.pool_timeout
-            return self._translated(
-                BackendUnavailableError(
-                    f"All {size} connections of the Redis store {self._shown} stayed busy for "
-                    f"{wait:g} s, so this operation was not sent; the server itself may be "
-                    "fine. Nothing was written; use fewer threads or tasks per store, or raise "
-                    "?max_connections=N or ?pool_timeout=SECONDS in the URL."
-                ),
-                exc,
-            )
+            return self._translated(self._pool_wait(), exc)
         if isinstance(exc, (self._errors.ConnectionError, self._errors.TimeoutError)):
             return self._translated(
                 BackendUnavailableError(
@@ -736,6 +737,7 @@ class RedisBackend(_RedisBase, Backend):
             self._client_url, **_pool_options(self._settings)
         )
         self._client = redis.Redis.from_pool(pool)
+        self._places = FairSemaphore(self._settings.max_connections)
         try:
             self._client.ping()
         except redis.exceptions.RedisError as exc:
@@ -750,10 +752,18 @@ class RedisBackend(_RedisBase, Backend):
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
         if getattr(self._plan.local, "in_user_code", False):
             raise reentrant_call_error(op)
-        if self._serial is not None:
-            with self._serial:
-                return self._execute(op)
-        return self._execute(op)
+        # Threads queue here, in order, for a place in the pool (redis-py's own
+        # blocking pool lets a thread that just gave a connection back take it
+        # again first, so under a thousand threads some waited past the timeout).
+        if not self._places.acquire(self._settings.pool_timeout):
+            raise self._pool_wait()
+        try:
+            if self._serial is not None:
+                with self._serial:
+                    return self._execute(op)
+            return self._execute(op)
+        finally:
+            self._places.release()
 
     def _execute(self, op: Op) -> Any:
         token = self._plan.token()
@@ -798,6 +808,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         self._client: Any = None
         self._scripts: dict[str, Any] = {}
         self._async_serial: asyncio.Lock | None = None
+        self._async_places: asyncio.Semaphore | None = None
 
     async def _connect(self) -> None:
         """Connections (and the history's lock) for the running loop."""
@@ -819,6 +830,8 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         self._client = client
         self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
         self._async_serial = asyncio.Lock() if self._serial is not None else None
+        # Tasks queue here, in order, for a place in the pool (see RedisBackend.execute).
+        self._async_places = asyncio.Semaphore(self._settings.max_connections)
         self._loop = loop
         # Close these connections while their loop still runs: asyncio.run
         # finalises every live async generator before it closes the loop.
@@ -836,10 +849,19 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
     async def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
         await self._connect()
-        if self._async_serial is None:
-            return await self._execute(op)
-        async with self._async_serial:  # with a history: one op at a time (see _RedisBase)
-            return await self._execute(op)
+        places = self._async_places
+        assert places is not None  # set by _connect
+        try:
+            await asyncio.wait_for(places.acquire(), self._settings.pool_timeout)
+        except asyncio.TimeoutError:
+            raise self._pool_wait() from None
+        try:
+            if self._async_serial is None:
+                return await self._execute(op)
+            async with self._async_serial:  # with a history: one op at a time (see _RedisBase)
+                return await self._execute(op)
+        finally:
+            places.release()
 
     async def _execute(self, op: Op) -> Any:
         token = self._plan.token()

@@ -32,7 +32,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -53,6 +52,7 @@ from racefree.state._core import (
 )
 from racefree.state.backends import redact
 from racefree.state.backends._shared import (
+    FairSemaphore,
     dumps,
     loads,
     loads_list,
@@ -99,60 +99,20 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
-class _FairLock:
-    """A lock handed to its waiters in the order they came (first come, first served).
-
-    ``threading.Lock`` lets a thread that just released it take it again at
-    once, so under a thousand writers some wait far longer than others and
-    time out while the rest progress. Here a release hands the lock straight
-    to the longest waiter.
-    """
-
-    def __init__(self) -> None:
-        self._mutex = threading.Lock()
-        self._held = False
-        self._waiters: deque[threading.Lock] = deque()
-
-    def acquire(self, timeout: float) -> bool:
-        """Take the lock, waiting in line at most ``timeout`` seconds; False if it timed out."""
-        with self._mutex:
-            if not self._held:
-                self._held = True
-                return True
-            turn = threading.Lock()
-            turn.acquire()
-            self._waiters.append(turn)
-        if turn.acquire(timeout=timeout):
-            return True  # the holder handed the lock over
-        with self._mutex:
-            if turn in self._waiters:
-                self._waiters.remove(turn)
-                return False
-        return True  # handed over just as the wait ran out: ours now
-
-    def release(self) -> None:
-        """Hand the lock to the longest waiter, or free it."""
-        with self._mutex:
-            if self._waiters:
-                self._waiters.popleft().release()
-            else:
-                self._held = False
-
-
 # One writer lock per database file and process: the threads of a process
 # queue here, in order, instead of all polling SQLite's own lock (which
 # sleeps between tries, so a thousand writers mostly sleep). Processes still
 # take turns through SQLite's lock.
-_writers: dict[str, _FairLock] = {}
+_writers: dict[str, FairSemaphore] = {}
 _writers_lock = threading.Lock()
 
 
-def _writer_lock(path: str) -> _FairLock:
+def _writer_lock(path: str) -> FairSemaphore:
     where = os.path.realpath(path)
     with _writers_lock:
         lock = _writers.get(where)
         if lock is None:
-            lock = _writers[where] = _FairLock()
+            lock = _writers[where] = FairSemaphore(1)
         return lock
 
 
