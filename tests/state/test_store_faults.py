@@ -176,6 +176,20 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path)
         ("sqlite:///x.db?wal=1", r"^The store URL 'sqlite:///x\.db\?wal=1' has the unknown option"),
         ("sqlite:///x.db?timeout=soon", r"^The option timeout='soon' in the store URL"),
         ("redis://127.0.0.1:1/0?namespace=a b", r"^The namespace 'a b' in the store URL"),
+        (
+            "redis://127.0.0.1:1/0?bogus=1",
+            r"^The store URL 'redis://127\.0\.0\.1:1/0\?bogus=1' has the unknown option 'bogus'\. "
+            r"Known options: client_name, db, .*, username; remove it or fix its spelling\.$",
+        ),
+        ("redis://127.0.0.1:1/0?max_connections=0", r"give at least one connection"),
+        ("redis://127.0.0.1:1/0?socket_timeout=soon", r"^The option socket_timeout='soon'"),
+        ("redis://127.0.0.1:port/0", r"is malformed: its host or port cannot be read"),
+        ("redis://127.0.0.1:1/zero", r"names the database 'zero', which is not a number"),
+        (
+            "memory://?size=3",
+            r"^The store URL 'memory://\?size=3' has the unknown option 'size'\. It takes none; "
+            r"remove it or fix its spelling\.$",
+        ),
     ],
 )
 def test_a_malformed_url_is_a_usage_error(url: str, message: str, tmp_path: Path) -> None:
