@@ -1,10 +1,23 @@
 """The Redis backend (``redis://host:port/db``, ``rediss://`` for TLS): many machines.
 
 Every op reaches Redis as one or two Lua scripts, and Redis runs each script
-atomically, whichever machine sent it:
+atomically, whichever machine sent it.
+
+``set``, ``increment``, ``append``, ``extend``, ``append_turn``, and ``apply``
+whose reducers are all ``add``, ``append`` or ``last_value``: one ``write``
+script reads, decides and writes in one step (one round trip; such ops never
+conflict, so they are never retried). It does Python's arithmetic exactly
+(integers of any length up to 4,300 digits, floats as IEEE doubles) and
+appends with ``RPUSH``, never reading the list. When it must refuse the op
+it writes nothing and answers with the key's state; the shared decision then
+raises the same error as on every backend.
+
+Every other op:
 
 * ``read``: the state (version, last writer, value) of the op's keys, and the
-  idempotency record if there is one, in one atomic step. Reads end here.
+  idempotency record if there is one, in one atomic step. Reads end here. A
+  list's items are not read when the decision does not need them
+  (:func:`~racefree.state._core.needs_items`: appends inside a transaction).
 * the store decides in Python (the shared, I/O-free :mod:`~racefree.state._core`);
 * ``commit``: if every key is still at the version read, write the effects,
   raise each written key's version by one, and store the op's record, all in
@@ -12,9 +25,10 @@ atomically, whichever machine sent it:
   (:class:`~racefree.state.backends.base.RetryOperation`: optimistic
   concurrency, like ``WATCH``/``MULTI``/``EXEC`` but in one round trip).
 
-``append``, ``extend`` and ``append_turn`` are carried out natively by one
-script (``RPUSH`` on a Redis list, no read of the list), with the same result,
-versions and stored value as the decision gives.
+Threads (and asyncio tasks) take a place in the connection pool first come,
+first served (``?max_connections=N``, default 64; ``?pool_timeout=SECONDS``,
+default 30). URLs are checked here before redis-py sees them, and every
+message masks their credentials.
 
 **Exactly once over a dropped connection.** Every write carries a record key:
 the caller's ``idempotency_key``, or else a fresh private token that expires
@@ -52,7 +66,10 @@ from racefree.errors import BackendUnavailableError, StoreError, UsageError
 from racefree.history import History
 from racefree.state._core import (
     EMPTY,
+    EXTEND,
+    PUT,
     RUNS_USER_CODE,
+    Decision,
     KeyState,
     Op,
     decide,
@@ -105,8 +122,9 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # code, base version, item count, items. Codes: 'p' put the JSON text, 'P'
 # put a list, 's'/'S' the same for a last-value reducer (refused when another
 # agent wrote the key after version base), 'x' extend, 'a' add the number.
-# Answers {0, record} for a replay; {1, version, extra, ...} per key (extra:
-# the new value for 'a', the first new index for 'x'); or, writing nothing,
+# Answers {0, record} for a replay; {1, version, extra, was a list, ...} per key
+# (extra: the new value for 'a', the first new index for 'x'; was a list: 1 when
+# the key held a list before, so an 'x' extended it); or, writing nothing,
 # {2, n, kind, text, version, writer} with the state of the n-th key (from 1)
 # when its op must be refused: the store then raises the decision's own error.
 _WRITE = """
@@ -230,6 +248,7 @@ for _, p in ipairs(plans) do
   if not p.kind then redis.call('SADD', KEYS[2], ARGV[p.a]) end
   out[#out + 1] = version
   out[#out + 1] = extra
+  out[#out + 1] = (p.kind == 'l') and 1 or 0
   parts[#parts + 1] = ARGV[p.a + 1] .. ':' .. version
 end
 local shape, result = ARGV[4], nil
@@ -533,12 +552,43 @@ class _Plan:
             decide(op, states)
             return _SLOW  # the script and the decision disagree: let the decision decide
         if shape == "n":
-            return reply[1]
-        if shape == "v":
-            return loads(reply[2])
-        if shape == "i":
-            return reply[2]
-        return {key: reply[1 + 2 * i] for i, key in enumerate(keys)}
+            result = reply[1]
+        elif shape in "vi":
+            result = loads(reply[2]) if shape == "v" else reply[2]
+        else:
+            result = {key: reply[1 + 3 * i] for i, key in enumerate(keys)}
+        if self.history is not None:
+            self._record(op, keys, specs, reply, result)
+        return result
+
+    def _record(
+        self,
+        op: Op,
+        keys: tuple[str, ...],
+        specs: list[tuple[str, int, list[str]]],
+        reply: list[Any],
+        result: Any,
+    ) -> None:
+        """The events of an op the ``write`` script carried out, from its answer.
+
+        Every key was written, so an event needs only the version read (one
+        below the new one) and the effect, which the op itself holds.
+        """
+        states: list[KeyState] = []
+        effects = []
+        for i, (key, (code, _, _)) in enumerate(zip(keys, specs, strict=True)):
+            version, extra, was_list = reply[1 + 3 * i : 4 + 3 * i]
+            states.append(KeyState(None, version - 1, None))
+            value = op.args[0] if op.name != "apply" else op.args[i][0]
+            if code == "a":
+                effects.append((PUT, key, loads(extra)))
+            elif code == "x":
+                effects.append((EXTEND if was_list else PUT, key, value))
+            else:
+                effects.append((PUT, key, value))
+        decision = Decision(result, tuple(effects))
+        for event in describe_events(op, keys, states, decision):
+            self.history.record(**event)  # type: ignore[union-attr]
 
     def steps(self, op: Op, token: str) -> Generator[Call, Any, Any]:
         prefix = self.prefix
@@ -557,12 +607,11 @@ class _Plan:
             return decision.result
         keys = op.keys
         writer = "" if op.agent is None else "=" + op.agent
-        if self.history is None:
-            native = _native(op)
-            if native is not None:
-                decided = yield from self._write(op, token, writer, *native)
-                if decided is not _SLOW:
-                    return decided
+        native = _native(op)
+        if native is not None:
+            decided = yield from self._write(op, token, writer, *native)
+            if decided is not _SLOW:
+                return decided
         names: list[str] = []
         for key in keys:
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
