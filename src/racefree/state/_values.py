@@ -21,6 +21,8 @@ aliases stored state. Nothing is ever pickled.
 from __future__ import annotations
 
 import math
+import threading
+from collections.abc import Callable
 from typing import Any
 
 from racefree.errors import InvalidKeyError, NotSerializableError
@@ -33,6 +35,7 @@ __all__ = [
     "check_number",
     "copy_json",
     "json_kind",
+    "on_fresh_stack",
     "to_json",
 ]
 
@@ -290,18 +293,49 @@ def check_number(value: Any) -> bool:
 
 def copy_json(value: Any) -> Any:
     """Deep-copy a value that already passed :func:`to_json` (tuples become lists)."""
+    try:
+        return _copy(value)
+    except RecursionError:
+        return on_fresh_stack(_copy, value)
+
+
+def _copy(value: Any) -> Any:
     t = type(value)
     if t is list or t is tuple:
         return [
-            item if (type(item) is not list and type(item) is not dict) else copy_json(item)
+            item if (type(item) is not list and type(item) is not dict) else _copy(item)
             for item in value
         ]
     if t is dict:
         return {
-            k: item if (type(item) is not list and type(item) is not dict) else copy_json(item)
+            k: item if (type(item) is not list and type(item) is not dict) else _copy(item)
             for k, item in value.items()
         }
     return value
+
+
+def on_fresh_stack(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` in a new thread, whose stack starts empty.
+
+    For the rare call that needs up to :data:`MAX_DEPTH` levels of recursion
+    (a copy, ``json.dumps``) but comes from deep inside the caller's own
+    stack: the store then behaves the same wherever it is called from.
+    """
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append((True, fn(*args)))
+        except BaseException as exc:  # handed back to the caller's thread
+            outcome.append((False, exc))
+
+    worker = threading.Thread(target=run, name="racefree-fresh-stack")
+    worker.start()
+    worker.join()
+    ok, result = outcome[0]
+    if not ok:
+        raise result
+    return result
 
 
 def json_kind(value: Any) -> str:

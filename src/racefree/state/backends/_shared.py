@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from racefree.errors import UsageError
 from racefree.state._core import Op
+from racefree.state._values import on_fresh_stack
 
 __all__ = [
     "FairSemaphore",
@@ -31,12 +32,24 @@ _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
 
-loads = json.loads
+_decode = json.loads
 
 
 def dumps(value: Any) -> str:
     """The compact JSON text of an already checked value."""
-    return _encode(value)
+    try:
+        return _encode(value)
+    except RecursionError:  # called from deep in the caller's stack
+        text: str = on_fresh_stack(_encode, value)
+        return text
+
+
+def loads(text: str | bytes) -> Any:
+    """The value of a JSON text that :func:`dumps` wrote."""
+    try:
+        return _decode(text)
+    except RecursionError:  # called from deep in the caller's stack
+        return on_fresh_stack(_decode, text)
 
 
 def loads_list(items: list[Any]) -> list[Any]:
@@ -44,7 +57,7 @@ def loads_list(items: list[Any]) -> list[Any]:
     if not items:
         return []
     texts = [item.decode() if isinstance(item, bytes) else item for item in items]
-    result: list[Any] = json.loads("[" + ",".join(texts) + "]")
+    result: list[Any] = loads("[" + ",".join(texts) + "]")
     return result
 
 
@@ -55,7 +68,7 @@ def record_text(op: Op, result: Any) -> str:
 
 def loads_record(text: str | bytes) -> tuple[str, tuple[str, ...] | None, Any]:
     """The ``(name, keys, result)`` record that :func:`record_text` wrote."""
-    name, keys, result = json.loads(text)
+    name, keys, result = loads(text)
     return name, tuple(keys) if keys is not None else None, result
 
 
