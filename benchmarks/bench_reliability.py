@@ -18,9 +18,10 @@ twice) or raised an error that is not racefree's own typed error. A row
 * CLIENT KILL (Redis): 8 writer threads append while another connection kills
   every client connection in a loop for ``--storm-seconds``.
 * bad input: non-JSON values, bad keys, wrong types, overflowing increments,
-  ints past 4300 digits, lone surrogates, nesting past 100 levels, on every
-  write operation: each must raise a typed ``StoreError``/``UsageError`` and
-  leave the store exactly as it was.
+  ints past 4300 digits, nesting past 100 levels, on every write operation:
+  each must raise a typed ``StoreError``/``UsageError`` and leave the store
+  exactly as it was; and values at the edge of what is accepted (an int of
+  4300 digits, lone surrogates, 100 levels, -0.0) must read back exactly.
 * hostile URLs: the URLs of ``tests/state/test_store_secrets.py``, opened sync
   and asyncio: no part of the secret in any message or traceback.
 
@@ -260,13 +261,23 @@ BAD_VALUES: list[Callable[[], Any]] = [
     lambda: {1: "one"},
     _loop,
     lambda: 10**4300,
-    lambda: "lone \ud800",
-    lambda: {"\udc00": 1},
     lambda: _nested(101),
     lambda: _nested(5_000),
     object,
 ]
 BAD_KEYS: list[Any] = ["", 42, None, "a\nb", "k" * 300, ("a",)]
+# Values at the edge of what is accepted: every backend stores and reads them back exactly.
+ODD_VALUES: list[Any] = [
+    10**4300 - 1,
+    -(10**4300) + 1,
+    "lone \ud800 surrogate",
+    {"\udc00": ["\ud800"]},
+    _nested(100),
+    -0.0,
+    5e-324,
+    1.7976931348623157e308,
+    "Zoë \U0001f600 \u2028",
+]
 
 
 def bad_input_row(url: str) -> tuple[str, int]:
@@ -310,8 +321,15 @@ def bad_input_row(url: str) -> tuple[str, int]:
         except Exception:
             raw += 1
     changed = store.snapshot() != before
+    misread = 0
+    for i, value in enumerate(ODD_VALUES):
+        store.set(f"odd:{i}", value)
+        store.append("odd:log", value)
+        back = store.get(f"odd:{i}")
+        misread += back != value or type(back) is not type(value) or repr(back) != repr(value)
+    misread += store.get("odd:log") != ODD_VALUES
     store.close()
-    return verdict(int(changed) + wrote, 0, raw), len(calls)
+    return verdict(int(changed) + wrote + misread, 0, raw), len(calls) + 2 * len(ODD_VALUES)
 
 
 def hostile_urls_row() -> tuple[str, int]:
@@ -416,7 +434,7 @@ def main() -> None:
             attempts.append(count)
             return outcome
 
-        add("bad values, keys, types and overflows on every write op", "", bad)
+        add("bad values, keys, types, overflows; edge values read back", "", bad)
         rows[-1] = (rows[-1][0], f"{attempts[0]} calls", rows[-1][2])
         print("hostile URLs")
         outcome, count = hostile_urls_row()

@@ -159,12 +159,9 @@ def _nested(depth: int) -> Any:
     [
         (10**4300, r"^value is an int of more than 4300 digits, which cannot be stored as JSON"),
         (-(10**4300), r"^value is an int of more than 4300 digits, which cannot be stored"),
-        ("a\ud800b", r"^value is a string holding the lone surrogate '\\ud800' \(no Unicode"),
-        ({"k": ["ok", "\udfff"]}, r"^value\['k'\]\[1\] is a string holding the lone surrogate"),
-        ({"\ud800": 1}, r"^value has the key '\\ud800', which holds a lone surrogate, which"),
         (_nested(101), r"^value(\[0\]){100} is nested more than 100 levels deep, which cannot"),
     ],
-    ids=["big-int", "big-negative-int", "surrogate", "nested-surrogate", "surrogate-key", "deep"],
+    ids=["big-int", "big-negative-int", "deep"],
 )
 def test_every_backend_refuses_the_same_values_and_writes_nothing(
     any_store: Any, value: Any, message: str
@@ -187,6 +184,8 @@ def test_every_backend_refuses_the_same_values_and_writes_nothing(
         -(10**4300) + 1,
         2**64 + 1,
         "Zoë \U0001f600 \u2028",
+        "lone \ud800 surrogate \udfff",
+        {"\udc00 key": ["\ud800", "ok"]},
         {"nested": _nested(99)},
         1.7976931348623157e308,
         5e-324,
@@ -197,6 +196,8 @@ def test_every_backend_refuses_the_same_values_and_writes_nothing(
         "minus-4300-digits",
         "2**64+1",
         "unicode",
+        "surrogates",
+        "surrogate-key",
         "depth-100",
         "max",
         "tiny",

@@ -5,11 +5,11 @@ accepted and stored as a list), ``str``, ``int``, finite ``float``, ``bool``
 and ``None``, nested at most :data:`MAX_DEPTH` levels. Every backend must
 be able to write a value as JSON text and read it back, so the same limits
 hold on all of them: an ``int`` has at most :data:`MAX_INT_DIGITS` digits
-(Python's own limit for turning an int into text), and a string holds no
-lone surrogate (such as ``"\\ud800"``, which is no Unicode character and
-cannot be encoded as UTF-8). The depth limit does not depend on how deep
-the caller's own stack is: a value that the quick recursive walk cannot
-finish is walked again without recursion.
+(Python's own limit for turning an int into text). A string may hold a lone
+surrogate (``"\\ud800"``): the engines write it as a JSON escape. The
+depth limit does not depend on how deep the caller's own stack is: a value
+that the quick recursive walk cannot finish is walked again without
+recursion.
 
 :func:`to_json` checks a value and returns the store's own copy in one walk
 over the types (no ``json.dumps`` on the common path), so a later
@@ -47,7 +47,10 @@ MAX_DEPTH = 100
 MAX_INT_DIGITS = 4300
 """The most digits an ``int`` may have: Python's default int-to-text limit."""
 
-_INT_BOUND = 10**MAX_INT_DIGITS  # an int is storable when -_INT_BOUND < value < _INT_BOUND
+# An int is storable when _INT_LOW < value < _INT_HIGH (both computed once: a
+# comparison with them looks at the sizes first, so it costs next to nothing).
+_INT_HIGH = 10**MAX_INT_DIGITS
+_INT_LOW = -_INT_HIGH
 
 # Keys that passed check_key; a set lookup is the whole cost for a known key.
 # Bounded so that a workload with endless distinct keys cannot grow it forever.
@@ -102,12 +105,25 @@ def to_json(value: Any) -> Any:
     ``value['messages'][2]['when']``.
     """
     t = type(value)
-    if t is str:
-        if value.isascii() or _encodes(value):
-            return value
-    elif t is bool or value is None or (t is int and -_INT_BOUND < value < _INT_BOUND):
+    if t is str or (t is int and _INT_LOW < value < _INT_HIGH) or t is bool or value is None:
         return value
     try:
+        if t is dict:  # the common case (a message), without one more call
+            out: dict[str, Any] = {}
+            for k, item in value.items():
+                if type(k) is not str:
+                    raise _NotJson
+                ti = type(item)
+                if (
+                    ti is str
+                    or (ti is int and _INT_LOW < item < _INT_HIGH)
+                    or ti is bool
+                    or item is None
+                ):
+                    out[k] = item
+                else:
+                    out[k] = _walk(item, MAX_DEPTH - 1)
+            return out
         return _walk(value, MAX_DEPTH)
     except _NotJson:
         pass
@@ -121,26 +137,13 @@ def to_json(value: Any) -> Any:
     raise _explain(value) from None
 
 
-def _encodes(text: str) -> bool:
-    """True when ``text`` has no lone surrogate (so it can be written as UTF-8)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
 def _leaf(value: Any) -> Any:
     """The stored form of a value that is no list or dict; raises ``_NotJson``."""
     t = type(value)
-    if t is str:
-        if value.isascii() or _encodes(value):
-            return value
-        raise _NotJson
-    if t is bool or value is None:
+    if t is str or t is bool or value is None:
         return value
     if t is int:
-        if -_INT_BOUND < value < _INT_BOUND:
+        if _INT_LOW < value < _INT_HIGH:
             return value
         raise _NotJson
     if t is float:
@@ -169,14 +172,14 @@ def _walk(value: Any, depth: int) -> Any:
         if t is dict:
             out: dict[str, Any] = {}
             for k, item in value.items():
-                if type(k) is not str or not (k.isascii() or _encodes(k)):
+                if type(k) is not str:
                     raise _NotJson
                 ti = type(item)
                 if (
-                    (ti is str and item.isascii())
+                    ti is str
                     or ti is bool
                     or item is None
-                    or (ti is int and -_INT_BOUND < item < _INT_BOUND)
+                    or (ti is int and _INT_LOW < item < _INT_HIGH)
                 ):
                     out[k] = item
                 else:
@@ -185,10 +188,10 @@ def _walk(value: Any, depth: int) -> Any:
         return [
             item
             if (
-                (type(item) is str and item.isascii())
+                type(item) is str
                 or type(item) is bool
                 or item is None
-                or (type(item) is int and -_INT_BOUND < item < _INT_BOUND)
+                or (type(item) is int and _INT_LOW < item < _INT_HIGH)
             )
             else _walk(item, depth)
             for item in value
@@ -213,7 +216,7 @@ def _walk_flat(value: Any) -> Any:
             out: dict[str, Any] = {}
             parent[slot] = out
             for k, sub in item.items():
-                if not isinstance(k, str) or not (k.isascii() or _encodes(k)):
+                if not isinstance(k, str):
                     raise _NotJson
                 out[str.__str__(k)] = None
                 stack.append((out, str.__str__(k), sub, depth - 1))
@@ -257,8 +260,6 @@ def _find(value: Any, path: str) -> tuple[str, str]:
                 for k in item:
                     if not isinstance(k, str):
                         return where, f"has the key {k!r}, a {type(k).__name__} rather than a str"
-                    if not _encodes(k):
-                        return where, f"has the key {k!r}, which holds a lone surrogate"
                 children = [(sub, f"{where}[{k!r}]", inner) for k, sub in item.items()]
             else:
                 children = [(sub, f"{where}[{i}]", inner) for i, sub in enumerate(item)]
@@ -273,14 +274,11 @@ def _why_not(value: Any) -> str:
     if isinstance(value, float):
         return "" if math.isfinite(value) else f"is the float {value!r}"
     if isinstance(value, int):
-        if -_INT_BOUND < value < _INT_BOUND:
+        if _INT_LOW < value < _INT_HIGH:
             return ""
         return f"is an int of more than {MAX_INT_DIGITS} digits"
     if isinstance(value, str):
-        if _encodes(value):
-            return ""
-        bad = next(ch for ch in value if 0xD800 <= ord(ch) <= 0xDFFF)
-        return f"is a string holding the lone surrogate {bad!r} (no Unicode character)"
+        return ""
     return f"is a {type(value).__name__}"
 
 
@@ -288,7 +286,7 @@ def check_number(value: Any) -> bool:
     """True when a number (the result of an increment, say) can be stored."""
     if type(value) is float:
         return math.isfinite(value)
-    return bool(-_INT_BOUND < value < _INT_BOUND)
+    return bool(_INT_LOW < value < _INT_HIGH)
 
 
 def copy_json(value: Any) -> Any:

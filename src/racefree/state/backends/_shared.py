@@ -35,13 +35,29 @@ _encode = json.JSONEncoder(
 _decode = json.loads
 
 
+_encode_ascii = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
+
+
 def dumps(value: Any) -> str:
-    """The compact JSON text of an already checked value."""
+    """The compact JSON text of an already checked value, always valid UTF-8.
+
+    A lone surrogate (``"\\ud800"``, no Unicode character) cannot be encoded
+    as UTF-8 by the engine's driver: text holding one is written with
+    ``\\uXXXX`` escapes instead (valid JSON, read back as the same string).
+    """
     try:
-        return _encode(value)
+        text: str = _encode(value)
     except RecursionError:  # called from deep in the caller's stack
-        text: str = on_fresh_stack(_encode, value)
+        text = on_fresh_stack(_encode, value)
+    if text.isascii():
         return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _encode_ascii(value)
+    return text
 
 
 def loads(text: str | bytes) -> Any:
