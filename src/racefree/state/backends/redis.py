@@ -115,11 +115,13 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # it never conflicts: set, increment, append, extend, append_turn, and apply
 # whose reducers are all add, append or last_value.
 # KEYS: record key, key set, then meta, list per key.
-# ARGV: writer ('' = none, else '=' + name), the record's text up to the
-# result, seconds to keep the record (0 = forever), the result's shape ('n'
-# new version of the first key, 'v' its new value, 'i' the first new index,
-# 'd' a dict of key -> new version), then per key: key, key as JSON text,
-# code, base version, item count, items. Codes: 'p' put the JSON text, 'P'
+# ARGV (few, since redis-py packs each one): writer ('' = none, else '=' +
+# name), the record's text up to the result, then the result's shape ('n' new
+# version of the first key, 'v' its new value, 'i' the first new index, 'd' a
+# dict of key -> new version) followed by the seconds to keep the record (0 =
+# forever), such as 'i600'; then per key: key, spec, items. A spec is the code,
+# the item count and, for 's'/'S', ':' and the base version ('x1', 's1:4').
+# Codes: 'p' put the JSON text, 'P'
 # put a list, 's'/'S' the same for a last-value reducer (refused when another
 # agent wrote the key after version base), 'x' extend, 'a' add the number.
 # Answers {0, record} for a replay; {1, version, extra, was a list, ...} per key
@@ -190,10 +192,11 @@ end
 local writer = false
 if ARGV[1] ~= '' then writer = string.sub(ARGV[1], 2) end
 local plans = {}
-local a, k, n = 5, 3, 0
+local a, k, n = 4, 3, 0
 while a <= #ARGV do
   n = n + 1
-  local code, base, count = ARGV[a + 2], tonumber(ARGV[a + 3]), tonumber(ARGV[a + 4])
+  local code, count, base = string.match(ARGV[a + 1], '^(%a)(%d+):?(%d*)$')
+  count, base = tonumber(count), tonumber(base) or 0
   local f = redis.call('HMGET', KEYS[k], 'k', 'v', 'n', 'w')
   local kind, text, version = f[1], f[2], tonumber(f[3] or '0')
   local plan = {k = k, a = a, code = code, count = count, kind = kind, w = f[4]}
@@ -204,22 +207,22 @@ while a <= #ARGV do
     if kind == 'l' then
       refuse = true
     elseif kind == 'j' and text ~= 'null' then
-      plan.value = add(text, ARGV[a + 5])
+      plan.value = add(text, ARGV[a + 2])
       refuse = not plan.value
     else
-      plan.value = ARGV[a + 5]
+      plan.value = ARGV[a + 2]
     end
   elseif code == 's' or code == 'S' then
     refuse = version > base and f[4] ~= writer
   end
   if refuse then return {2, n, kind, text, version, f[4]} end
   plans[n] = plan
-  a = a + 5 + count
+  a = a + 2 + count
   k = k + 2
 end
 local out, parts = {1}, {}
 for _, p in ipairs(plans) do
-  local meta, list, code, first, count = KEYS[p.k], KEYS[p.k + 1], p.code, p.a + 5, p.count
+  local meta, list, code, first, count = KEYS[p.k], KEYS[p.k + 1], p.code, p.a + 2, p.count
   local extra = 0
   if code == 'x' or code == 'P' or code == 'S' then
     if code ~= 'x' and p.kind == 'l' then redis.call('DEL', list) end
@@ -249,18 +252,22 @@ for _, p in ipairs(plans) do
   out[#out + 1] = version
   out[#out + 1] = extra
   out[#out + 1] = (p.kind == 'l') and 1 or 0
-  parts[#parts + 1] = ARGV[p.a + 1] .. ':' .. version
+  if string.sub(ARGV[3], 1, 1) == 'd' then
+    -- the key as JSON text: printable keys need only '"' and '\\' escaped
+    local quoted = string.gsub(ARGV[p.a], '[\\\\"]', '\\\\%0')
+    parts[#parts + 1] = '"' .. quoted .. '":' .. version
+  end
 end
-local shape, result = ARGV[4], nil
+local shape, seconds, result = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2), nil
 if shape == 'n' then result = out[2]
 elseif shape == 'v' then result = out[3]
 elseif shape == 'i' then result = out[3]
 else result = '{' .. table.concat(parts, ',') .. '}' end
 local record = ARGV[2] .. result .. ']'
-if ARGV[3] == '0' then
+if seconds == '0' then
   redis.call('SET', KEYS[1], record)
 else
-  redis.call('SET', KEYS[1], record, 'EX', ARGV[3])
+  redis.call('SET', KEYS[1], record, 'EX', seconds)
 end
 return out
 """
@@ -535,10 +542,11 @@ class _Plan:
         prefix = self.prefix
         record, seconds = self.record_key(op, token)
         names: list[str] = [record, self.key_set]
-        args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", seconds, shape]
+        args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", f"{shape}{seconds}"]
         for key, (code, base, items) in zip(keys, specs, strict=True):
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
-            args += (key, dumps(key), code, base, len(items), *items)
+            spec = f"{code}{len(items)}:{base}" if code in "sS" else f"{code}{len(items)}"
+            args += (key, spec, *items)
         reply = yield ("write", names, args)
         status = reply[0]
         if status == 0:
