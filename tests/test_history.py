@@ -91,3 +91,68 @@ def test_time_must_be_finite_and_not_negative(tmp_path: Path, time: str) -> None
     path.write_text(f'{{"seq": 0, "time": {time}, "agent": "A", "op": "read"}}\n', "utf-8")
     with pytest.raises(HistoryFormatError, match=r"'time' must be a finite number of seconds"):
         History.from_jsonl(path)
+
+
+def _deep(levels: int) -> str:
+    return "[" * levels + "]" * levels
+
+
+def _line(value_json: str) -> str:
+    return (
+        '{"seq": 0, "time": 0, "agent": "A", "op": "write", "key": "k", "value": '
+        + value_json
+        + "}\n"
+    )
+
+
+@pytest.mark.parametrize("levels", [100, 10_000])
+def test_a_line_nested_too_deeply_is_a_format_error_not_a_crash(
+    tmp_path: Path, levels: int
+) -> None:
+    path = tmp_path / "deep.jsonl"
+    path.write_text(_line(_deep(levels)))
+    with pytest.raises(
+        HistoryFormatError,
+        match=rf"^{path}, line 1: the JSON nests lists and objects more than 100 levels deep\. "
+        r"Each line must be one JSON object with at least seq, time, agent and op; see "
+        r"docs/history\.md\.$",
+    ):
+        History.from_jsonl(path)
+
+
+def test_a_line_nested_at_the_limit_is_read_from_any_stack_depth(tmp_path: Path) -> None:
+    import sys
+
+    path = tmp_path / "limit.jsonl"
+    path.write_text(_line(_deep(99)))  # the event object itself is one more level
+
+    def at_depth(n: int) -> History:
+        return at_depth(n - 1) if n else History.from_jsonl(path)
+
+    assert len(History.from_jsonl(path)) == 1
+    deep_path = tmp_path / "deep.jsonl"
+    deep_path.write_text(_line(_deep(500)))
+
+    def deep_at_depth(n: int) -> None:
+        if n:
+            return deep_at_depth(n - 1)
+        with pytest.raises(HistoryFormatError, match=r"more than 100 levels deep"):
+            History.from_jsonl(deep_path)
+        return None
+
+    deep_at_depth(sys.getrecursionlimit() - 100)
+
+
+def test_a_line_longer_than_the_limit_is_refused_without_reading_it_all(tmp_path: Path) -> None:
+    from racefree.history import MAX_LINE_BYTES
+
+    path = tmp_path / "long.jsonl"
+    with open(path, "wb") as out:
+        out.write(b'{"seq": 0, "time": 0, "agent": "A", "op": "write"}\n')
+        out.write(b" " * (MAX_LINE_BYTES + 10) + b"\n")
+    with pytest.raises(
+        HistoryFormatError,
+        match=rf"^{path}, line 2: longer than 16,777,216 bytes, so it was not read\. A history "
+        r"is JSON lines, one event per line, each at most 16 MiB; see docs/history\.md\.$",
+    ):
+        History.from_jsonl(path)

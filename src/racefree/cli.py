@@ -89,6 +89,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the shared state after the run, as JSON: also check lost and duplicated appends",
     )
     check.add_argument("--strict", action="store_true", help="exit 1 on warnings too")
+    check.add_argument(
+        "--max-findings",
+        type=int,
+        default=100,
+        metavar="N",
+        help="keep at most N findings of each kind and only count the rest (default 100)",
+    )
     check.add_argument("--json", action="store_true", help="print the report as JSON")
     check.add_argument(
         "--html",
@@ -280,9 +287,39 @@ def _demo_processes(args: argparse.Namespace, scale: float) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _read_final_state(path: str) -> object:
+    """The JSON in a ``--final-state`` file, read within the same bounds as a history line."""
     import json
 
+    from racefree.errors import HistoryFormatError
+    from racefree.history import MAX_LINE_BYTES, parse_json
+
+    with open(path, "rb") as source:
+        raw = source.read(MAX_LINE_BYTES + 1)
+    if len(raw) > MAX_LINE_BYTES:
+        raise HistoryFormatError(
+            f"{path} is longer than {MAX_LINE_BYTES:,} bytes, so it was not read. The final "
+            "state must be one JSON object (key -> value) of at most 16 MiB."
+        )
+    try:
+        return parse_json(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HistoryFormatError(
+            f"{path} is not UTF-8 text. The final state must be one JSON object "
+            "(key -> value), saved as UTF-8."
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise HistoryFormatError(
+            f"{path}, line {exc.lineno}: {exc.msg}. The final state must be one "
+            "JSON object (key -> value)."
+        ) from None
+    except ValueError as exc:  # nested too deeply
+        raise HistoryFormatError(
+            f"{path}: {exc}. The final state must be one JSON object (key -> value)."
+        ) from None
+
+
+def _check(args: argparse.Namespace) -> int:
     from racefree.check import check
     from racefree.errors import HistoryFormatError
     from racefree.history import History
@@ -292,27 +329,18 @@ def _check(args: argparse.Namespace) -> int:
         history = History.from_jsonl(args.history)
         final_state = None
         if args.final_state is not None:
-            with open(args.final_state, encoding="utf-8") as source:
-                final_state = json.load(source)
+            final_state = _read_final_state(args.final_state)
     except OSError as exc:
         raise UsageError(f"Cannot read {exc.filename}: {exc.strerror}. Check the path.") from None
-    except UnicodeDecodeError:
-        raise HistoryFormatError(
-            f"{args.final_state} is not UTF-8 text. The final state must be one JSON object "
-            "(key -> value), saved as UTF-8."
-        ) from None
-    except json.JSONDecodeError as exc:
-        raise HistoryFormatError(
-            f"{args.final_state}, line {exc.lineno}: {exc.msg}. The final state must be one "
-            "JSON object (key -> value)."
-        ) from None
     if final_state is not None and not isinstance(final_state, dict):
         raise HistoryFormatError(
             f"{args.final_state} holds a JSON {type(final_state).__name__}, not an object. The "
             "final state must be one JSON object (key -> value)."
         )
     _check_writable(args.html)
-    report = check(history, final_state=final_state)
+    if args.max_findings < 1:
+        raise UsageError(f"--max-findings must be at least 1, not {args.max_findings}.")
+    report = check(history, final_state=final_state, max_findings=args.max_findings)
     if args.html is not None:
         from racefree.report.html import check_html
 
@@ -321,7 +349,7 @@ def _check(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
     else:
         print(report.text())
-    if report.errors or (args.strict and report.warnings):
+    if not report.ok or (args.strict and report.warning_count):
         return 1
     return 0
 

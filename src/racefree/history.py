@@ -8,6 +8,9 @@ one per run to the checker.
 On disk a history is JSON lines, one event per line, with the keys of
 :meth:`Event.to_dict` (``seq``, ``time``, ``agent``, ``op`` required; ``key``,
 ``version_read``, ``version_written``, ``value``, ``meta`` optional).
+Reading one is bounded, so that no file can exhaust memory or the stack: a
+line holds at most :data:`MAX_LINE_BYTES` bytes and its JSON nests at most
+:data:`MAX_DEPTH` levels (see :func:`parse_json`).
 """
 
 from __future__ import annotations
@@ -24,7 +27,50 @@ from typing import Any
 from racefree.agent import current_agent
 from racefree.errors import HistoryFormatError
 
-__all__ = ["Event", "History"]
+__all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Event", "History", "parse_json"]
+
+MAX_LINE_BYTES = 16 * 1024 * 1024
+"""The longest line (one event, or a whole ``--final-state`` file) that is read: 16 MiB."""
+
+MAX_DEPTH = 100
+"""How deeply the JSON of one event (or a final state) may nest lists and objects."""
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads(text)``, refusing nesting past :data:`MAX_DEPTH` with a ``ValueError``.
+
+    The limit does not depend on the caller's stack: JSON too deep for the
+    parser's recursion is refused with the same message.
+    """
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise ValueError(_too_deep()) from None
+    # Counting brackets runs at C speed; only text that could be deep is walked.
+    if text.count("[") + text.count("{") > MAX_DEPTH and _depth(value) > MAX_DEPTH:
+        raise ValueError(_too_deep())
+    return value
+
+
+def _too_deep() -> str:
+    return f"the JSON nests lists and objects more than {MAX_DEPTH} levels deep"
+
+
+def _depth(value: Any) -> int:
+    """How many levels of lists and dicts ``value`` nests (walked without recursion)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            item = list(item.values())
+        if isinstance(item, list):
+            deepest = max(deepest, level)
+            if deepest > MAX_DEPTH:
+                return deepest
+            stack.extend((sub, level + 1) for sub in item if isinstance(sub, (list, dict)))
+    return deepest
+
 
 _REQUIRED: dict[str, type | tuple[type, ...]] = {
     "seq": int,
@@ -181,12 +227,20 @@ class History:
         events: list[Event] = []
         seen: dict[int, int] = {}  # seq -> the line that had it
         with open(path, "rb") as source:  # decoded line by line, to name the bad line
-            for number, raw in enumerate(source, start=1):
+            number = 0
+            while raw := source.readline(MAX_LINE_BYTES + 1):
+                number += 1
+                if len(raw) > MAX_LINE_BYTES:
+                    raise HistoryFormatError(
+                        f"{path}, line {number}: longer than {MAX_LINE_BYTES:,} bytes, so it "
+                        "was not read. A history is JSON lines, one event per line, each "
+                        "at most 16 MiB; see docs/history.md."
+                    )
                 try:
                     line = raw.decode("utf-8")
                     if not line.strip():
                         continue
-                    event = Event.from_dict(json.loads(line))
+                    event = Event.from_dict(parse_json(line))
                     if event.seq in seen:
                         raise ValueError(
                             f"seq {event.seq} was already used on line {seen[event.seq]}"

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from racefree import History
+from racefree import History, UsageError, check
 from racefree.cli import main
 
 
@@ -99,3 +99,68 @@ def test_a_final_state_that_is_not_a_json_object_is_one_line_and_exit_2(
     err = capsys.readouterr().err
     assert err.startswith(f"racefree: error: {state} {problem}")
     assert err.count("\n") == 1
+
+
+def test_check_of_dev_zero_exits_2_with_a_sentence(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", "/dev/zero"]) == 2
+    assert capsys.readouterr().err == (
+        "racefree: error: /dev/zero, line 1: longer than 16,777,216 bytes, so it was not read. "
+        "A history is JSON lines, one event per line, each at most 16 MiB; see "
+        "docs/history.md.\n"
+    )
+
+
+def test_a_final_state_nested_10000_levels_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path / "h.jsonl", [("A", "append", "log")])
+    state = tmp_path / "state.json"
+    state.write_text('{"log": ' + "[" * 10_000 + "]" * 10_000 + "}")
+    assert main(["check", path, "--final-state", str(state)]) == 2
+    assert capsys.readouterr().err == (
+        f"racefree: error: {state}: the JSON nests lists and objects more than 100 levels "
+        "deep. The final state must be one JSON object (key -> value).\n"
+    )
+
+
+def _many_lost_updates(path: Path, count: int) -> str:
+    history = History()
+    for i in range(count):
+        key = f"k{i}"
+        history.record("read", key, agent="A")
+        history.record("read", key, agent="B")
+        history.record("write", key, agent="B")
+        history.record("write", key, agent="A")
+    history.to_jsonl(path)
+    return str(path)
+
+
+def test_past_the_limit_findings_of_a_kind_are_only_counted(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _many_lost_updates(tmp_path / "h.jsonl", 250)
+    assert main(["check", "--max-findings", "10", path]) == 1
+    out = capsys.readouterr().out
+    assert out.count("ERROR: lost update") == 10
+    assert out.endswith(
+        "Checked 1000 events: 250 error(s), 0 warning(s). Past 10 findings of a kind the rest "
+        "were only counted (240 more lost-update); fix those shown and check again, or raise "
+        "--max-findings.\n"
+    )
+    assert main(["check", "--json", path]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["ok"], data["errors"], len(data["findings"]), data["omitted"]) == (
+        False,
+        250,
+        100,
+        {"lost-update": 150},
+    )
+
+
+def test_the_api_keeps_every_finding_when_asked(tmp_path: Path) -> None:
+    history = History.from_jsonl(_many_lost_updates(tmp_path / "h.jsonl", 150))
+    assert len(check(history).findings) == 100
+    report = check(history, max_findings=None)
+    assert (len(report.findings), report.omitted, report.error_count) == (150, (), 150)
+    with pytest.raises(UsageError, match=r"^max_findings must be an int of at least 1"):
+        check(history, max_findings=0)

@@ -30,7 +30,14 @@ import pytest
 import racefree
 from racefree.state import _store as store_module
 from racefree.state.backends import BACKENDS
-from tests.state.redis_server import drop_namespace, fresh_redis_url, shared_redis_url
+from tests.state.redis_server import (
+    TEST_PASSWORD,
+    RedisServer,
+    drop_namespace,
+    find_server_binary,
+    fresh_redis_url,
+    shared_redis_url,
+)
 
 CUSTOM_STORE = os.environ.get("RACEFREE_TEST_STORE")
 BACKEND_NAMES = ["memory", "sqlite", "redis", *(["custom"] if CUSTOM_STORE else [])]
@@ -157,3 +164,14 @@ def open_any(request: pytest.FixtureRequest, new_url: Callable[[], str]) -> Iter
 def any_store(open_any: StoreFactory) -> Any:
     """A fresh store of the backend under test, sync or asyncio (see ``open_any``)."""
     return open_any(reducers={"log": "append", "tokens": "add", "notes": "merge"})
+
+
+@pytest.fixture
+def own_server() -> Iterator[RedisServer]:
+    """A Redis server of this test's own, with the password ``TEST_PASSWORD``, to stop at will."""
+    binary = find_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server binary to start and stop (REDIS_URL alone is not enough)")
+    server = RedisServer(binary, password=TEST_PASSWORD)
+    yield server
+    server.stop()

@@ -23,7 +23,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-__all__ = ["RedisServer", "drop_namespace", "find_server_binary", "fresh_redis_url"]
+__all__ = [
+    "TEST_PASSWORD",
+    "RedisServer",
+    "drop_namespace",
+    "find_server_binary",
+    "fresh_redis_url",
+]
+
+TEST_PASSWORD = "s3cret-pw"  # the password of the servers that tests start with one
 
 
 def find_server_binary() -> str | None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import racefree
 from racefree import agent
+from tests.state.threads import run_together
 
 REDUCERS: dict[str, racefree.Reducer] = {"events": "append", "tokens": "add", "seen": "merge"}
 
@@ -160,3 +161,36 @@ def test_1000_asyncio_tasks_lose_nothing(backend: str, store_url: str) -> None:
         await store.aclose()
 
     asyncio.run(check())
+
+
+def test_operations_that_never_conflict_never_conflict(backend: str, store_url: str) -> None:
+    """set, increment, append, extend and apply with add/append/last_value need no retry.
+
+    With ``max_attempts=1`` a single lost race would raise ContentionError at once,
+    so every op landing proves that none of them ever had to be retried.
+    """
+    threads_n, ops_n = 8, 2_000 if backend == "memory" else 300
+    store = racefree.open_store(store_url, reducers=REDUCERS, max_attempts=1)
+
+    def work(n: int) -> None:
+        with agent(f"agent-{n}"):
+            for i in range(ops_n):
+                store.increment("count")
+                store.apply({"tokens": 2, "events": [(n, i)], f"mine-{n}": i})
+                store.append("log", (n, i))
+                store.extend("pairs", [n, i])
+                store.set("last", n)
+
+    assert run_together(threads_n, work) == []
+    total = threads_n * ops_n
+    assert store.get("count") == total
+    assert store.get("tokens") == 2 * total
+    assert sorted(map(tuple, store.get("events"))) == sorted(
+        (n, i) for n in range(threads_n) for i in range(ops_n)
+    )
+    assert len(store.get("log")) == total
+    pairs = store.get("pairs")
+    assert len(pairs) == 2 * total
+    assert store.get("last") in range(threads_n)
+    assert all(store.get(f"mine-{n}") == ops_n - 1 for n in range(threads_n))
+    assert store.version("count") == total

@@ -8,6 +8,8 @@ append, a Redis server that stops, and URLs and files that cannot work.
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,9 +20,9 @@ import redis
 import racefree
 from racefree import BackendUnavailableError, UsageError
 from racefree.state.backends.redis import parse_url
-from tests.state.redis_server import RedisServer, find_server_binary
-
-PASSWORD = "s3cret-pw"
+from tests.state.redis_server import TEST_PASSWORD as PASSWORD
+from tests.state.redis_server import RedisServer
+from tests.state.threads import writers_lose_nothing
 
 
 @pytest.fixture
@@ -93,16 +95,6 @@ def test_a_connection_killed_before_an_append_applies_it_once(
     store.close()
 
 
-@pytest.fixture
-def own_server() -> Iterator[RedisServer]:
-    binary = find_server_binary()
-    if binary is None:
-        pytest.skip("no redis-server binary to start and stop (REDIS_URL alone is not enough)")
-    server = RedisServer(binary, password=PASSWORD)
-    yield server
-    server.stop()
-
-
 def unavailable(url: str) -> str:
     return (
         rf"^Cannot reach the Redis store {url}: .+\. Check that the server is running and "
@@ -118,7 +110,7 @@ def test_a_stopped_redis_server_gives_a_clear_error_without_the_password(
     store = racefree.open_store(own_server.url)
     astore = racefree.open_async_store(own_server.url)
     assert store.append("log", 1) == 0
-    shown = own_server.url.replace(PASSWORD, r"\*\*\*")
+    shown = own_server.url.replace(f":{PASSWORD}@", r"\*\*\*@")
     own_server.stop()
     with pytest.raises(BackendUnavailableError, match=unavailable(shown)) as caught:
         store.append("log", 2)
@@ -149,7 +141,7 @@ def test_a_wrong_password_is_refused_without_showing_it(own_server: RedisServer)
 
 def test_an_unreachable_redis_url_is_a_clear_error() -> None:
     with pytest.raises(
-        BackendUnavailableError, match=unavailable(r"redis://:\*\*\*@127\.0\.0\.1:1/0")
+        BackendUnavailableError, match=unavailable(r"redis://\*\*\*@127\.0\.0\.1:1/0")
     ) as caught:
         racefree.open_store("redis://:hunter2@127.0.0.1:1/0")
     assert "hunter2" not in str(caught.value)
@@ -184,8 +176,70 @@ def test_a_file_that_is_not_a_database_is_refused_and_left_alone(tmp_path: Path)
         ("sqlite:///x.db?wal=1", r"^The store URL 'sqlite:///x\.db\?wal=1' has the unknown option"),
         ("sqlite:///x.db?timeout=soon", r"^The option timeout='soon' in the store URL"),
         ("redis://127.0.0.1:1/0?namespace=a b", r"^The namespace 'a b' in the store URL"),
+        (
+            "redis://127.0.0.1:1/0?bogus=1",
+            r"^The store URL 'redis://127\.0\.0\.1:1/0\?bogus=1' has the unknown option 'bogus'\. "
+            r"Known options: client_name, db, .*, username; remove it or fix its spelling\.$",
+        ),
+        ("redis://127.0.0.1:1/0?max_connections=0", r"give at least one connection"),
+        ("redis://127.0.0.1:1/0?socket_timeout=soon", r"^The option socket_timeout='soon'"),
+        ("redis://127.0.0.1:port/0", r"is malformed: its host or port cannot be read"),
+        ("redis://127.0.0.1:1/zero", r"names the database 'zero', which is not a number"),
+        (
+            "memory://?size=3",
+            r"^The store URL 'memory://\?size=3' has the unknown option 'size'\. It takes none; "
+            r"remove it or fix its spelling\.$",
+        ),
     ],
 )
 def test_a_malformed_url_is_a_usage_error(url: str, message: str, tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=message):
         racefree.open_store(url)
+
+
+def test_many_threads_share_a_small_pool_and_every_op_lands(redis_url: str, admin: Any) -> None:
+    name = f"pool-{uuid.uuid4().hex[:8]}"
+    store = racefree.open_store(f"{redis_url}&max_connections=4&client_name={name}")
+    connected: list[Any] = []
+
+    def count_connections() -> None:
+        connected.extend(c for c in admin.client_list() if c.get("name") == name)
+
+    writers_lose_nothing(store, 200, 20, during=count_connections)
+    assert 1 <= len(connected) <= 4
+    assert len([c for c in admin.client_list() if c.get("name") == name]) <= 4
+    store.close()
+
+
+POOL_WAIT = (
+    r"^All 1 connections of the Redis store redis://127\.0\.0\.1:\d+/0\?namespace=\w+&"
+    r"max_connections=1&pool_timeout=0\.2 stayed busy for 0\.2 s, so this operation was not "
+    r"sent; the server itself may be fine\. Nothing was written; use fewer threads or tasks "
+    r"per store, or raise \?max_connections=N or \?pool_timeout=SECONDS in the URL\.$"
+)
+
+
+def test_a_pool_wait_that_times_out_says_so_and_writes_nothing(redis_url: str) -> None:
+    url = f"{redis_url}&max_connections=1&pool_timeout=0.2"
+    store = racefree.open_store(url)
+    # Hold the pool's only connection, as a slow operation of another thread would.
+    held = store._backend._client.connection_pool.get_connection()  # type: ignore[attr-defined]
+    with pytest.raises(BackendUnavailableError, match=POOL_WAIT) as caught:
+        store.increment("count")
+    assert "server is running" not in str(caught.value)
+    store._backend._client.connection_pool.release(held)  # type: ignore[attr-defined]
+    assert store.get_versioned("count") == (None, 0)
+    store.close()
+
+    async def main() -> None:
+        astore = racefree.open_async_store(url)
+        assert await astore.increment("count") == 1  # connects the pool in this loop
+        pool = astore._backend._client.connection_pool  # type: ignore[attr-defined]
+        taken = await pool.get_connection()
+        with pytest.raises(BackendUnavailableError, match=POOL_WAIT):
+            await astore.increment("count")
+        await pool.release(taken)
+        assert await astore.get_versioned("count") == (1, 1)
+        await astore.aclose()
+
+    asyncio.run(main())

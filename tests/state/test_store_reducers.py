@@ -185,3 +185,12 @@ def test_last_value_error_fires_on_a_real_concurrent_double_write(store_url: str
     loser = ({"Researcher", "Writer"} - {winner}).pop()
     assert errors[0].writers == (winner, loser)
     assert store.version("answer") == 2
+
+
+def test_apply_of_keys_with_quotes_and_backslashes_replays_its_result(open_any: Any) -> None:
+    odd = 'say "hi" \\ bye'
+    store = open_any(reducers={odd: "add", "log": "append"})
+    first = store.apply({odd: 2, "log": ["x"]}, idempotency_key="once")
+    assert first == {odd: 1, "log": 1}
+    assert store.apply({odd: 2, "log": ["x"]}, idempotency_key="once") == first
+    assert (store.get(odd), store.get("log")) == (2, ["x"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 
@@ -258,3 +259,48 @@ def test_async_transactions_commit_abort_and_retry(store_url: str) -> None:
         await store.aclose()
 
     asyncio.run(main())
+
+
+def _watch_list_reads(backend: str, store: racefree.Store, redis_url: str) -> Any:
+    """A function that returns how many times the store read a whole list since the call."""
+    if backend == "redis":
+        import redis
+
+        from racefree.state.backends.redis import parse_url
+
+        admin = redis.Redis.from_url(parse_url(redis_url)[0])
+        admin.config_resetstat()
+        return lambda: admin.info("commandstats").get("cmdstat_lrange", {}).get("calls", 0)
+    if backend == "sqlite":
+        statements: list[str] = []
+        store._backend._connection().set_trace_callback(statements.append)  # type: ignore[attr-defined]
+        return lambda: sum(s.startswith("SELECT item FROM racefree_items") for s in statements)
+    return lambda: 0  # memory keeps the list in place: nothing to read
+
+
+def test_appends_in_transactions_and_the_append_reducer_never_read_the_list(
+    backend: str, store_url: str
+) -> None:
+    store = racefree.open_store(store_url, reducers={"log": "append"})
+    store.extend("log", list(range(1_000)))
+    store.set("turn", 0)
+    reads = _watch_list_reads(backend, store, store_url)
+    for i in range(10):
+        with store.transaction() as tx:
+            turn = tx.get("turn")
+            tx.set("turn", turn + 1)
+            tx.append("log", {"turn": turn})
+            tx.extend("log", ["a", "b"])
+        store.apply({"log": [f"applied {i}"]})
+    assert reads() == 0
+    expected = list(range(1_000))
+    for i in range(10):
+        expected += [{"turn": i}, "a", "b", f"applied {i}"]
+    assert store.get_versioned("log") == (expected, 21)
+    assert store.get_versioned("turn") == (10, 11)
+    reads = _watch_list_reads(backend, store, store_url)
+    with store.transaction() as tx:  # a set first: the old items do not matter either
+        tx.set("log", ["fresh"])
+        tx.append("log", "after")
+    assert reads() == 0
+    assert store.get_versioned("log") == (["fresh", "after"], 22)

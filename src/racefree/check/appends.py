@@ -50,11 +50,18 @@ class _Key:
 
 
 def find_append_anomalies(
-    events: list[Event], final_state: Any = None, *, notes: list[str] | None = None
+    events: list[Event],
+    final_state: Any = None,
+    *,
+    notes: list[str] | None = None,
+    findings: list[Finding] | None = None,
 ) -> list[Finding]:
-    """Lost and duplicated appends; without ``final_state`` only duplicate meta ids."""
+    """Lost and duplicated appends; without ``final_state`` only duplicate meta ids.
+
+    The findings are appended to ``findings`` (a fresh list if ``None``), which is returned.
+    """
     keys: dict[str, _Key] = {}
-    findings: list[Finding] = []
+    findings = [] if findings is None else findings
     for event in events:
         key = event.key
         if key is None or not is_write(event):

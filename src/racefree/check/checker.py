@@ -9,7 +9,7 @@ from typing import Any
 from racefree.check._events import event_list
 from racefree.check.appends import find_append_anomalies
 from racefree.check.claims import find_double_claims
-from racefree.check.findings import Finding, Report
+from racefree.check.findings import DEFAULT_MAX_FINDINGS, Findings, Report
 from racefree.check.invariants import Invariant, find_broken_invariants
 from racefree.check.lost_update import find_lost_updates
 from racefree.check.order import find_order_anomalies
@@ -24,6 +24,7 @@ def check(
     *,
     final_state: Any = None,
     invariants: Iterable[Invariant] = (),
+    max_findings: int | None = DEFAULT_MAX_FINDINGS,
 ) -> Report:
     """Find races in a recorded history and explain them.
 
@@ -40,7 +41,17 @@ def check(
     claims, broken invariants) and warnings (race windows that lost nothing
     this time), each with the agents, keys and events involved and a story.
     See ``docs/checker.md`` for the rules and what the checker cannot see.
+
+    At most ``max_findings`` findings of each kind are kept (``None``: all);
+    past that they are only counted (``Report.omitted``), so that a history
+    full of garbage costs memory for what is reported, not for all it holds.
     """
+    if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
+        from racefree.errors import UsageError
+
+        raise UsageError(
+            f"max_findings must be an int of at least 1 (or None), not {max_findings!r}."
+        )
     events = event_list(history)
     notes: list[str] = []
     # The checker makes no reference cycles; with the cyclic collector paused,
@@ -49,17 +60,19 @@ def check(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        findings: list[Finding] = [
-            *find_lost_updates(events),
-            *find_append_anomalies(events, final_state, notes=notes),
-            *find_order_anomalies(events),
-            *find_double_claims(events),
-            *find_broken_invariants(events, invariants, final_state, notes=notes),
-            *find_race_windows(events),
-        ]
+        findings = Findings(max_findings)
+        find_lost_updates(events, findings=findings)
+        find_append_anomalies(events, final_state, notes=notes, findings=findings)
+        find_order_anomalies(events, findings=findings)
+        find_double_claims(events, findings=findings)
+        find_broken_invariants(events, invariants, final_state, notes=notes, findings=findings)
+        find_race_windows(events, findings=findings)
     finally:
         if collecting:
             gc.enable()
     severity = {"error": 0, "warning": 1}
     findings.sort(key=lambda f: (severity[f.severity], f.first_seq))
-    return Report(tuple(findings), len(events), tuple(notes))
+    omitted = tuple(
+        (kind, sev, n) for (kind, sev), n in sorted(findings.omitted.items(), key=lambda x: x[0])
+    )
+    return Report(tuple(findings), len(events), tuple(notes), omitted, max_findings)

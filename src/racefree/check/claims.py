@@ -38,12 +38,14 @@ def _is_claim(event: Event, last_read: Event | None) -> bool:
     )
 
 
-def find_double_claims(events: list[Event]) -> list[Finding]:
+def find_double_claims(
+    events: list[Event], *, findings: list[Finding] | None = None
+) -> list[Finding]:
     """One finding per holding of a key that more than one agent claimed."""
     holders: dict[str, list[Event]] = {}  # key -> claims of the current holding
     last_read: dict[tuple[str, str], Event] = {}
     checks: dict[str, list[Event]] = {}  # key -> reads that found it free, per holding
-    findings: list[Finding] = []
+    findings = [] if findings is None else findings
 
     for event in events:
         key = event.key

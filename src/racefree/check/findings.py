@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from racefree.check.explain import Explanation, render_report
 from racefree.history import Event
 
-__all__ = ["Finding", "Lost", "Report", "Severity"]
+__all__ = ["DEFAULT_MAX_FINDINGS", "Finding", "Findings", "Lost", "Report", "Severity"]
+
+DEFAULT_MAX_FINDINGS = 100
+"""How many findings of each kind a check keeps; past it they are only counted."""
 
 Severity = Literal["error", "warning"]
 
@@ -76,6 +81,35 @@ class Finding:
         }
 
 
+class Findings(list["Finding"]):
+    """The findings of one check, keeping at most ``limit`` of each kind.
+
+    A finding past the limit is counted in :attr:`omitted` (by kind and
+    severity) and dropped at once, so the memory a check holds grows with
+    what it reports, not with how much is wrong in the history. Every finder
+    appends to the one instance the checker gives it.
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        super().__init__()
+        self.limit = limit
+        self._kept: Counter[str] = Counter()
+        self.omitted: Counter[tuple[str, Severity]] = Counter()
+
+    def append(self, finding: Finding) -> None:
+        """Keep ``finding``, or only count it when its kind is at the limit."""
+        if self.limit is not None and self._kept[finding.kind] >= self.limit:
+            self.omitted[(finding.kind, finding.severity)] += 1
+            return
+        self._kept[finding.kind] += 1
+        super().append(finding)
+
+    def extend(self, findings: Iterable[Finding]) -> None:
+        """:meth:`append` each of ``findings``."""
+        for finding in findings:
+            self.append(finding)
+
+
 @dataclass(frozen=True)
 class Report:
     """Everything the checker found in one history.
@@ -88,6 +122,10 @@ class Report:
     findings: tuple[Finding, ...]
     events_checked: int
     notes: tuple[str, ...] = field(default=())
+    #: Findings past the limit per kind, only counted: ``(kind, severity, count)``.
+    omitted: tuple[tuple[str, Severity, int], ...] = field(default=())
+    #: How many findings of each kind were kept (``None``: no limit).
+    limit: int | None = None
 
     @property
     def errors(self) -> tuple[Finding, ...]:
@@ -100,9 +138,19 @@ class Report:
         return tuple(f for f in self.findings if f.severity == "warning")
 
     @property
+    def error_count(self) -> int:
+        """How many errors were found, kept or only counted past the limit."""
+        return len(self.errors) + sum(n for _, sev, n in self.omitted if sev == "error")
+
+    @property
+    def warning_count(self) -> int:
+        """How many warnings were found, kept or only counted past the limit."""
+        return len(self.warnings) + sum(n for _, sev, n in self.omitted if sev == "warning")
+
+    @property
     def ok(self) -> bool:
         """True when nothing of severity ``error`` was found."""
-        return not self.errors
+        return self.error_count == 0
 
     def of_kind(self, kind: str) -> tuple[Finding, ...]:
         """The findings of one kind ("lost-update", "race-window", ...)."""
@@ -110,12 +158,19 @@ class Report:
 
     def summary(self) -> str:
         """One line: how many events, errors and warnings."""
-        errors, warnings = len(self.errors), len(self.warnings)
+        errors, warnings = self.error_count, self.warning_count
         if self.events_checked == 0:
             return "Checked nothing: the history has no events."
-        if not self.findings:
+        if not self.findings and not self.omitted:
             return f"Checked {self.events_checked} events: no race found."
-        return f"Checked {self.events_checked} events: {errors} error(s), {warnings} warning(s)."
+        line = f"Checked {self.events_checked} events: {errors} error(s), {warnings} warning(s)."
+        if self.omitted:
+            more = ", ".join(f"{n:,} more {kind}" for kind, _, n in self.omitted)
+            line += (
+                f" Past {self.limit} findings of a kind the rest were only counted ({more}); "
+                "fix those shown and check again, or raise --max-findings."
+            )
+        return line
 
     def text(self, *, limit: int | None = None) -> str:
         """The report as text, as ``racefree check`` prints it."""
@@ -126,9 +181,10 @@ class Report:
         return {
             "ok": self.ok,
             "events": self.events_checked,
-            "errors": len(self.errors),
-            "warnings": len(self.warnings),
+            "errors": self.error_count,
+            "warnings": self.warning_count,
             "findings": [finding.to_dict() for finding in self.findings],
+            "omitted": {kind: n for kind, _, n in self.omitted},
             "notes": list(self.notes),
         }
 

@@ -157,8 +157,9 @@ def find_broken_invariants(
     final_state: Any = None,
     *,
     notes: list[str] | None = None,
+    findings: list[Finding] | None = None,
 ) -> list[Finding]:
-    """One finding per invariant that was false in some state."""
+    """One finding per invariant that was false in some state (appended to ``findings``)."""
     named = named_invariants(invariants)
     if not named:
         return []
@@ -192,7 +193,7 @@ def find_broken_invariants(
             "is not in its event, so that key was left out of the rebuilt states until "
             "written again."
         )
-    findings = []
+    findings = [] if findings is None else findings
     for name, predicate in named:
         final_broken = False
         if final_state is not None:

@@ -61,7 +61,9 @@ def verb(event: Event) -> str:
     return _VERBS.get(event.op, f"did {event.op} on")
 
 
-def find_lost_updates(events: list[Event]) -> list[Finding]:
+def find_lost_updates(
+    events: list[Event], *, findings: list[Finding] | None = None
+) -> list[Finding]:
     """Every stale overwrite in ``events`` (``seq`` order); overwrites of one key whose
     unseen writes overlap are one loss and make one finding."""
     writes: dict[str, list[Event]] = {}
@@ -123,7 +125,7 @@ def find_lost_updates(events: list[Event]) -> list[Finding]:
         else:
             runs.append([entry])
             order.append((key, len(runs) - 1))
-    findings = []
+    findings = [] if findings is None else findings
     for key, index in order:
         if key not in survivors:
             survivors[key] = _chain(bases[key])

@@ -110,10 +110,12 @@ class _Key:
         self.pending: dict[str, Event] = {}  # tool call id -> the event that asked
 
 
-def find_order_anomalies(events: list[Event]) -> list[Finding]:
+def find_order_anomalies(
+    events: list[Event], *, findings: list[Finding] | None = None
+) -> list[Finding]:
     """Interleaved turns, unpaired tool calls and causality violations in ``events``."""
     keys: dict[str, _Key] = {}
-    findings: list[Finding] = []
+    findings = [] if findings is None else findings
     written: set[str] = set()
     waiting: dict[str, list[Event]] = {}  # key not yet written -> events that depend on it
 

@@ -27,7 +27,9 @@ from racefree.history import Event
 __all__ = ["find_race_windows"]
 
 
-def find_race_windows(events: list[Event]) -> list[Finding]:
+def find_race_windows(
+    events: list[Event], *, findings: list[Finding] | None = None
+) -> list[Finding]:
     """One warning per (agent, key) that had an unguarded read-suspend-overwrite window."""
     suspended: dict[str, int] = {}  # agent -> suspensions so far
     last_suspension: dict[str, Event] = {}
@@ -82,7 +84,9 @@ def find_race_windows(events: list[Event]) -> list[Finding]:
         own[agent] = own.get(agent, 0) + 1
         last_event[agent] = event
 
-    return [_finding(*value) for value in windows.values()]
+    findings = [] if findings is None else findings
+    findings.extend(_finding(*value) for value in windows.values())
+    return findings
 
 
 def _consider(

@@ -24,16 +24,18 @@ than once for one op on an optimistic backend; only the last one is written.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from racefree.errors import (
     ConcurrentWriteError,
     ConflictError,
+    NotSerializableError,
     UsageError,
     WrongTypeError,
 )
-from racefree.state._values import copy_json, json_kind, to_json
+from racefree.state._values import MAX_INT_DIGITS, check_number, copy_json, json_kind, to_json
 
 __all__ = [
     "DECIDERS",
@@ -47,6 +49,7 @@ __all__ = [
     "decide",
     "decide_all",
     "describe_events",
+    "needs_items",
     "replay",
 ]
 
@@ -121,6 +124,32 @@ def decide(op: Op, states: Sequence[KeyState]) -> Decision:
             f"{', '.join(sorted(DECIDERS))}."
         ) from None
     return decider(op, states)
+
+
+_BLIND_REDUCERS = frozenset({"append", "last_value"})
+
+
+def needs_items(op: Op) -> tuple[bool, ...]:
+    """Per key of ``op``: False when its decision never looks at a stored list's items.
+
+    An ``apply`` through the ``append`` or ``last_value`` reducer, and a
+    transaction's commit whose writes to a key are all appends (or start with
+    a ``set``), only need to know *whether* the key holds a list, never what
+    is in it. A backend that keeps lists outside its process may then hand
+    the decision ``KeyState([], version, writer)`` for such a key instead of
+    reading the whole list, so that an append costs the same at 100,000 items
+    as at 10: the decision's effects and result are the same either way (an
+    ``EXTEND`` of the new items; versions), and the events it describes carry
+    only the new items.
+    """
+    if op.name == "apply":
+        return tuple(reducer not in _BLIND_REDUCERS for _, reducer, _ in op.args)
+    if op.name == "commit":
+        return tuple(
+            not pending or not (pending[0][0] == "set" or all(k == "extend" for k, _ in pending))
+            for _, pending in op.args
+        )
+    return (True,) * len(op.keys or ())
 
 
 def decide_all(op: Op, states: Mapping[str, KeyState]) -> Decision:
@@ -245,9 +274,31 @@ def _decide_increment(op: Op, states: Sequence[KeyState]) -> Decision:
 def _add(key: str, op_name: str, current: Any, amount: int | float) -> int | float:
     if current is None:
         return amount
-    if type(current) is int or type(current) is float:
-        return current + amount
-    raise _wrong_type(key, op_name, current, "a number")
+    if type(current) is not int and type(current) is not float:
+        raise _wrong_type(key, op_name, current, "a number")
+    try:
+        new = current + amount
+    except OverflowError:  # an int too large to become a float
+        new = math.inf
+    if not check_number(new):
+        raise NotSerializableError(
+            f"The {op_name} of {key!r} would store {_short(new)} (adding {_short(amount)} "
+            f"to {_short(current)}), which cannot be stored as JSON: a number must be a "
+            f"finite float or an int of at most {MAX_INT_DIGITS} digits. Nothing was "
+            "written; keep the number in range, or store it as a string."
+        )
+    return new
+
+
+def _short(number: int | float) -> str:
+    """A number in words short enough for a message (an int of thousands of digits is not)."""
+    if type(number) is int and not -(10**30) < number < 10**30:
+        magnitude = abs(number)
+        digits = int((magnitude.bit_length() - 1) * math.log10(2)) + 1  # exact or one short
+        if magnitude >= 10**digits:
+            digits += 1
+        return f"an int of {digits} digits"
+    return repr(number)
 
 
 def _decide_update(op: Op, states: Sequence[KeyState]) -> Decision:

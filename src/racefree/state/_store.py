@@ -22,7 +22,7 @@ from racefree.explore import hooks as _hooks
 from racefree.history import History
 from racefree.state._core import EXTEND, Op, apply_pending
 from racefree.state._values import check_key, copy_json, to_json
-from racefree.state.backends import open_async_backend, open_backend
+from racefree.state.backends import open_async_backend, open_backend, redact
 from racefree.state.backends.base import AsyncBackend, Backend, RetryOperation
 
 __all__ = [
@@ -145,7 +145,9 @@ class _StoreBase:
     ) -> None:
         if not isinstance(max_attempts, int) or max_attempts < 1:
             raise UsageError(f"max_attempts must be a positive int, not {max_attempts!r}.")
-        self._url = url
+        # Only the masked URL is kept: neither url, repr() nor a traceback's
+        # locals can show a password the caller put in it.
+        self._url = redact(url)
         self._guarantee = guarantee
         self._history = history
         self._recording = history is not None
@@ -158,7 +160,11 @@ class _StoreBase:
 
     @property
     def url(self) -> str:
-        """The URL the store was opened with."""
+        """The URL the store was opened with, every credential masked as ``***``.
+
+        To open the same store elsewhere, pass the original URL along (from
+        your configuration), not this one.
+        """
         return self._url
 
     @property

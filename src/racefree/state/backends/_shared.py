@@ -1,4 +1,4 @@
-"""Helpers the engine backends (SQLite, Redis) share: JSON text and guards.
+"""Helpers the engine backends (SQLite, Redis) share: JSON text, guards, fair waits.
 
 Values cross an engine boundary as JSON text, never pickle: ``dumps`` writes
 the compact form (the store already checked that the value is JSON), and
@@ -8,13 +8,17 @@ the compact form (the store already checked that the value is JSON), and
 from __future__ import annotations
 
 import json
+import threading
+from collections import deque
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from racefree.errors import UsageError
 from racefree.state._core import Op
+from racefree.state._values import on_fresh_stack
 
 __all__ = [
+    "FairSemaphore",
     "dumps",
     "loads",
     "loads_list",
@@ -28,12 +32,40 @@ _encode = json.JSONEncoder(
     ensure_ascii=False, allow_nan=False, separators=(",", ":"), check_circular=False
 ).encode
 
-loads = json.loads
+_decode = json.loads
+
+
+_encode_ascii = json.JSONEncoder(
+    ensure_ascii=True, allow_nan=False, separators=(",", ":"), check_circular=False
+).encode
 
 
 def dumps(value: Any) -> str:
-    """The compact JSON text of an already checked value."""
-    return _encode(value)
+    """The compact JSON text of an already checked value, always valid UTF-8.
+
+    A lone surrogate (``"\\ud800"``, no Unicode character) cannot be encoded
+    as UTF-8 by the engine's driver: text holding one is written with
+    ``\\uXXXX`` escapes instead (valid JSON, read back as the same string).
+    """
+    try:
+        text: str = _encode(value)
+    except RecursionError:  # called from deep in the caller's stack
+        text = on_fresh_stack(_encode, value)
+    if text.isascii():
+        return text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return _encode_ascii(value)
+    return text
+
+
+def loads(text: str | bytes) -> Any:
+    """The value of a JSON text that :func:`dumps` wrote."""
+    try:
+        return _decode(text)
+    except RecursionError:  # called from deep in the caller's stack
+        return on_fresh_stack(_decode, text)
 
 
 def loads_list(items: list[Any]) -> list[Any]:
@@ -41,7 +73,7 @@ def loads_list(items: list[Any]) -> list[Any]:
     if not items:
         return []
     texts = [item.decode() if isinstance(item, bytes) else item for item in items]
-    result: list[Any] = json.loads("[" + ",".join(texts) + "]")
+    result: list[Any] = loads("[" + ",".join(texts) + "]")
     return result
 
 
@@ -52,7 +84,7 @@ def record_text(op: Op, result: Any) -> str:
 
 def loads_record(text: str | bytes) -> tuple[str, tuple[str, ...] | None, Any]:
     """The ``(name, keys, result)`` record that :func:`record_text` wrote."""
-    name, keys, result = json.loads(text)
+    name, keys, result = loads(text)
     return name, tuple(keys) if keys is not None else None, result
 
 
@@ -76,9 +108,10 @@ def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any
     for name, raw in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         kind = known.get(name)
         if kind is None:
+            choices = f"Known options: {', '.join(sorted(known))}; " if known else "It takes none; "
             raise UsageError(
-                f"The store URL {shown!r} has the unknown option {name!r}. Known options: "
-                f"{', '.join(sorted(known))}; remove it or fix its spelling."
+                f"The store URL {shown!r} has the unknown option {name!r}. {choices}"
+                "remove it or fix its spelling."
             )
         try:
             options[name] = kind(raw)
@@ -88,3 +121,44 @@ def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any
                 f"{kind.__name__}. Give a {kind.__name__}."
             ) from None
     return options
+
+
+class FairSemaphore:
+    """``permits`` places handed to waiting threads in the order they came.
+
+    ``threading.Lock`` and redis-py's blocking pool let a thread that just
+    gave a place back take it again at once, ahead of threads that have been
+    waiting; under a thousand threads some then wait far longer than the
+    rest and time out while the others progress. Here a release hands the
+    place straight to the longest waiter, so every wait is about the same.
+    """
+
+    def __init__(self, permits: int) -> None:
+        self._mutex = threading.Lock()
+        self._free = permits
+        self._waiters: deque[threading.Lock] = deque()
+
+    def acquire(self, timeout: float) -> bool:
+        """Take a place, waiting in line at most ``timeout`` seconds; False if it timed out."""
+        with self._mutex:
+            if self._free:  # a free place means nobody waits: release hands places over
+                self._free -= 1
+                return True
+            turn = threading.Lock()
+            turn.acquire()
+            self._waiters.append(turn)
+        if turn.acquire(timeout=timeout):
+            return True  # a releasing thread handed its place over
+        with self._mutex:
+            if turn in self._waiters:
+                self._waiters.remove(turn)
+                return False
+        return True  # handed over just as the wait ran out: ours now
+
+    def release(self) -> None:
+        """Hand the place to the longest waiter, or free it."""
+        with self._mutex:
+            if self._waiters:
+                self._waiters.popleft().release()
+            else:
+                self._free += 1

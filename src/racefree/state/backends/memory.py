@@ -172,11 +172,21 @@ class AsyncMemoryBackend(AsyncBackend):
         """Nothing to release."""
 
 
+def _check_url(url: str) -> None:
+    """``memory://`` takes no option; one given is a mistake worth saying."""
+    from racefree.state.backends import redact
+    from racefree.state.backends._shared import query_options
+
+    query_options(url, {}, redact(url))
+
+
 def open_sync(url: str, *, history: History | None) -> MemoryBackend:
     """Open a fresh in-memory backend for ``url`` (``memory://``)."""
+    _check_url(url)
     return MemoryBackend(history=history)
 
 
 def open_async(url: str, *, history: History | None) -> AsyncMemoryBackend:
     """Open a fresh in-memory backend for asyncio."""
+    _check_url(url)
     return AsyncMemoryBackend(history=history)

@@ -1,10 +1,23 @@
 """The Redis backend (``redis://host:port/db``, ``rediss://`` for TLS): many machines.
 
 Every op reaches Redis as one or two Lua scripts, and Redis runs each script
-atomically, whichever machine sent it:
+atomically, whichever machine sent it.
+
+``set``, ``increment``, ``append``, ``extend``, ``append_turn``, and ``apply``
+whose reducers are all ``add``, ``append`` or ``last_value``: one ``write``
+script reads, decides and writes in one step (one round trip; such ops never
+conflict, so they are never retried). It does Python's arithmetic exactly
+(integers of any length up to 4,300 digits, floats as IEEE doubles) and
+appends with ``RPUSH``, never reading the list. When it must refuse the op
+it writes nothing and answers with the key's state; the shared decision then
+raises the same error as on every backend.
+
+Every other op:
 
 * ``read``: the state (version, last writer, value) of the op's keys, and the
-  idempotency record if there is one, in one atomic step. Reads end here.
+  idempotency record if there is one, in one atomic step. Reads end here. A
+  list's items are not read when the decision does not need them
+  (:func:`~racefree.state._core.needs_items`: appends inside a transaction).
 * the store decides in Python (the shared, I/O-free :mod:`~racefree.state._core`);
 * ``commit``: if every key is still at the version read, write the effects,
   raise each written key's version by one, and store the op's record, all in
@@ -12,9 +25,10 @@ atomically, whichever machine sent it:
   (:class:`~racefree.state.backends.base.RetryOperation`: optimistic
   concurrency, like ``WATCH``/``MULTI``/``EXEC`` but in one round trip).
 
-``append``, ``extend`` and ``append_turn`` are carried out natively by one
-script (``RPUSH`` on a Redis list, no read of the list), with the same result,
-versions and stored value as the decision gives.
+Threads (and asyncio tasks) take a place in the connection pool first come,
+first served (``?max_connections=N``, default 64; ``?pool_timeout=SECONDS``,
+default 30). URLs are checked here before redis-py sees them, and every
+message masks their credentials.
 
 **Exactly once over a dropped connection.** Every write carries a record key:
 the caller's ``idempotency_key``, or else a fresh private token that expires
@@ -44,27 +58,34 @@ import itertools
 import re
 import threading
 import uuid
-from collections.abc import Generator
-from typing import Any
+from collections.abc import AsyncGenerator, Generator
+from typing import Any, NamedTuple
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 from racefree.errors import BackendUnavailableError, StoreError, UsageError
 from racefree.history import History
 from racefree.state._core import (
+    EMPTY,
+    EXTEND,
+    PUT,
     RUNS_USER_CODE,
+    Decision,
     KeyState,
     Op,
     decide,
     decide_all,
     describe_events,
+    needs_items,
     replay,
 )
-from racefree.state.backends import redact
+from racefree.state.backends import credentials, redact, scrub
 from racefree.state.backends._shared import (
+    FairSemaphore,
     dumps,
     loads,
     loads_list,
     loads_record,
+    query_options,
     record_text,
     reentrant_call_error,
 )
@@ -80,57 +101,180 @@ GUARANTEE = (
 DEFAULT_NAMESPACE = "racefree"
 TOKEN_SECONDS = 600  # how long a private retry token is kept
 CONNECTION_ATTEMPTS = 3  # one op, sent again with the same record key after a dropped connection
+# Each store keeps a pool of at most this many connections (?max_connections=N);
+# an op that finds them all busy waits up to ?pool_timeout=SECONDS for one.
+DEFAULT_MAX_CONNECTIONS = 64
+DEFAULT_POOL_TIMEOUT = 30.0
+_POOL_EMPTY = "No connection available."  # what redis-py's blocking pools raise on timeout
 
 _READ_ONLY = frozenset({"get", "snapshot", "versions"})
 _APPENDS = frozenset({"append", "extend", "append_turn"})
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-# KEYS: meta, list, key set, record key. ARGV: key, writer ('' = none, else
-# '=' + name), the record's text up to the result, seconds to keep the record
-# (0 = forever), then the items' JSON texts (RPUSH answers the new length,
-# so the first index needs no LLEN). Answers {0, record} for a replay,
-# {1, first index}, or {2, value, version, writer} for a value that is no list.
-_APPEND = """
-local meta, list = KEYS[1], KEYS[2]
-local done = redis.call('GET', KEYS[4])
+# One write op decided and applied inside Redis, in one round trip, so that
+# it never conflicts: set, increment, append, extend, append_turn, and apply
+# whose reducers are all add, append or last_value.
+# KEYS: record key, key set, then meta, list per key.
+# ARGV (few, since redis-py packs each one): writer ('' = none, else '=' +
+# name), the record's text up to the result, then the result's shape ('n' new
+# version of the first key, 'v' its new value, 'i' the first new index, 'd' a
+# dict of key -> new version) followed by the seconds to keep the record (0 =
+# forever), such as 'i600'; then per key: key, spec, items. A spec is the code,
+# the item count and, for 's'/'S', ':' and the base version ('x1', 's1:4').
+# Codes: 'p' put the JSON text, 'P'
+# put a list, 's'/'S' the same for a last-value reducer (refused when another
+# agent wrote the key after version base), 'x' extend, 'a' add the number.
+# Answers {0, record} for a replay; {1, version, extra, was a list, ...} per key
+# (extra: the new value for 'a', the first new index for 'x'; was a list: 1 when
+# the key held a list before, so an 'x' extended it); or, writing nothing,
+# {2, n, kind, text, version, writer} with the state of the n-th key (from 1)
+# when its op must be refused: the store then raises the decision's own error.
+_WRITE = """
+local done = redis.call('GET', KEYS[1])
 if done then return {0, done} end
-local f = redis.call('HMGET', meta, 'k', 'w')
-local kind, writer = f[1], f[2]
-if kind and kind ~= 'l' then
-  local text = redis.call('HGET', meta, 'v')
-  if text ~= 'null' then return {2, text, redis.call('HGET', meta, 'n'), writer} end
-end
-local start = 0
-if #ARGV == 4 then
-  if kind == 'l' then start = redis.call('LLEN', list) end
-else
-  local length = 0
-  for i = 5, #ARGV, 1000 do
-    length = redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, #ARGV)))
+local MAX_DIGITS = 4300
+local function mag_add(a, b)
+  local out, carry, i, j = {}, 0, #a, #b
+  while i > 0 or j > 0 or carry > 0 do
+    local s = carry
+    if i > 0 then s = s + string.byte(a, i) - 48; i = i - 1 end
+    if j > 0 then s = s + string.byte(b, j) - 48; j = j - 1 end
+    if s >= 10 then s = s - 10; carry = 1 else carry = 0 end
+    out[#out + 1] = s
   end
-  start = length - (#ARGV - 4)
+  return string.reverse(table.concat(out))
 end
-redis.call('HINCRBY', meta, 'n', 1)
-if kind ~= 'l' then
-  redis.call('HSET', meta, 'k', 'l')
-  redis.call('HDEL', meta, 'v')
-  redis.call('SADD', KEYS[3], ARGV[1])
+local function mag_sub(a, b)
+  local out, borrow, i, j = {}, 0, #a, #b
+  while i > 0 do
+    local s = string.byte(a, i) - 48 - borrow
+    if j > 0 then s = s - (string.byte(b, j) - 48); j = j - 1 end
+    if s < 0 then s = s + 10; borrow = 1 else borrow = 0 end
+    out[#out + 1] = s
+    i = i - 1
+  end
+  local r = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+  if r == '' then return '0' end
+  return r
 end
-if ARGV[2] == '' then
-  if writer then redis.call('HDEL', meta, 'w') end
-elseif writer ~= string.sub(ARGV[2], 2) then
-  redis.call('HSET', meta, 'w', string.sub(ARGV[2], 2))
+local function int_add(x, y)
+  if #x < 16 and #y < 16 then return string.format('%.0f', tonumber(x) + tonumber(y)) end
+  local xn, yn = string.sub(x, 1, 1) == '-', string.sub(y, 1, 1) == '-'
+  local xm, ym = x, y
+  if xn then xm = string.sub(x, 2) end
+  if yn then ym = string.sub(y, 2) end
+  local negative, mag = xn, nil
+  if xn == yn then
+    mag = mag_add(xm, ym)
+  elseif #xm > #ym or (#xm == #ym and xm > ym) then
+    mag = mag_sub(xm, ym)
+  elseif xm == ym then
+    return '0'
+  else
+    mag, negative = mag_sub(ym, xm), yn
+  end
+  if #mag > MAX_DIGITS then return nil end
+  if negative then return '-' .. mag end
+  return mag
 end
-local record = ARGV[3] .. start .. ']'
-if ARGV[4] == '0' then
-  redis.call('SET', KEYS[4], record)
+local function add(text, amount)
+  local c = string.sub(text, 1, 1)
+  if c ~= '-' and (c < '0' or c > '9') then return nil end
+  if string.find(text, '^-?%d+$') and string.find(amount, '^-?%d+$') then
+    return int_add(text, amount)
+  end
+  local r = tonumber(text) + tonumber(amount)
+  if r ~= r or r == math.huge or r == -math.huge then return nil end
+  local out = string.format('%.17g', r)
+  if not string.find(out, '[.eEn]') then out = out .. '.0' end
+  return out
+end
+local writer = false
+if ARGV[1] ~= '' then writer = string.sub(ARGV[1], 2) end
+local plans = {}
+local a, k, n = 4, 3, 0
+while a <= #ARGV do
+  n = n + 1
+  local code, count, base = string.match(ARGV[a + 1], '^(%a)(%d+):?(%d*)$')
+  count, base = tonumber(count), tonumber(base) or 0
+  local f = redis.call('HMGET', KEYS[k], 'k', 'v', 'n', 'w')
+  local kind, text, version = f[1], f[2], tonumber(f[3] or '0')
+  local plan = {k = k, a = a, code = code, count = count, kind = kind, w = f[4]}
+  local refuse = false
+  if code == 'x' then
+    refuse = kind == 'j' and text ~= 'null'
+  elseif code == 'a' then
+    if kind == 'l' then
+      refuse = true
+    elseif kind == 'j' and text ~= 'null' then
+      plan.value = add(text, ARGV[a + 2])
+      refuse = not plan.value
+    else
+      plan.value = ARGV[a + 2]
+    end
+  elseif code == 's' or code == 'S' then
+    refuse = version > base and f[4] ~= writer
+  end
+  if refuse then return {2, n, kind, text, version, f[4]} end
+  plans[n] = plan
+  a = a + 2 + count
+  k = k + 2
+end
+local out, parts = {1}, {}
+for _, p in ipairs(plans) do
+  local meta, list, code, first, count = KEYS[p.k], KEYS[p.k + 1], p.code, p.a + 2, p.count
+  local extra = 0
+  if code == 'x' or code == 'P' or code == 'S' then
+    if code ~= 'x' and p.kind == 'l' then redis.call('DEL', list) end
+    local length = 0
+    if count == 0 and code == 'x' and p.kind == 'l' then length = redis.call('LLEN', list) end
+    for i = first, first + count - 1, 1000 do
+      length = redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, first + count - 1)))
+    end
+    extra = length - count
+    if p.kind ~= 'l' then
+      redis.call('HSET', meta, 'k', 'l')
+      redis.call('HDEL', meta, 'v')
+    end
+  else
+    if p.kind == 'l' then redis.call('DEL', list) end
+    local text = p.value or ARGV[first]
+    redis.call('HSET', meta, 'k', 'j', 'v', text)
+    if code == 'a' then extra = text end
+  end
+  local version = redis.call('HINCRBY', meta, 'n', 1)
+  if writer then
+    if p.w ~= writer then redis.call('HSET', meta, 'w', writer) end
+  elseif p.w then
+    redis.call('HDEL', meta, 'w')
+  end
+  if not p.kind then redis.call('SADD', KEYS[2], ARGV[p.a]) end
+  out[#out + 1] = version
+  out[#out + 1] = extra
+  out[#out + 1] = (p.kind == 'l') and 1 or 0
+  if string.sub(ARGV[3], 1, 1) == 'd' then
+    -- the key as JSON text: printable keys need only '"' and '\\' escaped
+    local quoted = string.gsub(ARGV[p.a], '[\\\\"]', '\\\\%0')
+    parts[#parts + 1] = '"' .. quoted .. '":' .. version
+  end
+end
+local shape, seconds, result = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2), nil
+if shape == 'n' then result = out[2]
+elseif shape == 'v' then result = out[3]
+elseif shape == 'i' then result = out[3]
+else result = '{' .. table.concat(parts, ',') .. '}' end
+local record = ARGV[2] .. result .. ']'
+if seconds == '0' then
+  redis.call('SET', KEYS[1], record)
 else
-  redis.call('SET', KEYS[4], record, 'EX', ARGV[4])
+  redis.call('SET', KEYS[1], record, 'EX', seconds)
 end
-return {1, start}
+return out
 """
 
 # KEYS: meta1, list1, meta2, list2, ..., then the record key if ARGV[1] == '1'.
+# ARGV[2]: one character per key, '1' when a list's items are needed ('0': the
+# decision only needs to know that it is a list, so it is not read).
 # Answers {record or false, {version, writer, kind, text, items}, ...}.
 _READ = """
 local out = {false}
@@ -142,7 +286,9 @@ end
 for i = 1, last, 2 do
   local f = redis.call('HMGET', KEYS[i], 'n', 'w', 'k', 'v')
   local items = {}
-  if f[3] == 'l' then items = redis.call('LRANGE', KEYS[i + 1], 0, -1) end
+  if f[3] == 'l' and string.sub(ARGV[2], (i + 1) / 2, (i + 1) / 2) == '1' then
+    items = redis.call('LRANGE', KEYS[i + 1], 0, -1)
+  end
   out[#out + 1] = {f[1] or '0', f[2] or false, f[3] or false, f[4] or false, items}
 end
 return out
@@ -218,7 +364,7 @@ end
 return {1}
 """
 
-_SCRIPTS = {"append": _APPEND, "read": _READ, "read_all": _READ_ALL, "commit": _COMMIT}
+_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL, "commit": _COMMIT}
 
 # A step of an op: (script name, keys, args); the driver sends it and the reply comes back.
 Call = tuple[str, list[str], list[Any]]
@@ -235,34 +381,131 @@ def _state(version: Any, writer: Any, kind: Any, text: Any, items: list[Any]) ->
     return KeyState(value, int(version), _text(writer) if writer is not None else None)
 
 
-def parse_url(url: str) -> tuple[str, str]:
-    """redis-py's URL (without racefree's ``namespace`` option) and the namespace."""
+# The query options a Redis store URL may carry: racefree's own, then the
+# redis-py connection options that make sense in a URL (redis-py parses those).
+_OWN_OPTIONS: dict[str, type] = {"namespace": str, "max_connections": int, "pool_timeout": float}
+_CLIENT_OPTIONS: dict[str, type] = {
+    "db": int,
+    "username": str,
+    "password": str,
+    "client_name": str,
+    "socket_timeout": float,
+    "socket_connect_timeout": float,
+    "health_check_interval": int,
+    "protocol": int,
+    "ssl_cert_reqs": str,
+    "ssl_ca_certs": str,
+    "ssl_certfile": str,
+    "ssl_keyfile": str,
+}
+
+
+class Settings(NamedTuple):
+    """A Redis store URL, checked: what redis-py gets and what racefree keeps."""
+
+    client_url: str  # redis-py's URL: racefree's own options removed
+    namespace: str
+    max_connections: int  # the pool's size
+    pool_timeout: float  # how long an op waits for a free connection, in seconds
+
+
+def settings(url: str) -> Settings:
+    """Check a ``redis://`` URL and split it; a malformed one raises ``UsageError``.
+
+    Every part redis-py would choke on (a port or database that is no
+    number, an unknown option) is refused here, with the URL masked, so
+    redis-py's own messages, which may quote the URL, are never shown.
+    """
     shown = redact(url)
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    namespace = DEFAULT_NAMESPACE
-    rest = []
-    for name, value in query:
-        if name == "namespace":
-            namespace = value
-        else:
-            rest.append((name, value))
+    example = (
+        "Write redis://[:password@]host:port/db (rediss:// for TLS), for example "
+        "redis://127.0.0.1:6379/0."
+    )
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+        host = parts.hostname
+    except ValueError:
+        raise UsageError(
+            f"The Redis store URL {shown!r} is malformed: its host or port cannot be read (a "
+            "password holding /, ?, # or @ must be percent-encoded, such as %2F for /). " + example
+        ) from None
+    if port is not None and not 0 < port < 65536:
+        raise UsageError(f"The Redis store URL {shown!r} has a port outside 1 to 65535. {example}")
+    if not host:
+        raise UsageError(f"The Redis store URL {shown!r} names no server. {example}")
+    database = unquote(parts.path).strip("/")
+    if database and not database.isdigit():
+        raise UsageError(
+            f"The Redis store URL {shown!r} names the database {database!r}, which is not a "
+            f"number. {example}"
+        )
+    options = query_options(url, {**_OWN_OPTIONS, **_CLIENT_OPTIONS}, shown)
+    namespace = options.get("namespace", DEFAULT_NAMESPACE)
     if not _NAMESPACE.fullmatch(namespace):
         raise UsageError(
             f"The namespace {namespace!r} in the store URL {shown!r} is not 1 to 64 letters, "
             "digits or _.:- characters. Choose a plain name such as namespace=agents."
         )
-    if not parts.hostname and not parts.path.strip("/"):
+    size = options.get("max_connections", DEFAULT_MAX_CONNECTIONS)
+    wait = options.get("pool_timeout", DEFAULT_POOL_TIMEOUT)
+    if size < 1 or not wait > 0:
         raise UsageError(
-            f"The Redis store URL {shown!r} names no server. Write redis://host:port/db "
-            "(rediss:// for TLS), for example redis://127.0.0.1:6379/0."
+            f"The store URL {shown!r} asks for max_connections={size} and pool_timeout={wait:g}: "
+            "give at least one connection and a wait above 0 seconds."
         )
-    return urlunsplit(parts._replace(query=urlencode(rest))), namespace
+    rest = [
+        (name, value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+        if name not in _OWN_OPTIONS
+    ]
+    client_url = urlunsplit(parts._replace(query=urlencode(rest)))
+    return Settings(client_url, namespace, size, wait)
 
 
-def _password(url: str) -> str | None:
-    password = urlsplit(url).password
-    return unquote(password) if password else None
+def parse_url(url: str) -> tuple[str, str]:
+    """redis-py's URL (without racefree's own options) and the namespace."""
+    checked = settings(url)
+    return checked.client_url, checked.namespace
+
+
+_SLOW = object()  # the write script declined an op: decide it in Python
+_NATIVE_REDUCERS = frozenset({"add", "append", "last_value"})
+
+
+def _native(op: Op) -> tuple[str, list[tuple[str, int, list[str]]]] | None:
+    """How the ``write`` script carries out ``op``: the result's shape and one spec per key.
+
+    ``None`` for an op that needs a decision in Python (a custom or merge
+    reducer, ``update``'s function, a version check, a read).
+    """
+    name = op.name
+    if name in _APPENDS:
+        return "i", [("x", 0, [dumps(item) for item in op.args[0]])]
+    if name == "increment":
+        return "v", [("a", 0, [dumps(op.args[0])])]
+    if name == "set":
+        return "n", [_put(op.args[0], "p", 0)]
+    if name == "apply":
+        specs = []
+        for value, reducer, base in op.args:
+            if reducer not in _NATIVE_REDUCERS:
+                return None
+            if reducer == "append":
+                specs.append(("x", 0, [dumps(item) for item in value]))
+            elif reducer == "add":
+                specs.append(("a", 0, [dumps(value)]))
+            else:
+                specs.append(_put(value, "s", base))
+        return "d", specs
+    return None
+
+
+def _put(value: Any, code: str, base: int) -> tuple[str, int, list[str]]:
+    """A put of ``value``: a list is stored as a Redis list (upper-case code)."""
+    if type(value) is list:
+        return code.upper(), base, [dumps(item) for item in value]
+    return code, base, [dumps(value)]
 
 
 class _Plan:
@@ -291,6 +534,70 @@ class _Plan:
             return f"{self.prefix}:i:{op.idempotency_key}", 0
         return f"{self.prefix}:t:{token}", TOKEN_SECONDS
 
+    def _write(
+        self, op: Op, token: str, writer: str, shape: str, specs: list[tuple[str, int, list[str]]]
+    ) -> Generator[Call, Any, Any]:
+        """One op carried out by the ``write`` script; ``_SLOW`` if it must be decided here."""
+        keys: tuple[str, ...] = op.keys  # type: ignore[assignment]
+        prefix = self.prefix
+        record, seconds = self.record_key(op, token)
+        names: list[str] = [record, self.key_set]
+        args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", f"{shape}{seconds}"]
+        for key, (code, base, items) in zip(keys, specs, strict=True):
+            names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
+            spec = f"{code}{len(items)}:{base}" if code in "sS" else f"{code}{len(items)}"
+            args += (key, spec, *items)
+        reply = yield ("write", names, args)
+        status = reply[0]
+        if status == 0:
+            return replay(op, loads_record(reply[1]))
+        if status == 2:
+            # Refused: the decision, given the state the script saw, raises the
+            # same error as on every other backend (the other keys passed).
+            _, index, kind, text, version, last = reply
+            states = [EMPTY] * len(keys)
+            states[index - 1] = _state(version, last, kind, text, [])
+            decide(op, states)
+            return _SLOW  # the script and the decision disagree: let the decision decide
+        if shape == "n":
+            result = reply[1]
+        elif shape in "vi":
+            result = loads(reply[2]) if shape == "v" else reply[2]
+        else:
+            result = {key: reply[1 + 3 * i] for i, key in enumerate(keys)}
+        if self.history is not None:
+            self._record(op, keys, specs, reply, result)
+        return result
+
+    def _record(
+        self,
+        op: Op,
+        keys: tuple[str, ...],
+        specs: list[tuple[str, int, list[str]]],
+        reply: list[Any],
+        result: Any,
+    ) -> None:
+        """The events of an op the ``write`` script carried out, from its answer.
+
+        Every key was written, so an event needs only the version read (one
+        below the new one) and the effect, which the op itself holds.
+        """
+        states: list[KeyState] = []
+        effects = []
+        for i, (key, (code, _, _)) in enumerate(zip(keys, specs, strict=True)):
+            version, extra, was_list = reply[1 + 3 * i : 4 + 3 * i]
+            states.append(KeyState(None, version - 1, None))
+            value = op.args[0] if op.name != "apply" else op.args[i][0]
+            if code == "a":
+                effects.append((PUT, key, loads(extra)))
+            elif code == "x":
+                effects.append((EXTEND if was_list else PUT, key, value))
+            else:
+                effects.append((PUT, key, value))
+        decision = Decision(result, tuple(effects))
+        for event in describe_events(op, keys, states, decision):
+            self.history.record(**event)  # type: ignore[union-attr]
+
     def steps(self, op: Op, token: str) -> Generator[Call, Any, Any]:
         prefix = self.prefix
         name = op.name
@@ -308,30 +615,22 @@ class _Plan:
             return decision.result
         keys = op.keys
         writer = "" if op.agent is None else "=" + op.agent
-        if name in _APPENDS and self.history is None:
-            record, seconds = self.record_key(op, token)
-            key = keys[0]
-            items = [dumps(item) for item in op.args[0]]
-            head = dumps([name, [key]])[:-1] + ","
-            reply = yield (
-                "append",
-                [f"{prefix}:m:{key}", f"{prefix}:l:{key}", self.key_set, record],
-                [key, writer, head, seconds, *items],
-            )
-            status = reply[0]
-            if status == 1:
-                return reply[1]
-            if status == 0:
-                return replay(op, loads_record(reply[1]))
-            _, text, version, last = reply
-            decide(op, [KeyState(loads(text), int(version), None if last is None else _text(last))])
-            raise AssertionError("unreachable: extending a non-list must raise")
+        native = _native(op)
+        if native is not None:
+            decided = yield from self._write(op, token, writer, *native)
+            if decided is not _SLOW:
+                return decided
         names: list[str] = []
         for key in keys:
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
         writes = name not in _READ_ONLY
         record, seconds = self.record_key(op, token)
-        reply = yield ("read", [*names, record] if writes else names, ["1" if writes else "0"])
+        flags = "".join("1" if need else "0" for need in needs_items(op))
+        reply = yield (
+            "read",
+            [*names, record] if writes else names,
+            ["1" if writes else "0", flags],
+        )
         if reply[0] is not None:
             return replay(op, loads_record(reply[0]))
         states_list = [_state(*row) for row in reply[1:]]
@@ -378,12 +677,14 @@ class _RedisBase:
     schemes: tuple[str, ...] = ("redis", "rediss")
     guarantee: str = GUARANTEE
     optimistic: bool = True
+    _errors: Any  # redis.exceptions, imported when a store is opened
 
     def __init__(self, url: str, *, history: History | None) -> None:
+        self._url = url  # kept only to scrub its credentials out of redis-py's messages
         self._shown = redact(url)
-        self._secret = _password(url)
-        self._client_url, namespace = parse_url(url)
-        self._plan = _Plan(namespace, history)
+        self._settings = settings(url)
+        self._client_url = self._settings.client_url
+        self._plan = _Plan(self._settings.namespace, history)
         # With a history, one op at a time per process, so that the order of
         # the events recorded here is the order in which Redis applied them.
         self._serial = threading.Lock() if history is not None else None
@@ -394,25 +695,64 @@ class _RedisBase:
         return self._plan.history
 
     def _clean(self, exc: BaseException) -> str:
-        text = str(exc).rstrip(".") or type(exc).__name__
-        if self._secret:
-            text = text.replace(self._secret, "***")
-        return text
+        return scrub(str(exc).rstrip(".") or type(exc).__name__, self._url)
 
-    def _unreachable(self, exc: BaseException) -> BackendUnavailableError:
+    def _translated(self, error: StoreError, exc: BaseException) -> StoreError:
+        """``error`` caused by ``exc``, unless some text in ``exc``'s chain holds a credential.
+
+        A traceback prints every chained exception's text, and redis-py's may
+        quote the password it was given: such a chain is cut.
+        """
+        secrets = credentials(self._url)
+        cause: BaseException | None = exc
+        while cause is not None:
+            if any(secret in str(cause) for secret in secrets):
+                error.__cause__ = None
+                break
+            cause = cause.__cause__ or cause.__context__
+        else:
+            error.__cause__ = exc
+        error.__suppress_context__ = True
+        return error
+
+    def _pool_wait(self) -> BackendUnavailableError:
+        size, wait = self._settings.max_connections, self._settings.pool_timeout
         return BackendUnavailableError(
-            f"Cannot reach the Redis store {self._shown}: {self._clean(exc)}. Check that the "
-            "server is running and that the URL (host, port, password) is right; a write that "
-            "raised this was applied once or not at all, never twice, so retrying it with an "
-            "idempotency_key is safe."
+            f"All {size} connections of the Redis store {self._shown} stayed busy for "
+            f"{wait:g} s, so this operation was not sent; the server itself may be "
+            "fine. Nothing was written; use fewer threads or tasks per store, or raise "
+            "?max_connections=N or ?pool_timeout=SECONDS in the URL."
         )
 
-    def _refused(self, exc: BaseException) -> StoreError:
-        return StoreError(
-            f"The Redis store {self._shown} refused an operation: {self._clean(exc)}. Nothing "
-            "was written; check the server's logs and memory limit, and that nothing else "
-            "writes the namespace's keys."
+    def _error(self, exc: BaseException) -> StoreError:
+        """The store's error for an exception of redis-py's."""
+        if isinstance(exc, self._errors.ConnectionError) and str(exc) == _POOL_EMPTY:
+            return self._translated(self._pool_wait(), exc)
+        if isinstance(exc, (self._errors.ConnectionError, self._errors.TimeoutError)):
+            return self._translated(
+                BackendUnavailableError(
+                    f"Cannot reach the Redis store {self._shown}: {self._clean(exc)}. Check that "
+                    "the server is running and that the URL (host, port, password) is right; a "
+                    "write that raised this was applied once or not at all, never twice, so "
+                    "retrying it with an idempotency_key is safe."
+                ),
+                exc,
+            )
+        return self._translated(
+            StoreError(
+                f"The Redis store {self._shown} refused an operation: {self._clean(exc)}. "
+                "Nothing was written; check the server's logs and memory limit, and that "
+                "nothing else writes the namespace's keys."
+            ),
+            exc,
         )
+
+    def _resend(self, exc: BaseException, attempt: int) -> bool:
+        """True when an op that raised ``exc`` is to be sent again (a dropped connection)."""
+        errors = self._errors
+        if not isinstance(exc, (errors.ConnectionError, errors.TimeoutError)):
+            return False
+        return str(exc) != _POOL_EMPTY and attempt < CONNECTION_ATTEMPTS - 1
 
 
 def _redis() -> Any:
@@ -426,12 +766,19 @@ def _redis() -> Any:
     return redis
 
 
-def _client_options(redis: Any) -> dict[str, Any]:
+def _pool_options(checked: Settings) -> dict[str, Any]:
     from redis.backoff import NoBackoff
     from redis.retry import Retry
 
     # redis-py's own retries would send a command again without our record key.
-    return {"retry": Retry(NoBackoff(), 0), "socket_connect_timeout": 5.0}
+    options: dict[str, Any] = {
+        "retry": Retry(NoBackoff(), 0),
+        "max_connections": checked.max_connections,
+        "timeout": checked.pool_timeout,
+    }
+    if "socket_connect_timeout" not in urlsplit(checked.client_url).query:
+        options["socket_connect_timeout"] = 5.0
+    return options
 
 
 class RedisBackend(_RedisBase, Backend):
@@ -441,18 +788,19 @@ class RedisBackend(_RedisBase, Backend):
         super().__init__(url, history=history)
         redis = _redis()
         self._errors = redis.exceptions
+        # A pool that waits for a free connection (up to pool_timeout) instead
+        # of failing when more threads than connections call at once.
+        pool = redis.BlockingConnectionPool.from_url(
+            self._client_url, **_pool_options(self._settings)
+        )
+        self._client = redis.Redis.from_pool(pool)
+        self._places = FairSemaphore(self._settings.max_connections)
         try:
-            self._client = redis.Redis.from_url(self._client_url, **_client_options(redis))
             self._client.ping()
-        except (self._errors.ConnectionError, self._errors.TimeoutError) as exc:
-            raise self._unreachable(exc) from exc
-        except self._errors.RedisError as exc:
-            raise self._unreachable(exc) from exc
-        except ValueError as exc:
-            raise UsageError(
-                f"The Redis store URL {self._shown!r} is malformed: {self._clean(exc)}. Write "
-                "redis://[:password@]host:port/db."
-            ) from exc
+        except redis.exceptions.RedisError as exc:
+            self._client.close()
+            error = self._error(exc)
+            raise error from error.__cause__
         self._scripts = {
             name: self._client.register_script(source) for name, source in _SCRIPTS.items()
         }
@@ -461,14 +809,21 @@ class RedisBackend(_RedisBase, Backend):
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
         if getattr(self._plan.local, "in_user_code", False):
             raise reentrant_call_error(op)
-        if self._serial is not None:
-            with self._serial:
-                return self._execute(op)
-        return self._execute(op)
+        # Threads queue here, in order, for a place in the pool (redis-py's own
+        # blocking pool lets a thread that just gave a connection back take it
+        # again first, so under a thousand threads some waited past the timeout).
+        if not self._places.acquire(self._settings.pool_timeout):
+            raise self._pool_wait()
+        try:
+            if self._serial is not None:
+                with self._serial:
+                    return self._execute(op)
+            return self._execute(op)
+        finally:
+            self._places.release()
 
     def _execute(self, op: Op) -> Any:
         token = self._plan.token()
-        errors = self._errors
         for attempt in range(CONNECTION_ATTEMPTS):
             steps = self._plan.steps(op, token)
             try:
@@ -478,11 +833,10 @@ class RedisBackend(_RedisBase, Backend):
                     script, keys, args = steps.send(reply)
             except StopIteration as done:
                 return done.value
-            except (errors.ConnectionError, errors.TimeoutError) as exc:
-                if attempt == CONNECTION_ATTEMPTS - 1:
-                    raise self._unreachable(exc) from exc
-            except errors.RedisError as exc:
-                raise self._refused(exc) from exc
+            except self._errors.RedisError as exc:
+                if not self._resend(exc, attempt):
+                    error = self._error(exc)
+                    raise error from error.__cause__
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -491,39 +845,83 @@ class RedisBackend(_RedisBase, Backend):
 
 
 class AsyncRedisBackend(_RedisBase, AsyncBackend):
-    """Redis with redis-py's asyncio client (``redis.asyncio``); nothing blocks the loop."""
+    """Redis with redis-py's asyncio client (``redis.asyncio``); nothing blocks the loop.
+
+    redis-py's asyncio connections belong to the event loop that opened
+    them. The store may be used from one loop at a time: when it is used
+    from a new loop after the previous one ended (a second ``asyncio.run``),
+    it opens fresh connections there; while the previous loop still runs,
+    using it from another is refused with ``UsageError``.
+    """
 
     def __init__(self, url: str, *, history: History | None = None) -> None:
         super().__init__(url, history=history)
         redis = _redis()
-        from redis import asyncio as redis_asyncio
-
         self._errors = redis.exceptions
-        self._async_serial: asyncio.Lock | None = None
         # Fail now when the server cannot be reached (a short blocking check at open).
         RedisBackend(url).close()
-        # A pool that waits for a free connection instead of failing when a thousand
-        # tasks call at once (redis.asyncio's default pool raises past 100).
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._keeper: AsyncGenerator[None, None] | None = None
+        self._client: Any = None
+        self._scripts: dict[str, Any] = {}
+        self._async_serial: asyncio.Lock | None = None
+        self._async_places: asyncio.Semaphore | None = None
+
+    async def _connect(self) -> None:
+        """Connections (and the history's lock) for the running loop."""
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._loop is not None and self._loop.is_running():
+            raise UsageError(
+                f"The asyncio Redis store {self._shown} is in use by another event loop that is "
+                "still running. Use one store per event loop: open another with "
+                "open_async_store() in this loop (or thread)."
+            )
+        from redis import asyncio as redis_asyncio
+
         pool = redis_asyncio.BlockingConnectionPool.from_url(
-            self._client_url, **_client_options(redis)
+            self._client_url, **_pool_options(self._settings)
         )
-        self._client = redis_asyncio.Redis.from_pool(pool)
-        self._scripts = {
-            name: self._client.register_script(source) for name, source in _SCRIPTS.items()
-        }
+        client = redis_asyncio.Redis.from_pool(pool)
+        self._client = client
+        self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
+        self._async_serial = asyncio.Lock() if self._serial is not None else None
+        # Tasks queue here, in order, for a place in the pool (see RedisBackend.execute).
+        self._async_places = asyncio.Semaphore(self._settings.max_connections)
+        self._loop = loop
+        # Close these connections while their loop still runs: asyncio.run
+        # finalises every live async generator before it closes the loop.
+        self._keeper = self._close_at_loop_end(client)
+        await self._keeper.__anext__()
+
+    async def _close_at_loop_end(self, client: Any) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            if self._client is client:
+                self._client, self._loop = None, None
+            await client.aclose()
 
     async def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
-        if self._serial is None:
-            return await self._execute(op)
-        if self._async_serial is None:
-            self._async_serial = asyncio.Lock()
-        async with self._async_serial:  # with a history: one op at a time (see _RedisBase)
-            return await self._execute(op)
+        await self._connect()
+        places = self._async_places
+        assert places is not None  # set by _connect
+        try:
+            await asyncio.wait_for(places.acquire(), self._settings.pool_timeout)
+        except asyncio.TimeoutError:
+            raise self._pool_wait() from None
+        try:
+            if self._async_serial is None:
+                return await self._execute(op)
+            async with self._async_serial:  # with a history: one op at a time (see _RedisBase)
+                return await self._execute(op)
+        finally:
+            places.release()
 
     async def _execute(self, op: Op) -> Any:
         token = self._plan.token()
-        errors = self._errors
         for attempt in range(CONNECTION_ATTEMPTS):
             steps = self._plan.steps(op, token)
             try:
@@ -533,16 +931,18 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
                     script, keys, args = steps.send(reply)
             except StopIteration as done:
                 return done.value
-            except (errors.ConnectionError, errors.TimeoutError) as exc:
-                if attempt == CONNECTION_ATTEMPTS - 1:
-                    raise self._unreachable(exc) from exc
-            except errors.RedisError as exc:
-                raise self._refused(exc) from exc
+            except self._errors.RedisError as exc:
+                if not self._resend(exc, attempt):
+                    error = self._error(exc)
+                    raise error from error.__cause__
         raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._client.aclose()
+        """Close the connection pool (of the loop that last used the store)."""
+        keeper, self._keeper = self._keeper, None
+        if keeper is not None and self._loop is asyncio.get_running_loop():
+            await keeper.aclose()  # its finally closes the connections
+        self._client, self._loop = None, None
 
 
 def open_sync(url: str, *, history: History | None) -> RedisBackend:

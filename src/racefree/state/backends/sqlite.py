@@ -47,10 +47,12 @@ from racefree.state._core import (
     decide,
     decide_all,
     describe_events,
+    needs_items,
     replay,
 )
 from racefree.state.backends import redact
 from racefree.state.backends._shared import (
+    FairSemaphore,
     dumps,
     loads,
     loads_list,
@@ -97,6 +99,23 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+# One writer lock per database file and process: the threads of a process
+# queue here, in order, instead of all polling SQLite's own lock (which
+# sleeps between tries, so a thousand writers mostly sleep). Processes still
+# take turns through SQLite's lock.
+_writers: dict[str, FairSemaphore] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer_lock(path: str) -> FairSemaphore:
+    where = os.path.realpath(path)
+    with _writers_lock:
+        lock = _writers.get(where)
+        if lock is None:
+            lock = _writers[where] = FairSemaphore(1)
+        return lock
+
+
 def parse_url(url: str) -> tuple[str, float]:
     """The file path and the busy timeout of a ``sqlite:///...`` URL.
 
@@ -135,6 +154,7 @@ class SQLiteBackend(Backend):
         self._connections: list[sqlite3.Connection] = []
         self._generation = 0
         self._schema_ready = False
+        self._writer = _writer_lock(self._path)
         self._connection()  # fail now, not at the first op, when the file cannot be opened
 
     @property
@@ -159,8 +179,13 @@ class SQLiteBackend(Backend):
             self._path, timeout=self._timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA journal_mode=WAL")
+            # Both checks only read: a process that opens an existing store
+            # takes no write lock, so it never waits behind a busy writer.
+            if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            if not self._schema_ready and self._has_schema(conn):
+                self._schema_ready = True
             if not self._schema_ready:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -177,6 +202,14 @@ class SQLiteBackend(Backend):
         with self._lock:
             self._connections.append(conn)
         return conn
+
+    @staticmethod
+    def _has_schema(conn: sqlite3.Connection) -> bool:
+        (count,) = conn.execute(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN "
+            "('racefree_keys', 'racefree_items', 'racefree_done')"
+        ).fetchone()
+        return bool(count == len(_SCHEMA))
 
     def close(self) -> None:
         """Close every connection; a later op opens a fresh one."""
@@ -206,8 +239,9 @@ class SQLiteBackend(Backend):
         if _is_busy(exc):
             return BackendUnavailableError(
                 f"The SQLite store {self._shown} stayed locked for {self._timeout:g} s: "
-                "another process holds a long write transaction. Nothing was written; "
-                "retry later, or raise the wait with ?timeout=SECONDS in the URL."
+                "another process holds a long write transaction (the threads of this "
+                "process take turns before they ask). Nothing was written; retry later, "
+                "or raise the wait with ?timeout=SECONDS in the URL."
             )
         where = os.path.abspath(self._path) if self._path != ":memory:" else self._path
         return BackendUnavailableError(
@@ -223,12 +257,24 @@ class SQLiteBackend(Backend):
         """Carry out one op in one SQLite transaction (see ``Backend.execute``)."""
         if getattr(self._local, "in_user_code", False):
             raise reentrant_call_error(op)
-        return self._with_retries(self._transaction, op)
-
-    def _transaction(self, op: Op) -> Any:
-        conn = self._connection()
         read_only = op.name in _READ_ONLY and self._history is None
-        conn.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        if read_only:  # WAL readers never wait for writers
+            return self._with_retries(self._transaction, op, "BEGIN")
+        if not self._writer.acquire(self._timeout):
+            raise BackendUnavailableError(
+                f"The SQLite store {self._shown} was kept busy for {self._timeout:g} s by the "
+                "other threads of this process, each waiting its turn to write. Nothing was "
+                "written; use fewer writing threads, or raise the wait with ?timeout=SECONDS "
+                "in the URL."
+            )
+        try:
+            return self._with_retries(self._transaction, op, "BEGIN IMMEDIATE")
+        finally:
+            self._writer.release()
+
+    def _transaction(self, op: Op, begin: str) -> Any:
+        conn = self._connection()
+        conn.execute(begin)
         try:
             result = self._run(conn, op)
             conn.execute("COMMIT")
@@ -258,7 +304,10 @@ class SQLiteBackend(Backend):
                 if idempotency_key is not None:
                     self._remember(conn, op, result)
                 return result
-            states = [self._load(conn, key) for key in keys]
+            states = [
+                self._load(conn, key, items)
+                for key, items in zip(keys, needs_items(op), strict=True)
+            ]
             if op.name in RUNS_USER_CODE:
                 self._local.in_user_code = True
                 try:
@@ -284,18 +333,21 @@ class SQLiteBackend(Backend):
             (op.idempotency_key, record_text(op, result)),
         )
 
-    def _load(self, conn: sqlite3.Connection, key: str) -> KeyState:
+    def _load(self, conn: sqlite3.Connection, key: str, items: bool = True) -> KeyState:
+        """A key's state; without ``items`` a list is given as ``[]`` (see ``needs_items``)."""
         row = conn.execute(
             "SELECT kind, value, version, writer FROM racefree_keys WHERE key = ?", (key,)
         ).fetchone()
         if row is None:
             return EMPTY
         kind, text, version, writer = row
+        if kind == _LIST and not items:
+            return KeyState([], version, writer)
         if kind == _LIST:
-            items = conn.execute(
+            rows = conn.execute(
                 "SELECT item FROM racefree_items WHERE key = ? ORDER BY idx", (key,)
             ).fetchall()
-            return KeyState(loads_list([item for (item,) in items]), version, writer)
+            return KeyState(loads_list([item for (item,) in rows]), version, writer)
         return KeyState(loads(text), version, writer)
 
     def _load_all(self, conn: sqlite3.Connection) -> dict[str, KeyState]:
@@ -360,7 +412,11 @@ class SQLiteBackend(Backend):
     ) -> None:
         version = old.version + 1
         if kind == EXTEND:
-            self._insert_items(conn, key, len(old.value), payload)
+            # The stored length, not len(old.value): the list may not have been read.
+            (start,) = conn.execute(
+                "SELECT length FROM racefree_keys WHERE key = ?", (key,)
+            ).fetchone()
+            self._insert_items(conn, key, start, payload)
             conn.execute(
                 "UPDATE racefree_keys SET length = length + ?, version = ?, writer = ? "
                 "WHERE key = ?",
