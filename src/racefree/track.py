@@ -44,8 +44,8 @@ import threading
 from collections.abc import Iterable, Iterator, MutableMapping, MutableSequence
 from typing import Any, SupportsIndex, overload
 
+from racefree import hooks as _hooks
 from racefree.errors import UsageError
-from racefree.explore import hooks as _hooks
 from racefree.history import Event, History
 
 __all__ = ["history_of", "suspension", "track"]

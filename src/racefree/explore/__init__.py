@@ -5,6 +5,7 @@ See ``docs/explorer.md``. The public names are re-exported from :mod:`racefree`.
 
 from __future__ import annotations
 
+from racefree.explore import hooks as hooks  # load it now: racefree.explore becomes a function
 from racefree.explore.runner import (
     Exploration,
     Failure,

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from racefree.explore import hooks
+from racefree import hooks
 from racefree.explore._scheduler import Scheduler, VLock
 from racefree.history import History
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from racefree.explore import hooks
+from racefree import hooks
 from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import Candidate, Decision, Step, Strategy
 

@@ -1,83 +1,18 @@
-"""Scheduling points: the one call shared-state code makes for the explorer.
+"""``racefree.explore.hooks`` is :mod:`racefree.hooks`, kept at its old name for users.
 
-Code that touches shared state calls :func:`point` just *before* each access::
-
-    from racefree.explore import hooks
-
-    hooks.point("read", "conversation_history")
-    value = self._cells["conversation_history"]
-
-When no exploration is running, :func:`point` is one global load and a
-comparison: cheap enough for a store's hot path. During an exploration it
-tells the scheduler what the running agent is about to do, and, in a thread,
-lets the scheduler switch to another agent first. In an asyncio task it never
-switches between tasks (a task is only switched out where it awaits); it only
-records the access, and switches to another *thread* if one is runnable.
-
-``kind`` says what the access does; ``key`` names the shared object. Kinds
-that only look (``read``, ``get``, ``check``, ``snapshot``...; see
-:data:`READ_KINDS`) are reads; every other kind with a key, including
-``append`` and ``increment``, is a write to that key. A point without a key
-(``call``, ``tool``, ``sleep``, ``yield``) touches nothing shared but is still
-a place where another agent may run.
+The scheduling point lives beside ``history.py`` because the store and
+``track`` (the fix pillar) call it; the explorer only sets who answers it.
+Both names are one module object, so ``hooks._scheduler`` set through either
+is seen through the other.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+import sys
+
+from racefree import hooks as _ground
+from racefree.hooks import READ_KINDS, is_read, note, point
 
 __all__ = ["READ_KINDS", "is_read", "note", "point"]
 
-READ_KINDS = frozenset(
-    {
-        "read",
-        "get",
-        "get_versioned",
-        "version",
-        "versions",
-        "snapshot",
-        "check",
-        "load",
-        "peek",
-        "len",
-        "contains",
-        "iter",
-        "wait",
-    }
-)
-
-
-def is_read(kind: str) -> bool:
-    """True for kinds that only look at the key (see :data:`READ_KINDS`)."""
-    return kind in READ_KINDS or kind.startswith("read")
-
-
-class _Explorer(Protocol):
-    def point(self, kind: str, key: str | None) -> None: ...
-
-    def note(self, kind: str, key: str | None, event: Any) -> None: ...
-
-
-# The running exploration's scheduler, or None. Set only by racefree.explore.
-_scheduler: _Explorer | None = None
-
-
-def point(kind: str, key: str | None = None) -> None:
-    """Announce an access to shared state (before making it); may let another agent run first."""
-    scheduler = _scheduler
-    if scheduler is None:
-        return
-    scheduler.point(kind, key)
-
-
-def note(kind: str, key: str | None = None) -> None:
-    """Record an access that has just happened, without switching agents.
-
-    For code that cannot yield where it is (inside a critical section it does
-    not control): the access joins the running agent's current step, so that
-    partial-order reduction and the timeline see it.
-    """
-    scheduler = _scheduler
-    if scheduler is None:
-        return
-    scheduler.note(kind, key, None)
+sys.modules[__name__] = _ground

@@ -26,8 +26,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from racefree import hooks
 from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
-from racefree.explore import _patches, hooks
+from racefree.explore import _patches
 from racefree.explore._scheduler import Scheduler
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering

@@ -16,9 +16,9 @@ from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from types import TracebackType
 from typing import Any, NamedTuple, TypeVar, overload
 
+from racefree import hooks as _hooks
 from racefree.agent import current_agent
 from racefree.errors import ConflictError, ContentionError, UsageError
-from racefree.explore import hooks as _hooks
 from racefree.history import History
 from racefree.state._core import EXTEND, Op, apply_pending
 from racefree.state._values import check_key, copy_json, to_json
