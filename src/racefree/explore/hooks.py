@@ -12,6 +12,7 @@ import sys
 
 from racefree import hooks as _ground
 from racefree.hooks import READ_KINDS, is_read, note, point
+from racefree.hooks import _scheduler as _scheduler  # for the type checker; see below
 
 __all__ = ["READ_KINDS", "is_read", "note", "point"]
 
