@@ -9,17 +9,24 @@ the clock jumps to the timer's deadline instead of waiting for it.
 
 Each timer belongs to the task that created it, so choices read as agent
 steps: "Writer's model call returns" rather than "callback 7 runs".
+
+The loop belongs to the agent that *runs* it, not the one that made it (a
+library may make a loop in one thread and run it in another). Run by a
+thread the explorer does not control (a free thread), it is an ordinary
+selector loop: real time, real I/O, outside the schedule.
 """
 
 from __future__ import annotations
 
+import _thread
 import asyncio
 import heapq
-from asyncio import base_events
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
+from racefree import hooks
+from racefree.explore._patches import _orig
 from racefree.explore.schedule import Choice
 
 if TYPE_CHECKING:
@@ -28,8 +35,11 @@ if TYPE_CHECKING:
 __all__ = ["ControlledLoop"]
 
 
-class ControlledLoop(base_events.BaseEventLoop):
-    """asyncio's base loop with a virtual clock and the scheduler in place of a selector."""
+_real_monotonic = _orig["monotonic"]
+
+
+class ControlledLoop(asyncio.SelectorEventLoop):
+    """asyncio's loop with a virtual clock and the scheduler in place of its selector."""
 
     # BaseEventLoop's own state, which typeshed does not describe.
     _ready: deque[asyncio.Handle]
@@ -40,6 +50,7 @@ class ControlledLoop(base_events.BaseEventLoop):
         super().__init__()
         self._racefree = scheduler
         self._agent = agent
+        self._controlled = True  # False while a thread the explorer does not run drives it
         self._clock_resolution = 1e-9
         self._owners: dict[int, int] = {}  # id(timer handle) -> ordinal of the task that made it
         self._ordinals: dict[asyncio.Task[Any], int] = {}
@@ -48,13 +59,12 @@ class ControlledLoop(base_events.BaseEventLoop):
     # --- time and the (absent) selector ---------------------------------------------------
 
     def time(self) -> float:
-        return self._racefree.clock
+        return self._racefree.clock if self._controlled else _real_monotonic()
 
     def _write_to_self(self) -> None:
         """Another thread scheduled a callback; the scheduler sees ``_ready`` directly."""
-
-    def _process_events(self, event_list: Any) -> None:  # pragma: no cover - never called
-        pass
+        if not (self._controlled and self.is_running()):  # a real loop waits in select
+            super()._write_to_self()  # type: ignore[misc]
 
     # --- who owns what ------------------------------------------------------------------------
 
@@ -63,11 +73,14 @@ class ControlledLoop(base_events.BaseEventLoop):
             self._tasks_made += 1
             kwargs["name"] = f"Task-{self._tasks_made}"
         task: asyncio.Task[Any] = super().create_task(coro, **kwargs)
-        self._ordinals[task] = self._racefree.new_ordinal(task.get_name())
+        if self._controlled:  # a free thread's tasks are no agents: no ordinal to shift
+            self._ordinals[task] = self._racefree.new_ordinal(task.get_name())
         return task
 
     def call_at(self, when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:  # type: ignore[override]
         handle = super().call_at(when, callback, *args, **kwargs)
+        if not self._controlled:
+            return handle
         task = asyncio.current_task(self) if self.is_running() else None
         owner = self._ordinals.get(task, self._agent.ordinal) if task else self._agent.ordinal
         self._owners[id(handle)] = owner
@@ -101,7 +114,16 @@ class ControlledLoop(base_events.BaseEventLoop):
     # --- the loop -------------------------------------------------------------------------------
 
     def run_forever(self) -> None:
-        agent = self._agent
+        sched = self._racefree
+        agent = None
+        if hooks._scheduler is sched:
+            agent = sched.by_ident.get(_thread.get_ident())
+        if agent is None:
+            self._controlled = False  # a free thread, or a later run: a real loop
+            super().run_forever()
+            return
+        self._controlled = True
+        self._agent = agent
         agent.loop = self
         try:
             super().run_forever()
@@ -109,6 +131,9 @@ class ControlledLoop(base_events.BaseEventLoop):
             agent.loop = None
 
     def _run_once(self) -> None:
+        if not self._controlled:
+            super()._run_once()  # type: ignore[misc]
+            return
         ready = self._ready
         scheduled = self._scheduled
         while scheduled and scheduled[0].cancelled():

@@ -2,14 +2,15 @@
 
 Installed once per exploration and removed after it; every replacement first
 asks "is this thread one of the explorer's agents?" and otherwise calls the
-original, so other threads of the process (a progress bar, pytest) are not
-affected.
+original, so other threads of the process (a progress bar, pytest, a free
+thread that a library started during a run) are not affected.
 
 - ``threading.Lock`` / ``RLock`` (and the lock that ``Condition.wait`` makes):
   virtual locks, so ``Condition``, ``Event``, ``Semaphore``, ``Barrier``,
   ``queue.Queue`` and ``concurrent.futures.Future`` become scheduling points.
 - ``Thread.start`` / ``join`` / ``is_alive``; ``ThreadPoolExecutor.submit`` /
-  ``shutdown``: serialised agents.
+  ``shutdown``: serialised agents (a thread that library code starts runs
+  free, unless the exploration's ``threads`` rules say otherwise).
 - ``time.sleep`` / ``monotonic`` / ``perf_counter`` / ``time``: virtual time.
 - ``asyncio.new_event_loop``: a :class:`ControlledLoop` (so ``asyncio.run``
   inside a workflow is explored too).
@@ -31,7 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from racefree import hooks
-from racefree.explore._scheduler import Scheduler, VLock
+from racefree.explore._scheduler import DONE, Agent, Scheduler, VLock
 from racefree.history import History
 
 __all__ = ["installed"]
@@ -61,6 +62,15 @@ def _scheduler() -> Scheduler | None:
     if sched is None or _get_ident() not in sched.by_ident:  # type: ignore[attr-defined]
         return None
     return sched  # type: ignore[return-value]
+
+
+def _agent() -> Agent | None:
+    """The running exploration's agent in this thread, or None (not controlled)."""
+    sched = hooks._scheduler
+    if sched is None:
+        return None
+    agent: Agent | None = sched.by_ident.get(_get_ident())  # type: ignore[attr-defined]
+    return agent
 
 
 _STDLIB = os.path.dirname(threading.__file__)
@@ -103,53 +113,50 @@ def _rlock(*args: Any, **kwargs: Any) -> Any:
 
 
 def _start(self: threading.Thread) -> None:
-    sched = _scheduler()
-    if sched is None:
+    me = _agent()
+    if me is None:
         return _orig["start"](self)  # type: ignore[no-any-return]
-    me = sched.me()
-    assert me is not None
-    sched.spawn(me, self)
+    sched = me.run
+    if sched.adopts(self, sys._getframe(1)):
+        sched.spawn(me, self)
+    else:
+        sched.start_free(me, self, lambda: _orig["start"](self))
     return None
 
 
 def _join(self: threading.Thread, timeout: float | None = None) -> None:
-    agent = getattr(self, "_racefree_agent", None)
+    agent: Agent | None = getattr(self, "_racefree_agent", None)
     if agent is None:
         return _orig["join"](self, timeout)  # type: ignore[no-any-return]
-    sched = _scheduler()
-    if sched is None:
-        return None  # the run is over: every agent of it has finished
-    me = sched.me()
+    me = _agent()
+    if me is None or agent.run is not me.run:
+        return None  # its run is over: every agent of it has finished or been left behind
     if me is agent:
         raise RuntimeError("cannot join current thread")
-    assert me is not None
-    sched.join(me, agent, timeout)
+    me.run.join(me, agent, timeout)
     return None
 
 
 def _is_alive(self: threading.Thread) -> bool:
-    agent = getattr(self, "_racefree_agent", None)
+    agent: Agent | None = getattr(self, "_racefree_agent", None)
     if agent is None:
         return _orig["is_alive"](self)  # type: ignore[no-any-return]
-    done: bool = agent.state == 5  # DONE
-    return not done
+    return agent.state != DONE
 
 
 def _newname(name_template: str = "Thread-%d") -> str:
-    sched = _scheduler()
-    if sched is None:
+    me = _agent()
+    if me is None:
         return _orig["newname"](name_template)  # type: ignore[no-any-return]
-    sched.thread_names += 1
-    return name_template % sched.thread_names
+    me.run.thread_names += 1
+    return name_template % me.run.thread_names
 
 
 def _submit(self: ThreadPoolExecutor, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
-    sched = _scheduler()
-    if sched is None:
+    me = _agent()
+    if me is None:
         return _orig["submit"](self, fn, *args, **kwargs)
-    me = sched.me()
-    assert me is not None
-    return sched.executor_submit(me, self, fn, args, kwargs)
+    return me.run.executor_submit(me, self, fn, args, kwargs)
 
 
 def _shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -164,12 +171,10 @@ def _shutdown(self: ThreadPoolExecutor, wait: bool = True, *, cancel_futures: bo
 
 
 def _sleep(seconds: float) -> None:
-    sched = _scheduler()
-    if sched is None:
+    me = _agent()
+    if me is None:
         return _orig["sleep"](seconds)  # type: ignore[no-any-return]
-    me = sched.me()
-    assert me is not None
-    sched.sleep(me, seconds)
+    me.run.sleep(me, seconds)
     return None
 
 
@@ -189,14 +194,12 @@ def _time() -> float:
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
-    sched = _scheduler()
-    if sched is None:
+    me = _agent()
+    if me is None:
         return _orig["new_event_loop"]()  # type: ignore[no-any-return]
     from racefree.explore._loop import ControlledLoop
 
-    me = sched.me()
-    assert me is not None
-    return ControlledLoop(sched, me)
+    return ControlledLoop(me.run, me)
 
 
 def _record(self: History, op: str, key: str | None = None, **kwargs: Any) -> Any:
@@ -239,8 +242,8 @@ class installed:
         global _installed
         with _guard:
             if _installed == 0:
+                _SAVED[:] = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
                 for owner, name, replacement in _PATCHES:
-                    _SAVED.append((owner, name, getattr(owner, name)))
                     setattr(owner, name, replacement)
             _installed += 1
 
@@ -249,9 +252,21 @@ class installed:
         with _guard:
             _installed -= 1
             if _installed == 0:
-                while _SAVED:
-                    owner, name, original = _SAVED.pop()
-                    setattr(owner, name, original)
+                try:
+                    _restore()
+                except KeyboardInterrupt:
+                    _restore()  # a Ctrl-C half-way: restoring is idempotent, so finish it
+                    raise
+
+
+def _restore() -> None:
+    for owner, name, original in _SAVED:
+        setattr(owner, name, original)
+
+
+def is_installed() -> bool:
+    """Is any replacement still in place? (False once every exploration has ended.)"""
+    return any(getattr(owner, name) is replacement for owner, name, replacement in _PATCHES)
 
 
 _SAVED: list[tuple[Any, str, Any]] = []

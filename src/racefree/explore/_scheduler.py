@@ -15,6 +15,18 @@ may end at any moment, so its ordering against other agents is explored;
 with ``latency="virtual"`` they end in deadline order, as on an idle machine.
 Blocking waits with a timeout (``Event.wait(5)``, ``queue.get(timeout=5)``)
 time out only when no agent can otherwise make progress.
+
+The workflow's own thread is a carrier too: the thread that called
+:meth:`Scheduler.run` only watches, in real time. It ends a run that makes no
+progress (an agent blocked in a call the explorer does not control), a run
+past the exploration's deadline, and a run the user interrupts (Ctrl-C lands
+in the watcher, never in an agent's code), and unwinds every agent it can.
+
+Threads started by library code (stdlib or installed packages) run free:
+real primitives, real time, outside the schedule. A :class:`VLock` is a
+virtual lock for the agents of the run that uses it and a real lock for every
+other thread, and it follows its user into later runs, so a lock made in one
+run and kept in a module global works everywhere.
 """
 
 from __future__ import annotations
@@ -23,7 +35,12 @@ import _thread
 import asyncio
 import contextlib
 import contextvars
+import fnmatch
+import linecache
+import os
+import sys
 import threading
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -43,6 +60,8 @@ __all__ = ["Abort", "Scheduler"]
 _get_ident = _thread.get_ident
 _new_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
+_real_sleep = time.sleep
+_real_clock = time.perf_counter
 
 RUN, LOCK, JOIN, ALL, IDLE, DONE = range(6)
 _INF = float("inf")
@@ -51,24 +70,31 @@ _INF = float("inf")
 class _Carrier:
     """A reusable OS thread that runs one agent at a time (starting threads is slow)."""
 
-    __slots__ = ("go", "job")
+    __slots__ = ("generation", "go", "job")
 
     def __init__(self) -> None:
         self.go = _new_lock()
         self.go.acquire()
         self.job: tuple[Callable[..., None], tuple[Any, ...]] | None = None
+        self.generation = _generation[0]
 
 
 _idle: list[_Carrier] = []
+_pool = _new_lock()
+_generation = [0]
 
 
 def _carrier_main(carrier: _Carrier) -> None:
     while True:
         job, carrier.job = carrier.job, None
-        if job is not None:
-            with contextlib.suppress(BaseException):  # _boot catches everything itself
-                job[0](*job[1])
-        _idle.append(carrier)
+        if job is None:
+            return  # retired
+        with contextlib.suppress(BaseException):  # _boot catches everything itself
+            job[0](*job[1])
+        with _pool:
+            if carrier.generation != _generation[0]:
+                return  # retired while it worked
+            _idle.append(carrier)
         carrier.go.acquire()
 
 
@@ -85,14 +111,83 @@ def _carry(fn: Callable[..., None], args: tuple[Any, ...]) -> None:
     carrier.go.release()
 
 
+def retire_carriers() -> None:
+    """End every idle carrier thread (at the end of an exploration: no thread left behind).
+
+    A carrier still busy (an agent blocked in a call the explorer does not
+    control) ends as soon as its call returns."""
+    with _pool:
+        _generation[0] += 1
+        idle = _idle[:]
+        _idle.clear()
+    for carrier in idle:
+        carrier.job = None
+        carrier.go.release()
+
+
+# --- who is library code -------------------------------------------------------------
+
+_STDLIB = os.path.dirname(threading.__file__)
+_RACEFREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def is_library(filename: str) -> bool:
+    """True for the standard library and installed packages (not racefree, not user code)."""
+    if filename.startswith(_RACEFREE + os.sep):
+        return False
+    return (
+        filename.startswith((_STDLIB, "<frozen"))
+        or "site-packages" in filename
+        or "dist-packages" in filename
+    )
+
+
+def user_frame(frame: Any) -> Any:
+    """The innermost frame of user code in a stack (the library frame if there is none)."""
+    innermost = frame
+    while frame is not None:
+        name = frame.f_code.co_filename
+        if not is_library(name) and not name.startswith(_RACEFREE + os.sep):
+            return frame
+        frame = frame.f_back
+    return innermost
+
+
+ThreadRule = tuple[bool, str]
+"""(explore it?, pattern): a pattern matches a thread's name or a module (see ``threads=``)."""
+
+
+def _rule_matches(pattern: str, name: str, modules: Sequence[str]) -> bool:
+    if fnmatch.fnmatchcase(name, pattern):
+        return True
+    return any(
+        module == pattern
+        or module.startswith(pattern + ".")
+        or fnmatch.fnmatchcase(module, pattern)
+        for module in modules
+        if module
+    )
+
+
+# Free threads started during explorations, for as long as they live: a free thread
+# started in one run (an event bus, an exporter) may release an agent's wait in another.
+free_threads: list[threading.Thread] = []
+
+
 class Abort(BaseException):
     """Raised inside an agent to unwind it when a run is abandoned (deadlock, step limit)."""
+
+
+# How long the watcher waits for the agents of a stopped run to unwind before it
+# leaves the one that does not (blocked in a call nobody can interrupt) behind.
+_GRACE = 1.0
 
 
 class Agent:
     """One controlled OS thread."""
 
     __slots__ = (
+        "daemon",
         "fire",
         "ident",
         "key",
@@ -102,14 +197,21 @@ class Agent:
         "ordinal",
         "park",
         "ready_at",
+        "run",
         "state",
+        "stuck",
         "thread",
         "timed_out",
         "timeout_at",
         "wait",
     )
 
-    def __init__(self, ordinal: int, name: str, thread: threading.Thread | None) -> None:
+    def __init__(
+        self, run: Scheduler, ordinal: int, name: str, thread: threading.Thread | None
+    ) -> None:
+        self.run = run
+        self.daemon = thread is not None and thread.daemon
+        self.stuck = False
         self.ordinal = ordinal
         self.name = name
         self.thread = thread
@@ -128,14 +230,27 @@ class Agent:
 
 
 class VLock:
-    """A ``threading.Lock`` whose waits are scheduling decisions (installed while exploring)."""
+    """A ``threading.Lock`` / ``RLock`` made during an exploration.
+
+    For the agents of the run that uses it, its waits are scheduling decisions.
+    For any other thread (a free thread, a later run's leftover, the program
+    after ``explore()`` returns) it is a real lock: ``_real`` is held whenever
+    anyone holds the lock, so agents and free threads exclude each other. An
+    agent granted the lock while a free thread holds ``_real`` waits for it in
+    real time, keeping the baton, so the schedule does not depend on when the
+    free thread lets go. First used in a later run, it takes a fresh key there
+    (``_rebind``): a module-level lock made lazily in run 1 works in run 2.
+    """
 
     __slots__ = (
         "__weakref__",
         "_count",
+        "_depth",
+        "_holder",
         "_owner",
+        "_real",
         "_reentrant",
-        "_sched",
+        "_run",
         "bookkeeping",
         "internal",
         "key",
@@ -143,52 +258,124 @@ class VLock:
     )
 
     def __init__(self, sched: Scheduler, reentrant: bool = False, made_by: str = "") -> None:
-        self._sched = sched
+        self._run = sched
+        self._real = _new_lock()
         self.bookkeeping = made_by == "bookkeeping"
         self.internal = made_by in ("internal", "bookkeeping")
         # A lock held only inside code with no scheduling point in it (History.record's)
         # can never be contended: it is neither a switch point nor a dependency.
         self.silent = made_by == "silent"
-        self._owner: Agent | None = None
-        self._count = 0
+        self._owner: Agent | None = None  # the agent holding it (virtually)
+        self._count = 0  # that agent's re-entries
+        self._holder: int | None = None  # the free thread holding it (its ident)
+        self._depth = 0  # that thread's re-entries
         self._reentrant = reentrant
+        self.key = ""
+        self._name(sched)
+
+    def _name(self, sched: Scheduler) -> None:
         sched.locks += 1
-        kind = "rlock" if reentrant else "lock"
+        kind = "rlock" if self._reentrant else "lock"
         self.key = f"{'internal-' if self.internal else ''}{kind}#{sched.locks}"
 
+    def _rebind(self, sched: Scheduler) -> None:
+        """First use in a later run: a key of that run, and no agent of the old run holds it.
+
+        A hold an abandoned run left (its agents were unwound mid-way) is dropped
+        with it; one a finished run left stays, as a real lock stays locked when
+        the thread that held it ends."""
+        old, self._run = self._run, sched
+        if self._owner is not None:
+            self._owner, self._count = None, 0
+            if old.aborting and self._holder is None and self._real.locked():
+                self._real.release()
+        self._name(sched)
+
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        sched = self._sched
-        me = sched.me()
+        sched: Scheduler | None = hooks._scheduler  # type: ignore[assignment]
+        me = None if sched is None else sched.by_ident.get(_get_ident())
         if me is None:
-            return self._acquire_outside()
+            return self._acquire_outside(blocking, timeout)
+        if self._run is not sched:
+            self._rebind(me.run)
         if self._reentrant and self._owner is me:
             self._count += 1
             return True
+        if me.run.aborting:
+            return self._acquire_unwinding(me)
         if self._owner is None and (self.silent or self.bookkeeping):
             # A free Future condition guards a few lines of bookkeeping: taking it is
             # not a switch point (waiting on the Future still is), but it still orders
             # the steps that take it, which partial-order reduction needs to know.
             self._owner, self._count = me, 1
             if self.bookkeeping:
-                sched.touch(self.key)
-            return True
-        return sched.acquire(me, self, blocking, timeout)
+                me.run.touch(self.key)
+            return self._take_real(blocking, timeout)
+        if not me.run.acquire(me, self, blocking, timeout):
+            return False
+        return self._take_real(blocking, timeout)
 
-    def _acquire_outside(self) -> bool:
-        if self._owner is not None:
-            raise RuntimeError(
-                f"{self.key} was created during an exploration and is held by an agent of it; "
-                "it cannot be waited for outside the exploration."
-            )
+    def _take_real(self, blocking: bool, timeout: float | None) -> bool:
+        """The agent owns the lock virtually; hold ``_real`` too (a free thread may have it)."""
+        real = self._real
+        if real.acquire(False):
+            return True
+        if blocking and real.acquire(True, -1 if timeout is None or timeout < 0 else timeout):
+            return True
+        self._owner, self._count = None, 0
+        return False
+
+    def _acquire_unwinding(self, me: Agent) -> bool:
+        # The run is being abandoned and its agents unwound one at a time: a lock
+        # another agent holds is taken over, so that every finally block runs.
+        if self._owner is not None or self._real.acquire(False):
+            self._owner, self._count = me, 1
+            return True
+        raise Abort  # a free thread holds it
+
+    def _acquire_outside(self, blocking: bool, timeout: float) -> bool:
+        ident = _get_ident()
+        if self._reentrant and self._holder == ident:
+            self._depth += 1
+            return True
+        run = self._run
+        if self._owner is not None and run.over and run.aborting:
+            self._rebind(run)  # a hold an abandoned run left behind
+        if not self._real.acquire(blocking, timeout):
+            return False
+        self._holder, self._depth = ident, 1
         return True
 
     __enter__ = acquire
 
     def release(self) -> None:
-        if self._owner is None:
-            raise RuntimeError("release unlocked lock")
+        sched: Scheduler | None = hooks._scheduler  # type: ignore[assignment]
+        me = None if sched is None else sched.by_ident.get(_get_ident())
+        if me is None:
+            self._release_outside()
+            return
+        if self._run is not sched:
+            self._rebind(me.run)
+        owner = self._owner
+        if owner is None:
+            if self._holder is not None and not self._reentrant:
+                self._holder = None  # a free thread's hold: a Lock may be released by anyone
+                self._real.release()
+                return
+            if me.run.aborting:
+                return  # taken over by another agent while unwinding
+            if self._reentrant or not self._real.locked():
+                raise RuntimeError(
+                    "cannot release un-acquired lock"
+                    if self._reentrant
+                    else "release unlocked lock"
+                )
+            self._real.release()  # a hold left by a run that has ended
+            return
         if self._reentrant:
-            if self._owner is not self._sched.me():
+            if owner is not me:
+                if me.run.aborting:
+                    return
                 raise RuntimeError("cannot release un-acquired lock")
             self._count -= 1
             if self._count:
@@ -197,37 +384,71 @@ class VLock:
         # of the same lock (that acquire cannot run while the lock is held), so acquires
         # alone order a lock's critical sections (as in Flanagan and Godefroid's DPOR).
         self._owner = None
+        self._real.release()
+
+    def _release_outside(self) -> None:
+        if self._holder is not None:
+            if self._reentrant:
+                if self._holder != _get_ident():
+                    raise RuntimeError("cannot release un-acquired lock")
+                self._depth -= 1
+                if self._depth:
+                    return
+            self._holder = None
+            self._real.release()
+            return
+        if self._reentrant:
+            raise RuntimeError("cannot release un-acquired lock")
+        # An agent's hold released by another thread (a free thread's Condition.notify
+        # releasing an agent's waiter); a lock nobody holds raises as a real one does.
+        self._owner = None
+        self._real.release()
 
     def __exit__(self, *exc_info: object) -> None:
         self.release()
 
     def locked(self) -> bool:
-        return self._owner is not None
+        return self._real.locked()
 
     def _is_owned(self) -> bool:
-        if self._reentrant:
-            return self._owner is not None and self._owner is self._sched.me()
-        return self._owner is not None
+        if not self._reentrant:
+            return self._real.locked()
+        sched: Scheduler | None = hooks._scheduler  # type: ignore[assignment]
+        me = None if sched is None else sched.by_ident.get(_get_ident())
+        if me is not None:
+            return self._owner is me
+        return self._holder == _get_ident()
 
-    def _release_save(self) -> tuple[int, Agent | None]:
+    def _release_save(self) -> tuple[int, bool] | None:
         if not self._reentrant:
             self.release()
-            return (0, None)
-        state = (self._count, self._owner)
-        self._count = 1
+            return None
+        if self._holder == _get_ident():
+            state, self._depth = (self._depth, False), 1
+        else:
+            state, self._count = (self._count, True), 1
         self.release()
         return state
 
-    def _acquire_restore(self, state: tuple[int, Agent | None]) -> None:
+    def _acquire_restore(self, state: tuple[int, bool] | None) -> None:
         self.acquire()
-        if self._reentrant:
-            self._count = state[0]
+        if state is not None:
+            if self._holder == _get_ident():
+                self._depth = state[0]
+            else:
+                self._count = state[0]
 
     def _at_fork_reinit(self) -> None:
-        self._owner, self._count = None, 0
+        self._real = _new_lock()
+        self._owner, self._count, self._holder, self._depth = None, 0, None, 0
 
     def __repr__(self) -> str:
-        held = f"held by {self._owner.name}" if self._owner else "free"
+        if self._owner is not None:
+            held = f"held by {self._owner.name}"
+        elif self._real.locked():
+            held = "held by a thread outside the exploration"
+        else:
+            held = "free"
         return f"<racefree {self.key} {held}>"
 
 
@@ -255,8 +476,14 @@ class Scheduler:
         latency: str = "any",
         max_steps: int = 20_000,
         seed: int = 0,
+        watchdog: float | None = None,
+        deadline: float | None = None,
+        threads: Sequence[ThreadRule] = (),
     ) -> None:
         self.strategy = strategy
+        self.watchdog = watchdog
+        self.deadline = deadline  # time.perf_counter() value at which the run is stopped
+        self.thread_rules = threads
         self.virtual = latency == "virtual"
         self.max_steps = max_steps
         self.seed = seed
@@ -273,12 +500,21 @@ class Scheduler:
         self.thread_names = 0
         self.executors = 0
         self.aborting = False
+        # deadlock, step-limit, diverged, blocked, time-limit, interrupted; None for a
+        # run that ended, including one whose leftover daemon agents were unwound.
+        self.abort_kind: str | None = None
         self.abort_reason: str | None = None
         self.error: BaseException | None = None
         self.crashes: list[tuple[str, BaseException, str]] = []
         self.done_signal = _new_lock()
         self.main: Agent | None = None
+        self.running: Agent | None = None  # who holds the baton (for the watchdog's message)
+        self.progress = 0
+        self.over = False
         self.live = 0
+        self.result: Any = None
+        self.main_error: BaseException | None = None
+        self.free_started = 0
 
     # --- identity ------------------------------------------------------------------
 
@@ -293,7 +529,7 @@ class Scheduler:
         return ordinal
 
     def _new_agent(self, name: str, thread: threading.Thread | None) -> Agent:
-        agent = Agent(self.new_ordinal(name), name, thread)
+        agent = Agent(self, self.new_ordinal(name), name, thread)
         agent.ready_at = self.clock
         self.agents.append(agent)
         self.live += 1
@@ -354,12 +590,7 @@ class Scheduler:
         self._yield(me)
 
     def acquire(self, me: Agent, lock: VLock, blocking: bool, timeout: float) -> bool:
-        """Acquire ``lock`` for ``me``: a scheduling point, and a wait while it is held."""
-        if self.aborting:
-            if lock._owner is None:
-                lock._owner, lock._count = me, 1
-                return True
-            raise Abort
+        """Own ``lock`` virtually for ``me``: a scheduling point, and a wait while it is held."""
         step = self.step
         if lock._owner is None and step is not None and not step.footprint:
             lock._owner, lock._count = me, 1  # first visible act of this step: no switch needed
@@ -434,11 +665,11 @@ class Scheduler:
             elif state == JOIN:
                 enabled = agent.wait.state == DONE
             elif state == ALL:
-                enabled = all(a.state == DONE for a in self.agents if a is not agent)
+                # Daemon agents do not keep the run going, as they do not keep a program.
+                enabled = all(a.state == DONE or a.daemon for a in self.agents if a is not agent)
             elif state == IDLE:
                 loop = agent.loop
-                assert loop is not None
-                if loop._ready:
+                if loop is None or loop._ready:
                     out.append(
                         (
                             clock,
@@ -483,9 +714,13 @@ class Scheduler:
     def _decide(self, me: Agent) -> Agent:
         options = self._options()
         step = self.step
+        self.progress += 1
         if step is not None:
             self.trace.append(step)
+        if free_threads and self._only_timeouts(options) and self._free_alive():
+            options = self._wait_for_free_threads(me, options)
         if len(self.trace) >= self.max_steps:
+            self.abort_kind = "step-limit"
             self.abort_reason = (
                 f"The run took more than {self.max_steps:,} steps, so the explorer gave up on it: "
                 "an agent may be polling in a loop (sleep, check, repeat) that the explorer can "
@@ -493,6 +728,7 @@ class Scheduler:
             )
             return self._begin_abort(me)
         if not options:
+            self.abort_kind = "deadlock"
             self.abort_reason = self._deadlock()
             return self._begin_abort(me)
         current: Choice | None = None
@@ -522,6 +758,7 @@ class Scheduler:
                 index = self.strategy.choose(decision)
             except BaseException as exc:  # a replay that diverged, or a strategy bug
                 self.error = exc
+                self.abort_kind = "diverged"
                 self.abort_reason = str(exc)
                 return self._begin_abort(me)
         when, cand, agent, action = options[index]
@@ -549,11 +786,45 @@ class Scheduler:
         )
         if cand.key is not None and cand.kind in ("lock", "join"):
             self.touch(cand.key, cand.kind == "lock")
+        self.running = agent
         return agent
+
+    def _free_alive(self) -> bool:
+        """Is a free thread alive that might yet release what an agent waits for?"""
+        if not free_threads:
+            return False
+        free_threads[:] = [t for t in free_threads if t.is_alive()]
+        return bool(free_threads)
+
+    @staticmethod
+    def _only_timeouts(options: list[tuple[float, Candidate, Agent, Any]]) -> bool:
+        return all(option[3] == "timeout" for option in options)
+
+    def _wait_for_free_threads(
+        self, me: Agent, timeouts: list[tuple[float, Candidate, Agent, Any]]
+    ) -> list[tuple[float, Candidate, Agent, Any]]:
+        """No agent can run (but for timeouts), and a free thread may yet wake one (set
+        a Future, notify a Condition, hand a loop a callback): wait for it in real time,
+        as long as the shortest timeout (in real seconds) or until the watchdog ends
+        the run. A deadlock among agents alone is reported at once, without this wait."""
+        delay = 0.0002
+        end = None
+        if timeouts:
+            end = _real_clock() + max(0.0, min(o[0] for o in timeouts) - self.clock)
+        while not self.aborting:
+            _real_sleep(delay)
+            delay = min(delay * 2, 0.01)
+            options = self._options()
+            if not self._only_timeouts(options):
+                return options
+            if not self._free_alive() or (end is not None and _real_clock() >= end):
+                return options
+        self._begin_abort(me)
 
     def _switch(self, me: Agent, to: Agent) -> None:
         to.park.release()
         me.park.acquire()
+        self.running = me
         if self.aborting:
             me.state, me.wait, me.timeout_at = RUN, None, None
             raise Abort
@@ -587,13 +858,43 @@ class Scheduler:
         raise Abort
 
     def _next_to_unwind(self, me: Agent) -> Agent | None:
-        others = [a for a in self.agents if a is not me and a.state != DONE]
+        others = [a for a in self.agents if a is not me and a.state != DONE and not a.stuck]
         if not others:
             return None
         rest = [a for a in others if a is not self.main]
         return rest[0] if rest else others[0]
 
     # --- threads ---------------------------------------------------------------------------
+
+    def adopts(self, thread: threading.Thread, starter: Any) -> bool:
+        """Does a thread that an agent starts (from frame ``starter``) become an agent?
+
+        The user's ``threads`` rules first (the first that matches the thread's
+        name, the module that starts it or the module of what it runs); else a
+        thread started by the workflow's own code is an agent and one started by
+        library code (the standard library, installed packages) runs free."""
+        if self.thread_rules:
+            target = getattr(thread, "_target", None)
+            modules = (
+                starter.f_globals.get("__name__", ""),
+                getattr(target, "__module__", None) or type(thread).__module__,
+            )
+            for explore_it, pattern in self.thread_rules:
+                if _rule_matches(pattern, thread.name, modules):
+                    return explore_it
+        return not is_library(starter.f_code.co_filename)
+
+    def start_free(self, me: Agent, thread: threading.Thread, start: Callable[[], None]) -> None:
+        """Start ``thread`` for real, outside the schedule (``start`` is the real
+        ``Thread.start``): ``me`` steps outside while it waits for the thread to
+        begin, so the wait is a real one and no scheduling decision."""
+        del self.by_ident[me.ident]  # type: ignore[arg-type]
+        try:
+            start()
+        finally:
+            self.by_ident[me.ident] = me  # type: ignore[index]
+        free_threads.append(thread)
+        self.free_started += 1
 
     def spawn(self, parent: Agent, thread: threading.Thread) -> None:
         """``Thread.start`` from a controlled thread: a new agent, then a scheduling point."""
@@ -617,13 +918,15 @@ class Scheduler:
         with threading._active_limbo_lock:  # type: ignore[attr-defined]
             threading._active[ident] = thread  # type: ignore[attr-defined]
         agent.park.acquire()
+        self.running = agent
         try:
             if not self.aborting:
                 contextvars.Context().run(thread.run)  # a new thread starts with a fresh context
         except Abort:
             pass
         except BaseException as exc:
-            self.crashes.append((self.names[agent.ordinal], exc, traceback.format_exc()))
+            if not self.aborting:  # an error while being unwound is the unwinding's doing
+                self.crashes.append((self.names[agent.ordinal], exc, traceback.format_exc()))
         finally:
             thread._is_stopped = True  # type: ignore[attr-defined]
             with threading._active_limbo_lock:  # type: ignore[attr-defined]
@@ -634,21 +937,23 @@ class Scheduler:
         """A thread's last step: wake whoever runs next and let the OS thread end."""
         agent.state = DONE
         self.live -= 1
-        del self.by_ident[agent.ident]  # type: ignore[arg-type]
-        if self.aborting:
-            nxt = self._next_to_unwind(agent)
-            if nxt is not None:
+        self.by_ident.pop(agent.ident, None)  # type: ignore[arg-type]
+        if agent.stuck:
+            return  # left behind by the watcher, which has unwound the others without it
+        if not self.aborting:
+            self.touch(f"thread#{agent.ordinal}")
+            try:
+                chosen = self._decide(agent)
+            except Abort:
+                pass
+            else:
+                chosen.park.release()
+                return
+        nxt = self._next_to_unwind(agent)
+        if nxt is not None:
+            self.running = nxt
+            with contextlib.suppress(RuntimeError):  # the watcher may have woken it already
                 nxt.park.release()
-            return
-        self.touch(f"thread#{agent.ordinal}")
-        try:
-            chosen = self._decide(agent)
-        except Abort:
-            nxt = self._next_to_unwind(agent)
-            if nxt is not None:
-                nxt.park.release()
-            return
-        chosen.park.release()
 
     def executor_submit(
         self,
@@ -679,7 +984,7 @@ class Scheduler:
             )
             state.count += 1
             state.threads.append(worker)
-            worker.start()
+            self.spawn(me, worker)  # a pool's workers are agents, whoever made the pool
         return future
 
     @staticmethod
@@ -711,32 +1016,152 @@ class Scheduler:
     # --- the run ---------------------------------------------------------------------------
 
     def run(self, fn: Callable[[], Any]) -> tuple[Any, BaseException | None]:
-        """Run ``fn`` in this thread as agent 0, with every agent it starts; return its result."""
+        """Run ``fn`` as agent 0, with every agent it starts; return its result or error.
+
+        ``fn`` runs on a carrier thread that stands in for this one (same
+        ``Thread`` object, a copy of this context); this thread watches. A
+        ``KeyboardInterrupt`` here stops the run, unwinds it, and propagates."""
         main = self._new_agent("main", None)
-        self.main = main
-        main.ident = _get_ident()
-        self.by_ident[main.ident] = main
+        self.main = self.running = main
         self.step = Step((0, 0), "main", "start", None, 0.0, ((0, 0),))
-        result: Any = None
-        error: BaseException | None = None
+        done = self.done_signal
+        done.acquire()
+        _carry(self._boot_main, (main, fn, threading.current_thread(), contextvars.copy_context()))
         try:
-            result = fn()
-        except Abort:
-            pass
-        except BaseException as exc:
-            error = exc
-        self._finish_main(main)
-        return result, error
+            self._watch()
+        finally:
+            self.over = True
+        return self.result, self.main_error
+
+    def _boot_main(
+        self,
+        main: Agent,
+        fn: Callable[[], Any],
+        caller: threading.Thread,
+        context: contextvars.Context,
+    ) -> None:
+        ident = main.ident = _get_ident()
+        self.by_ident[ident] = main
+        with threading._active_limbo_lock:  # type: ignore[attr-defined]
+            threading._active[ident] = caller  # type: ignore[attr-defined]
+        try:
+            try:
+                self.result = context.run(fn)
+            except Abort:
+                pass
+            except BaseException as exc:
+                if not self.aborting:
+                    self.main_error = exc
+            self._finish_main(main)
+        finally:
+            with threading._active_limbo_lock:  # type: ignore[attr-defined]
+                if threading._active.get(ident) is caller:  # type: ignore[attr-defined]
+                    del threading._active[ident]  # type: ignore[attr-defined]
+            self.done_signal.release()
+
+    # --- the watcher (the thread that called run) ------------------------------------------
+
+    def _watch(self) -> None:
+        """Wait for the run in real time; stop it when it is stuck, late or interrupted."""
+        done = self.done_signal
+        watchdog, deadline = self.watchdog, self.deadline
+        tick = 0.05 if watchdog is None else max(0.001, min(0.05, watchdog / 4))
+        seen, since = self.progress, _real_clock()
+        try:
+            while not done.acquire(True, tick):
+                now = _real_clock()
+                if deadline is not None and now >= deadline:
+                    self._stop("time-limit", "The run was stopped at the exploration's time limit.")
+                    break
+                if self.progress != seen:
+                    seen, since = self.progress, now
+                elif watchdog is not None and now - since >= watchdog:
+                    self._stop("blocked", self._blocked(now - since))
+                    break
+            else:
+                return
+        except KeyboardInterrupt:
+            self._stop("interrupted", "The exploration was interrupted.")
+            self._unwind(interrupted=True)
+            raise
+        self._unwind()
+
+    def _stop(self, kind: str, reason: str) -> None:
+        if self.abort_kind is None:
+            self.abort_kind, self.abort_reason = kind, reason
+        self.aborting = True
+        self.step = None
+
+    def _blocked(self, seconds: float) -> str:
+        """The watchdog's sentence: who is blocked, in which call of the user's code."""
+        agent = self.running
+        if agent is None or agent.ident is None:
+            return f"The run made no progress for {seconds:.1f} s (real time)."
+        name = self.names.get(agent.ordinal, agent.name)
+        frame = sys._current_frames().get(agent.ident)
+        where = "a call the explorer does not control"
+        if frame is not None:
+            frame = user_frame(frame)
+            code = frame.f_code
+            line = linecache.getline(code.co_filename, frame.f_lineno).strip()
+            place = f"{os.path.basename(code.co_filename)}:{frame.f_lineno}, in {code.co_name}"
+            where = f"`{line}` ({place})" if line else place
+        return (
+            f"{name} made no progress for {seconds:.1f} s (real time), blocked in {where}: "
+            "a call the explorer does not control (a socket, a lock taken before the "
+            "exploration, a thread it does not run) holds the run; give that call a timeout "
+            "or a simulated or recorded stand-in, or raise watchdog if the step is only slow."
+        )
+
+    def _unwind(self, interrupted: bool = False) -> None:
+        """Let a stopped run's agents unwind, one at a time as ever; leave behind any that
+        cannot (blocked in a call nobody can interrupt) and go on with the others."""
+        done = self.done_signal
+        try:
+            finished = -1
+            while True:
+                count = sum(1 for a in self.agents if a.state == DONE)
+                if count != finished:
+                    finished = count
+                    if done.acquire(True, _GRACE):
+                        return
+                    continue
+                # No agent finished for a while: the one holding the baton is stuck.
+                holder = self.running
+                if holder is not None and holder.state != DONE and not holder.stuck:
+                    _interrupt(holder)
+                    if done.acquire(True, 0.2):
+                        return
+                    if holder.state == DONE:
+                        continue
+                    holder.stuck = True
+                waiting = [a for a in self.agents if a.state != DONE and not a.stuck]
+                if not waiting:
+                    return
+                nxt = ([a for a in waiting if a is not self.main] or waiting)[0]
+                self.running = nxt
+                finished = -1
+                with contextlib.suppress(RuntimeError):  # all but the stuck one are parked
+                    nxt.park.release()
+        except KeyboardInterrupt:
+            if not interrupted:
+                raise  # a second Ctrl-C stops the waiting; the first one is raised by _watch
 
     def _finish_main(self, main: Agent) -> None:
         """The workflow returned: let every other agent finish (or unwind) before we do."""
         while True:
-            others = [a for a in self.agents if a is not main and a.state != DONE]
+            others = [a for a in self.agents if a is not main and a.state != DONE and not a.stuck]
             if not others:
                 break
+            if not self.aborting and all(a.daemon for a in others):
+                # Only daemon agents are left: unwind them, as the interpreter ends daemon
+                # threads at exit. Not a failure: abort_kind stays None.
+                self.aborting = True
             if self.aborting:
-                others[0].park.release()
+                with contextlib.suppress(RuntimeError):
+                    others[0].park.release()
                 main.park.acquire()
+                self.running = main
                 continue
             main.kind, main.key = "finish", None
             main.state = ALL
@@ -753,3 +1178,13 @@ class Scheduler:
 
     def crash_report(self) -> Sequence[tuple[str, BaseException, str]]:
         return self.crashes
+
+
+def _interrupt(agent: Agent) -> None:
+    """Raise Abort in a left-behind agent's thread when it next runs Python code."""
+    import ctypes
+
+    if agent.ident is not None:
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(agent.ident), ctypes.py_object(Abort)
+        )

@@ -29,7 +29,7 @@ from typing import Any
 from racefree import hooks
 from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
 from racefree.explore import _patches
-from racefree.explore._scheduler import Scheduler
+from racefree.explore._scheduler import Scheduler, ThreadRule, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering
 from racefree.explore.strategies.fair import CLOCK_KEY, Fair
@@ -63,8 +63,9 @@ def run_seed() -> int | None:
 
 @dataclass
 class Failure:
-    """Why a run failed: ``kind`` (exception, deadlock, invariant, checker, step-limit),
-    a one-line ``title`` and an explanation in ``details``."""
+    """Why a run failed: ``kind`` (exception, deadlock, invariant, checker, step-limit,
+    blocked: the watchdog ended a run stuck in a call the explorer does not
+    control), a one-line ``title`` and an explanation in ``details``."""
 
     kind: str
     title: str
@@ -467,6 +468,15 @@ class _Config:
     check: bool
     latency: str
     max_steps: int
+    watchdog: float | None = 30.0
+    threads: Sequence[ThreadRule] = ()
+
+
+class _TimeUp(Exception):
+    """A run reached the exploration's time limit before it ended (it is not counted)."""
+
+
+_ABORT_KINDS = ("deadlock", "step-limit", "blocked")
 
 
 def _call(workflow: Callable[[], Any]) -> Callable[[], Any]:
@@ -477,8 +487,18 @@ def _call(workflow: Callable[[], Any]) -> Callable[[], Any]:
     return workflow
 
 
-def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run:
-    sched = Scheduler(strategy, latency=config.latency, max_steps=config.max_steps, seed=seed)
+def _run_once(
+    config: _Config, strategy: Strategy, index: int, seed: int, deadline: float | None = None
+) -> Run:
+    sched = Scheduler(
+        strategy,
+        latency=config.latency,
+        max_steps=config.max_steps,
+        seed=seed,
+        watchdog=config.watchdog,
+        deadline=deadline,
+        threads=config.threads,
+    )
     hooks._scheduler = sched
     _current_seed[0] = seed
     try:
@@ -488,11 +508,12 @@ def _run_once(config: _Config, strategy: Strategy, index: int, seed: int) -> Run
         _current_seed[0] = None
     if sched.error is not None:
         raise sched.error
+    if sched.abort_kind == "time-limit":
+        raise _TimeUp
     failures: list[Failure] = []
     names = dict(sched.names)
-    if sched.abort_reason is not None:
-        kind = "deadlock" if sched.abort_reason.startswith("Deadlock") else "step-limit"
-        failures.append(Failure(kind, sched.abort_reason, [], kind))
+    if sched.abort_kind in _ABORT_KINDS and sched.abort_reason is not None:
+        failures.append(Failure(sched.abort_kind, sched.abort_reason, [], sched.abort_kind))
     for who, exc, _tb in sched.crashes:
         failures.append(
             Failure(
@@ -867,7 +888,41 @@ def _exclusive() -> Iterator[None]:
         with _patches.installed():
             yield
     finally:
+        hooks._scheduler = None
+        _current_seed[0] = None
+        retire_carriers()  # no thread is left behind, even after a Ctrl-C
         _lock.release()
+
+
+def _thread_rules(threads: Iterable[str]) -> tuple[ThreadRule, ...]:
+    if isinstance(threads, str):
+        threads = (threads,)
+    rules = []
+    for rule in threads:
+        action, _, pattern = str(rule).partition(":")
+        if action not in ("explore", "free") or not pattern:
+            raise UsageError(
+                f"threads rules look like 'explore:PATTERN' or 'free:PATTERN', not {rule!r}; "
+                "PATTERN is a thread name or a module (wildcards allowed), for example "
+                "'free:opentelemetry' or 'explore:Worker-*'."
+            )
+        rules.append((action == "explore", pattern))
+    return tuple(rules)
+
+
+def _refuse_running_loop(workflow: Callable[[], Any]) -> None:
+    import sys
+
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is None or not inspect.iscoroutinefunction(workflow):
+        return
+    if asyncio.events._get_running_loop() is not None:
+        raise UsageError(
+            f"{workflow_name(workflow)} is an async workflow and explore() was called from "
+            "inside a running event loop; explore() blocks while it runs the workflow in "
+            "loops of its own. Call it from synchronous code, or from async code as "
+            "`await asyncio.to_thread(racefree.explore, workflow, ...)`."
+        )
 
 
 def explore(
@@ -890,6 +945,8 @@ def explore(
     command: Callable[[Path | None, Schedule], str] | None = None,
     on_run: Callable[[int, int, int], None] | None = None,
     target: str | None = None,
+    watchdog: float | None = 30.0,
+    threads: Iterable[str] = (),
 ) -> Exploration:
     """Run ``workflow`` under up to ``schedules`` schedules and check every run.
 
@@ -908,6 +965,18 @@ def explore(
     called after each run. ``target`` is how the workflow was named to
     racefree (``package.module:function`` or ``script.py:function``): the
     replay file records it instead of where the function is defined.
+    A run in progress at the time limit is stopped.
+
+    ``watchdog`` (real seconds, None for never): a run in which no agent
+    reaches a scheduling point for that long (blocked in a socket, a lock
+    taken before the exploration) ends as a ``blocked`` failure naming the
+    agent and its call. ``threads``: rules ``"explore:PATTERN"`` /
+    ``"free:PATTERN"`` (a thread's name or a module, wildcards allowed; the
+    first match wins) overriding the default, under which a thread that
+    library code starts runs free (real time, outside the schedule) and one
+    the workflow's code starts is an agent. Ctrl-C raises
+    ``KeyboardInterrupt`` saying how far the exploration got, with every
+    patch removed and no agent thread left running.
     """
     from racefree.explore._target import stop_if_loading
 
@@ -920,7 +989,12 @@ def explore(
         raise UsageError(f"depth must be at least 1, not {depth}.")
     if not callable(workflow):
         raise UsageError(f"The workflow must be a callable with no arguments, not {workflow!r}.")
-    config = _Config(workflow, tuple(invariants), check, latency, max_steps)
+    if watchdog is not None and not watchdog > 0:
+        raise UsageError(f"watchdog must be a positive number of seconds or None, not {watchdog}.")
+    _refuse_running_loop(workflow)
+    config = _Config(
+        workflow, tuple(invariants), check, latency, max_steps, watchdog, _thread_rules(threads)
+    )
     name = target or workflow_name(workflow)
     names: dict[int, str] = {}
     replayed: Schedule | None = None
@@ -944,13 +1018,24 @@ def explore(
     stopped = ""
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
-    with _exclusive(), _latency_diagnosed(config, replayed):
+    with (
+        _exclusive(),
+        _latency_diagnosed(config, replayed),
+        _interrupted(lambda: (runs, len(failures))),
+    ):
         for index in range(schedules):
             if not fair.new_run(index):
                 break
             fixed = replay is not None or fair.fixed_seed()
             run_seed_value = seed if fixed else _derive_seed(seed, index)
-            run = _run_once(config, fair, index, run_seed_value)
+            try:
+                run = _run_once(config, fair, index, run_seed_value, deadline)
+            except _TimeUp:
+                stopped = (
+                    f"Stopped at the time limit ({time_limit:g} s), during run {index + 1} "
+                    "(not counted)."
+                )
+                break
             runs += 1
             fair.end_run(run.trace, run.failed)
             orderings.add(run.ordering())
@@ -998,6 +1083,19 @@ def explore(
         nothing_checked=coverage.nothing_checked(config),
         polls_folded=fair.polls_folded,
     )
+
+
+@contextlib.contextmanager
+def _interrupted(progress: Callable[[], tuple[int, int]]) -> Iterator[None]:
+    """Turn a Ctrl-C into a KeyboardInterrupt that says how far the exploration got."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        runs, failing = progress()
+        raise KeyboardInterrupt(
+            f"Interrupted after {runs:,} complete run{'s' if runs != 1 else ''} "
+            f"({failing} failing); the run in progress was abandoned and nothing of it kept."
+        ) from None
 
 
 def _derive_seed(seed: int, index: int) -> int:
