@@ -1,0 +1,156 @@
+"""Locks, conditions, events and queues made during a run work outside it.
+
+A library keeps a lock it made on first use in a module global; the first
+use falls inside run 1. The lock must order the agents of every later run,
+and be a plain lock after explore() returns and in threads the explorer does
+not run.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from racefree import hooks
+from racefree.explore import explore
+
+_lock: Any = None
+_queue: Any = None
+_event: Any = None
+
+
+def _lazy_lock() -> Any:
+    global _lock
+    if _lock is None:
+        _lock = threading.Lock()
+    return _lock
+
+
+def _lazy_queue() -> Any:
+    global _queue
+    if _queue is None:
+        _queue = queue.Queue()
+    return _queue
+
+
+def _lazy_event() -> Any:
+    global _event
+    if _event is None:
+        _event = threading.Event()
+    return _event
+
+
+@pytest.fixture(autouse=True)
+def _fresh_globals() -> None:
+    global _lock, _queue, _event
+    _lock = _queue = _event = None
+
+
+def guarded_counter() -> dict[str, int]:
+    """Two agents read-modify-write a counter under the lazily made module lock."""
+    state = {"n": 0}
+
+    def agent() -> None:
+        with _lazy_lock():
+            hooks.point("read", "n")
+            seen = state["n"]
+            time.sleep(0.1)  # another agent runs here, and must wait for the lock
+            hooks.point("write", "n")
+            state["n"] = seen + 1
+
+    threads = [threading.Thread(target=agent, name=f"Agent{i}") for i in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return state
+
+
+def both_counted(state: dict[str, int]) -> bool:
+    return state["n"] == 2
+
+
+def test_a_lock_made_in_run_one_orders_every_later_run() -> None:
+    result = explore(guarded_counter, strategy="exhaustive", invariants=[both_counted])
+    assert result.ok, result.report()
+    assert result.complete and result.runs > 1  # the later runs used run 1's lock
+
+
+def test_a_lock_made_in_run_one_still_protects_random_runs() -> None:
+    result = explore(guarded_counter, schedules=200, invariants=[both_counted], save_dir=None)
+    assert result.ok, result.report()
+    assert result.runs == 200
+
+
+def test_the_lock_is_a_plain_lock_after_the_exploration() -> None:
+    explore(guarded_counter, schedules=20, invariants=[both_counted], save_dir=None).check()
+    lock = _lock
+    assert lock is not None
+    assert lock.acquire()
+    assert lock.locked()
+    got: list[bool] = []
+    other = threading.Thread(target=lambda: got.append(lock.acquire(timeout=0.05)))
+    other.start()
+    other.join()
+    assert got == [False]  # held here, so another thread cannot take it
+    lock.release()
+    assert not lock.locked()
+    with pytest.raises(RuntimeError, match="release unlocked lock"):
+        lock.release()
+    with lock:  # and the with-statement works as usual
+        assert lock.locked()
+
+
+def test_a_queue_and_an_event_made_in_a_run_work_after_it() -> None:
+    def handoff() -> list[str]:
+        box, ready = _lazy_queue(), _lazy_event()
+        ready.clear()
+        got: list[str] = []
+
+        def consumer() -> None:
+            ready.wait()
+            got.append(box.get())
+
+        thread = threading.Thread(target=consumer)
+        thread.start()
+        box.put("hello")
+        ready.set()
+        thread.join()
+        return got
+
+    result = explore(handoff, strategy="exhaustive", invariants=[lambda got: got == ["hello"]])
+    assert result.ok and result.runs > 1, result.report()
+    box, ready = _queue, _event
+    ready.clear()
+    received: list[str] = []
+    consumer = threading.Thread(target=lambda: (ready.wait(), received.append(box.get())))
+    consumer.start()
+    box.put("after")
+    ready.set()
+    consumer.join(timeout=5)
+    assert received == ["after"]
+    assert box.empty()
+
+
+def test_a_lock_left_held_by_an_abandoned_run_is_free_in_the_next() -> None:
+    """A deadlocked run is unwound; a lock it left held must not poison the next run."""
+    runs: list[int] = []
+
+    def sometimes_stuck() -> None:
+        lock = _lazy_lock()
+        runs.append(1)
+        lock.acquire()  # no with: nothing releases it when the run is abandoned
+        if len(runs) == 1:
+            stuck = threading.Event()
+            stuck.wait()  # nobody sets it: a deadlock the explorer reports
+        lock.release()
+
+    result = explore(sometimes_stuck, schedules=3, keep_going=True, shrink=False, save_dir=None)
+    kinds = [f.failure.kind for f in result.failures]
+    assert kinds == ["deadlock"], result.report()
+    assert result.runs == 3
+    assert not _lock.locked()
