@@ -1117,20 +1117,27 @@ class Scheduler:
         """Let a stopped run's agents unwind, one at a time as ever; leave behind any that
         cannot (blocked in a call nobody can interrupt) and go on with the others."""
         done = self.done_signal
+        # The watchdog has already waited: the agent it names is stuck. Otherwise (time
+        # limit, Ctrl-C) the running agent gets a moment to reach a scheduling point.
+        patience = 0.02 if self.abort_kind == "blocked" else _GRACE
         try:
-            finished = -1
-            while True:
-                count = sum(1 for a in self.agents if a.state == DONE)
+            finished, since = -1, _real_clock()
+            while not done.acquire(True, 0.005):
+                waiting = [a for a in self.agents if a.state != DONE and not a.stuck]
+                if not waiting:
+                    return
+                count = len(self.agents) - len(waiting)
+                now = _real_clock()
                 if count != finished:
-                    finished = count
-                    if done.acquire(True, _GRACE):
-                        return
+                    finished, since = count, now
+                    continue
+                if now - since < patience:
                     continue
                 # No agent finished for a while: the one holding the baton is stuck.
                 holder = self.running
                 if holder is not None and holder.state != DONE and not holder.stuck:
-                    _interrupt(holder)
-                    if done.acquire(True, 0.2):
+                    _interrupt(holder)  # Python code stops at once; a C call when it returns
+                    if done.acquire(True, 0.1):
                         return
                     if holder.state == DONE:
                         continue
@@ -1139,8 +1146,7 @@ class Scheduler:
                 if not waiting:
                     return
                 nxt = ([a for a in waiting if a is not self.main] or waiting)[0]
-                self.running = nxt
-                finished = -1
+                self.running, finished, since = nxt, -1, now
                 with contextlib.suppress(RuntimeError):  # all but the stuck one are parked
                     nxt.park.release()
         except KeyboardInterrupt:

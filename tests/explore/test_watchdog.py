@@ -1,0 +1,125 @@
+"""A run blocked in something the explorer does not control ends, and says where.
+
+The watchdog is real time; these tests give it a fraction of a second and
+release what blocked the agent afterwards, so that its thread ends too.
+"""
+
+from __future__ import annotations
+
+import _thread
+import socket
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from racefree.errors import UsageError
+from racefree.explore import explore
+
+
+def _wait_for_threads(count: int) -> int:
+    """Wait (for a state, up to 10 s) until the process has ``count`` threads again."""
+    deadline = threading.Event()
+    for _ in range(1000):
+        if _thread._count() <= count:
+            break
+        deadline.wait(0.01)
+    return _thread._count()
+
+
+@pytest.fixture
+def threads_before() -> Iterator[int]:
+    yield _thread._count()
+
+
+def test_a_socket_recv_ends_the_run_as_blocked(threads_before: int) -> None:
+    inside, outside = socket.socketpair()
+
+    def workflow() -> None:
+        inside.recv(16)  # nothing is ever sent: blocks in C, outside the schedule
+
+    try:
+        result = explore(workflow, schedules=10, watchdog=0.3, save_dir=None)
+    finally:
+        outside.close()  # recv returns, and the abandoned agent unwinds
+    found = result.failure
+    assert found is not None
+    assert found.failure.kind == "blocked"
+    assert found.failure.title.startswith("main made no progress for 0.")
+    assert "blocked in `inside.recv(16)  # nothing is ever sent" in found.failure.title
+    assert "(test_watchdog.py:" in found.failure.title
+    assert result.runs == 1
+    inside.close()
+    assert _wait_for_threads(threads_before) == threads_before
+
+
+def test_a_lock_taken_before_the_exploration_ends_the_run_as_blocked(
+    threads_before: int,
+) -> None:
+    taken = threading.Lock()  # a real lock: made before the exploration
+    taken.acquire()
+
+    def workflow() -> None:
+        def fetcher() -> None:
+            with taken:
+                pass
+
+        worker = threading.Thread(target=fetcher, name="Fetcher")
+        worker.start()
+        worker.join()
+
+    try:
+        result = explore(workflow, schedules=10, watchdog=0.3, save_dir=None)
+    finally:
+        taken.release()
+    found = result.failure
+    assert found is not None and found.failure.kind == "blocked"
+    title = found.failure.title
+    assert title.startswith("Fetcher made no progress for 0.")
+    assert "blocked in `with taken:` (test_watchdog.py:" in title
+    assert ", in fetcher): a call the explorer does not control" in title
+    assert title.endswith("or raise watchdog if the step is only slow.")
+    assert _wait_for_threads(threads_before) == threads_before
+
+
+def test_a_blocked_run_is_not_reported_as_a_race() -> None:
+    gate = threading.Lock()
+    gate.acquire()
+    state: dict[str, Any] = {"n": 0}
+
+    def workflow() -> dict[str, Any]:
+        with gate:
+            state["n"] += 1
+        return state
+
+    try:
+        result = explore(workflow, schedules=5, watchdog=0.2, keep_going=True, save_dir=None)
+    finally:
+        gate.release()
+    assert [f.failure.kind for f in result.failures] == ["blocked"] * len(result.failures)
+    assert result.failures and all("Checker" not in f.failure.title for f in result.failures)
+
+
+def test_the_watchdog_leaves_a_slow_but_moving_run_alone() -> None:
+    """A run far longer than the watchdog whose agent keeps reaching scheduling points."""
+
+    def workflow() -> int:
+        total = 0
+        for _ in range(3000):
+            sum(range(5000))  # real work, a fraction of a millisecond per step
+            with threading.Lock():
+                total += 1
+        return total
+
+    result = explore(workflow, schedules=1, watchdog=0.1, invariants=[lambda n: n == 3000])
+    assert result.ok, result.report()
+    assert result.wall_seconds > 0.1  # the premise: the run outlasted the watchdog
+
+
+@pytest.mark.parametrize("value", [0, -1.0])
+def test_a_watchdog_that_is_not_positive_is_refused(value: float) -> None:
+    with pytest.raises(
+        UsageError, match=rf"^watchdog must be a positive number of seconds or None, not {value}\.$"
+    ):
+        explore(lambda: None, watchdog=value)
