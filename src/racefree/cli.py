@@ -166,6 +166,21 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
     explore.add_argument(
+        "--threads",
+        action="append",
+        default=[],
+        metavar="RULE",
+        help="explore:PATTERN or free:PATTERN (a thread name or module; repeatable): "
+        "which threads are agents; by default threads that library code starts run free",
+    )
+    explore.add_argument(
+        "--watchdog",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="end a run in which no agent makes progress for this long (real time)",
+    )
+    explore.add_argument(
         "--html",
         metavar="FILE",
         default=None,
@@ -375,6 +390,8 @@ def _explore(args: argparse.Namespace) -> int:
             save_dir=args.save_dir,
             on_run=on_run,
             target=args.workflow,
+            threads=args.threads,
+            watchdog=args.watchdog,
         )
     if args.html is not None and result.failure is not None:
         from racefree.check import check
@@ -499,7 +516,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RacefreeError as exc:
         print(f"racefree: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        if str(exc):  # explore says how far it got
+            print(f"racefree: {exc}", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`racefree ... | head`): stop quietly, as Unix tools do,
