@@ -53,6 +53,10 @@ class Bus:
 
         return asyncio.run_coroutine_threadsafe(handle(), self.loop).result(timeout=10)
 
+    def stop(self):
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+
 
 def bus():
     global _bus

@@ -12,6 +12,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from pathlib import Path
 from types import ModuleType
@@ -28,8 +29,11 @@ from .foreign import installed_library
 
 
 @pytest.fixture
-def lib(tmp_path: Path, request: pytest.FixtureRequest) -> ModuleType:
-    return installed_library(tmp_path, f"fakelib_{request.node.name[:40]}")
+def lib(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ModuleType]:
+    module = installed_library(tmp_path, f"fakelib_{request.node.name[:40]}")
+    yield module
+    if module._bus is not None:  # what a library's atexit hook would do
+        module._bus.stop()
 
 
 def agents_with_a_bus(lib: ModuleType, locked: bool) -> Any:
@@ -238,3 +242,39 @@ def test_a_malformed_threads_rule_is_refused(rule: str) -> None:
     )
     with pytest.raises(UsageError, match=message):
         explore(lambda: None, threads=[rule])
+
+
+def test_a_real_deadlock_beside_an_idle_library_thread_is_still_a_deadlock(
+    lib: ModuleType,
+) -> None:
+    def workflow() -> None:
+        lib.bus().emit("start")  # the bus thread now idles in its loop's select
+        first, second = threading.Lock(), threading.Lock()
+
+        def one() -> None:
+            with first:
+                time.sleep(0.1)
+                with second:
+                    pass
+
+        def other() -> None:
+            with second:
+                time.sleep(0.1)
+                with first:
+                    pass
+
+        threads = [threading.Thread(target=one, name="One"), threading.Thread(target=other)]
+        threads[1].name = "Other"
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    result = explore(workflow, strategy="exhaustive", watchdog=20, save_dir=None)
+    found = result.failure
+    assert found is not None and found.failure.kind == "deadlock"
+    assert found.failure.title.endswith(
+        "Threads the explorer does not run were alive; none of them released a waiting agent."
+    )
+    assert "One waits for lock#" in found.failure.title
+    assert "Other waits for lock#" in found.failure.title

@@ -64,6 +64,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
     def _write_to_self(self) -> None:
         """Another thread scheduled a callback; the scheduler sees ``_ready`` directly."""
         if not (self._controlled and self.is_running()):  # a real loop waits in select
+            self._racefree.outside += 1  # work handed to a free thread: worth waiting for
             super()._write_to_self()  # type: ignore[misc]
 
     # --- who owns what ------------------------------------------------------------------------

@@ -169,11 +169,6 @@ def _rule_matches(pattern: str, name: str, modules: Sequence[str]) -> bool:
     )
 
 
-# Free threads started during explorations, for as long as they live: a free thread
-# started in one run (an event bus, an exporter) may release an agent's wait in another.
-free_threads: list[threading.Thread] = []
-
-
 class Abort(BaseException):
     """Raised inside an agent to unwind it when a run is abandoned (deadlock, step limit)."""
 
@@ -181,6 +176,33 @@ class Abort(BaseException):
 # How long the watcher waits for the agents of a stopped run to unwind before it
 # leaves the one that does not (blocked in a call nobody can interrupt) behind.
 _GRACE = 1.0
+# When no agent can run but free threads are alive: how long to wait for one of them
+# to touch a primitive of the run, and how long they must all sit idle to be believed.
+_FREE_PATIENCE = 2.0
+_IDLE_SETTLE = 0.1
+_THREADING_PY = threading.__file__
+_SELECTORS_PY = __import__("selectors").__file__
+
+
+def _free_threads_idle(threads: Sequence[threading.Thread]) -> bool:
+    """Does every one of ``threads`` sit in a wait with no timeout (Condition.wait, an
+    event loop's select)? Then none of them will act unless an agent asks it to."""
+    frames = sys._current_frames()
+    for thread in threads:
+        frame = frames.get(thread.ident)  # type: ignore[arg-type]
+        if frame is None:
+            continue
+        code = frame.f_code
+        if code.co_name == "wait" and code.co_filename == _THREADING_PY:
+            timeout = frame.f_locals.get("timeout")
+        elif code.co_name == "select" and code.co_filename == _SELECTORS_PY:
+            timeout = frame.f_locals.get("timeout")
+            timeout = None if timeout is not None and timeout < 0 else timeout
+        else:
+            return False
+        if timeout is not None:
+            return False
+    return True
 
 
 class Agent:
@@ -334,6 +356,7 @@ class VLock:
         raise Abort  # a free thread holds it
 
     def _acquire_outside(self, blocking: bool, timeout: float) -> bool:
+        self._run.outside += 1
         ident = _get_ident()
         if self._reentrant and self._holder == ident:
             self._depth += 1
@@ -387,6 +410,7 @@ class VLock:
         self._real.release()
 
     def _release_outside(self) -> None:
+        self._run.outside += 1
         if self._holder is not None:
             if self._reentrant:
                 if self._holder != _get_ident():
@@ -515,6 +539,9 @@ class Scheduler:
         self.result: Any = None
         self.main_error: BaseException | None = None
         self.free_started = 0
+        self.free_waited = False  # a deadlock was checked against free threads first
+        self.outside = 0  # touches of the run's primitives by threads outside it
+        self.watcher: int | None = None  # the thread that called run()
 
     # --- identity ------------------------------------------------------------------
 
@@ -717,7 +744,11 @@ class Scheduler:
         self.progress += 1
         if step is not None:
             self.trace.append(step)
-        if free_threads and self._only_timeouts(options) and self._free_alive():
+        if (
+            len(threading._active) > self.live + 1  # type: ignore[attr-defined]
+            and self._only_timeouts(options)
+            and self._outside_threads()
+        ):
             options = self._wait_for_free_threads(me, options)
         if len(self.trace) >= self.max_steps:
             self.abort_kind = "step-limit"
@@ -789,12 +820,15 @@ class Scheduler:
         self.running = agent
         return agent
 
-    def _free_alive(self) -> bool:
-        """Is a free thread alive that might yet release what an agent waits for?"""
-        if not free_threads:
-            return False
-        free_threads[:] = [t for t in free_threads if t.is_alive()]
-        return bool(free_threads)
+    def _outside_threads(self) -> list[threading.Thread]:
+        """The live threads that are not agents (free threads, threads started before the
+        exploration), but for the watcher: any of them might release an agent's wait."""
+        agents, watcher = self.by_ident, self.watcher
+        return [
+            t
+            for t in threading.enumerate()
+            if t.ident not in agents and t.ident != watcher and t.is_alive()
+        ]
 
     @staticmethod
     def _only_timeouts(options: list[tuple[float, Candidate, Agent, Any]]) -> bool:
@@ -803,22 +837,40 @@ class Scheduler:
     def _wait_for_free_threads(
         self, me: Agent, timeouts: list[tuple[float, Candidate, Agent, Any]]
     ) -> list[tuple[float, Candidate, Agent, Any]]:
-        """No agent can run (but for timeouts), and a free thread may yet wake one (set
-        a Future, notify a Condition, hand a loop a callback): wait for it in real time,
-        as long as the shortest timeout (in real seconds) or until the watchdog ends
-        the run. A deadlock among agents alone is reported at once, without this wait."""
+        """No agent can run (but for timeouts), and a thread outside the exploration may
+        yet wake one (set a Future, notify a Condition, run a loop's callback): wait
+        for it in real time.
+
+        The wait ends when an agent can run; when every outside thread sits in a wait
+        with no timeout (an idle event loop, an empty queue), as nothing will then
+        wake them; after ``_FREE_PATIENCE`` seconds in which no outside thread touched
+        a primitive of the run; or, with timeouts pending, after the shortest of them
+        in real seconds. With no other thread alive a deadlock is reported at once."""
         delay = 0.0002
+        now = _real_clock()
         end = None
         if timeouts:
-            end = _real_clock() + max(0.0, min(o[0] for o in timeouts) - self.clock)
+            end = now + max(0.0, min(o[0] for o in timeouts) - self.clock)
+        seen, active, idle_since = self.outside, now, None
+        self.free_waited = True
         while not self.aborting:
             _real_sleep(delay)
             delay = min(delay * 2, 0.01)
             options = self._options()
-            if not self._only_timeouts(options):
+            outside = self._outside_threads()
+            if not self._only_timeouts(options) or not outside:
                 return options
-            if not self._free_alive() or (end is not None and _real_clock() >= end):
+            now = _real_clock()
+            if self.outside != seen:
+                seen, active = self.outside, now
+            if (end is not None and now >= end) or now - active >= _FREE_PATIENCE:
                 return options
+            if _free_threads_idle(outside):
+                idle_since = now if idle_since is None else idle_since
+                if now - idle_since >= _IDLE_SETTLE:
+                    return options
+            else:
+                idle_since = None
         self._begin_abort(me)
 
     def _switch(self, me: Agent, to: Agent) -> None:
@@ -847,7 +899,13 @@ class Scheduler:
                 waits.append(f"{self.names[agent.ordinal]}'s event loop waits with no task ready")
             elif agent.state == ALL:
                 waits.append(f"{self.names[agent.ordinal]} waits for the other agents to finish")
-        return "Deadlock: no agent can run. " + "; ".join(waits) + "."
+        note = ""
+        if self.free_waited:
+            note = (
+                " Threads the explorer does not run were alive; none of them released a "
+                "waiting agent."
+            )
+        return "Deadlock: no agent can run. " + "; ".join(waits) + "." + note
 
     def _begin_abort(self, me: Agent) -> NoReturn:
         """Start unwinding every agent; ``me`` unwinds first, the workflow's thread last."""
@@ -893,7 +951,6 @@ class Scheduler:
             start()
         finally:
             self.by_ident[me.ident] = me  # type: ignore[index]
-        free_threads.append(thread)
         self.free_started += 1
 
     def spawn(self, parent: Agent, thread: threading.Thread) -> None:
@@ -1023,6 +1080,7 @@ class Scheduler:
         ``KeyboardInterrupt`` here stops the run, unwinds it, and propagates."""
         main = self._new_agent("main", None)
         self.main = self.running = main
+        self.watcher = _get_ident()
         self.step = Step((0, 0), "main", "start", None, 0.0, ((0, 0),))
         done = self.done_signal
         done.acquire()
