@@ -332,17 +332,16 @@ class VLock:
             self._owner, self._count = me, 1
             if self.bookkeeping:
                 me.run.touch(self.key)
-            return self._take_real(blocking, timeout)
-        if not me.run.acquire(me, self, blocking, timeout):
+        elif not me.run.acquire(me, self, blocking, timeout):
             return False
+        if self._real.acquire(False):
+            return True
         return self._take_real(blocking, timeout)
 
     def _take_real(self, blocking: bool, timeout: float | None) -> bool:
-        """The agent owns the lock virtually; hold ``_real`` too (a free thread may have it)."""
-        real = self._real
-        if real.acquire(False):
-            return True
-        if blocking and real.acquire(True, -1 if timeout is None or timeout < 0 else timeout):
+        """The agent owns the lock virtually, but a thread outside the run holds ``_real``:
+        wait for it in real time, keeping the baton (no scheduling decision depends on it)."""
+        if blocking and self._real.acquire(True, -1 if timeout is None or timeout < 0 else timeout):
             return True
         self._owner, self._count = None, 0
         return False
