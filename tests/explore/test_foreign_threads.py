@@ -278,3 +278,28 @@ def test_a_real_deadlock_beside_an_idle_library_thread_is_still_a_deadlock(
     )
     assert "One waits for lock#" in found.failure.title
     assert "Other waits for lock#" in found.failure.title
+
+
+def test_events_a_free_thread_records_stay_out_of_the_runs_history(lib: ModuleType) -> None:
+    from racefree import track
+    from racefree.track import history_of
+
+    shared: list[Any] = []
+
+    def workflow() -> Any:
+        session = track({"notes": []})
+        shared.append(session)
+        lib.in_background(lambda: session.__setitem__("exporter", "flushed")).join()
+        session["agent"] = "wrote"
+        return session
+
+    def always_fails(state: Any) -> bool:
+        return False  # to get the run back in the report
+
+    result = explore(workflow, schedules=1, invariants=[always_fails], save_dir=None)
+    assert result.failure is not None
+    keys_in_run = {event.key for event in result.failure.run.history.events}
+    recorded = {event.key for event in history_of(shared[-1]).events}
+    assert "exporter" in recorded  # the free thread's write was recorded in its history
+    assert "exporter" not in keys_in_run  # but the checker never saw it
+    assert "agent" in keys_in_run
