@@ -23,6 +23,8 @@ from racefree import hooks
 from racefree.errors import UsageError
 from racefree.explore import _patches, explore, lessons
 
+_ORIGINAL_LOCK = threading.Lock  # as imported, before any exploration
+
 pytestmark = pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="SIGINT goes to main"
 )
@@ -72,7 +74,7 @@ def test_ctrl_c_raises_keyboard_interrupt_saying_how_far_it_got() -> None:
     )
     assert not _patches.is_installed()  # every patch restored
     assert hooks._scheduler is None
-    assert threading.Lock is _patches._real_lock
+    assert threading.Lock is _ORIGINAL_LOCK and time.sleep.__module__ == "time"
     assert _wait_for_threads(before) == before  # no agent or carrier thread left behind
 
 
