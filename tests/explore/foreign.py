@@ -9,9 +9,11 @@ time it is used, and keeps it (and its lock) in module globals.
 
 from __future__ import annotations
 
+import _thread
 import importlib
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from types import ModuleType
 
@@ -90,3 +92,14 @@ def installed_library(tmp_path: Path, name: str) -> ModuleType:
         return importlib.import_module(name)
     finally:
         sys.path.remove(str(folder))
+
+
+def wait_for_threads(count: int) -> int:
+    """Wait (for a state, up to 10 s) until the process runs ``count`` threads again;
+    return how many it runs (threads end a moment after their last Python line)."""
+    pause = threading.Event()
+    for _ in range(1000):
+        if _thread._count() <= count:
+            break
+        pause.wait(0.01)
+    return _thread._count()

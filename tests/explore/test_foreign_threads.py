@@ -303,3 +303,30 @@ def test_events_a_free_thread_records_stay_out_of_the_runs_history(lib: ModuleTy
     assert "exporter" in recorded  # the free thread's write was recorded in its history
     assert "exporter" not in keys_in_run  # but the checker never saw it
     assert "agent" in keys_in_run
+
+
+def test_an_event_loop_made_in_one_agent_and_run_by_another_is_explored() -> None:
+    """The event-bus shape in the workflow's own code: both threads are agents."""
+
+    def workflow() -> list[int]:
+        import asyncio
+
+        loop = asyncio.new_event_loop()
+        runner = threading.Thread(target=loop.run_forever, name="Bus")
+        runner.start()
+        seen: list[int] = []
+
+        async def handle(n: int) -> int:
+            await asyncio.sleep(0.5)  # virtual: the loop is the explorer's
+            seen.append(n)
+            return n
+
+        results = [asyncio.run_coroutine_threadsafe(handle(n), loop).result() for n in (1, 2)]
+        loop.call_soon_threadsafe(loop.stop)
+        runner.join()
+        loop.close()
+        return results + seen
+
+    result = explore(workflow, strategy="exhaustive", invariants=[lambda got: got == [1, 2, 1, 2]])
+    assert result.ok, result.report()
+    assert result.runs >= 1

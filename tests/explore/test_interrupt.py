@@ -23,21 +23,13 @@ from racefree import hooks
 from racefree.errors import UsageError
 from racefree.explore import _patches, explore, lessons
 
+from .foreign import wait_for_threads
+
 _ORIGINAL_LOCK = threading.Lock  # as imported, before any exploration
 
 pytestmark = pytest.mark.skipif(
     threading.current_thread() is not threading.main_thread(), reason="SIGINT goes to main"
 )
-
-
-def _wait_for_threads(count: int) -> int:
-    """Wait (for a state, up to 10 s) until the process has ``count`` threads again."""
-    pause = threading.Event()
-    for _ in range(1000):
-        if _thread._count() <= count:
-            break
-        pause.wait(0.01)
-    return _thread._count()
 
 
 def interrupted_on_run(number: int) -> object:
@@ -75,7 +67,7 @@ def test_ctrl_c_raises_keyboard_interrupt_saying_how_far_it_got() -> None:
     assert not _patches.is_installed()  # every patch restored
     assert hooks._scheduler is None
     assert threading.Lock is _ORIGINAL_LOCK and time.sleep.__module__ == "time"
-    assert _wait_for_threads(before) == before  # no agent or carrier thread left behind
+    assert wait_for_threads(before) == before  # no agent or carrier thread left behind
 
 
 def test_after_ctrl_c_the_next_exploration_finds_and_clears_as_before() -> None:
@@ -100,7 +92,7 @@ def test_ctrl_c_in_an_agent_blocked_outside_the_explorer_still_returns(tmp_path:
         explore(workflow, schedules=10, save_dir=None)
     assert not _patches.is_installed()
     blocker.release()  # the agent's call returns, and it unwinds
-    assert _wait_for_threads(before) == before
+    assert wait_for_threads(before) == before
 
 
 def test_a_cli_exploration_interrupted_exits_130_and_says_how_far_it_got(tmp_path: Path) -> None:

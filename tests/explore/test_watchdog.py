@@ -17,15 +17,7 @@ import pytest
 from racefree.errors import UsageError
 from racefree.explore import explore
 
-
-def _wait_for_threads(count: int) -> int:
-    """Wait (for a state, up to 10 s) until the process has ``count`` threads again."""
-    deadline = threading.Event()
-    for _ in range(1000):
-        if _thread._count() <= count:
-            break
-        deadline.wait(0.01)
-    return _thread._count()
+from .foreign import wait_for_threads
 
 
 @pytest.fixture
@@ -51,7 +43,7 @@ def test_a_socket_recv_ends_the_run_as_blocked(threads_before: int) -> None:
     assert "(test_watchdog.py:" in found.failure.title
     assert result.runs == 1
     inside.close()
-    assert _wait_for_threads(threads_before) == threads_before
+    assert wait_for_threads(threads_before) == threads_before
 
 
 def test_a_lock_taken_before_the_exploration_ends_the_run_as_blocked(
@@ -80,7 +72,7 @@ def test_a_lock_taken_before_the_exploration_ends_the_run_as_blocked(
     assert "blocked in `with taken:` (test_watchdog.py:" in title
     assert ", in fetcher): a call the explorer does not control" in title
     assert title.endswith("or raise watchdog if the step is only slow.")
-    assert _wait_for_threads(threads_before) == threads_before
+    assert wait_for_threads(threads_before) == threads_before
 
 
 def test_a_blocked_run_is_not_reported_as_a_race() -> None:
