@@ -67,7 +67,7 @@ def test_ctrl_c_raises_keyboard_interrupt_saying_how_far_it_got() -> None:
     assert not _patches.is_installed()  # every patch restored
     assert hooks._scheduler is None
     assert threading.Lock is _ORIGINAL_LOCK and time.sleep.__module__ == "time"
-    assert wait_for_threads(before) == before  # no agent or carrier thread left behind
+    assert wait_for_threads(before) <= before  # no agent or carrier thread left behind
 
 
 def test_after_ctrl_c_the_next_exploration_finds_and_clears_as_before() -> None:
@@ -92,7 +92,7 @@ def test_ctrl_c_in_an_agent_blocked_outside_the_explorer_still_returns(tmp_path:
         explore(workflow, schedules=10, save_dir=None)
     assert not _patches.is_installed()
     blocker.release()  # the agent's call returns, and it unwinds
-    assert wait_for_threads(before) == before
+    assert wait_for_threads(before) <= before
 
 
 def test_a_cli_exploration_interrupted_exits_130_and_says_how_far_it_got(tmp_path: Path) -> None:

@@ -43,7 +43,7 @@ def test_a_socket_recv_ends_the_run_as_blocked(threads_before: int) -> None:
     assert "(test_watchdog.py:" in found.failure.title
     assert result.runs == 1
     inside.close()
-    assert wait_for_threads(threads_before) == threads_before
+    assert wait_for_threads(threads_before) <= threads_before
 
 
 def test_a_lock_taken_before_the_exploration_ends_the_run_as_blocked(
@@ -72,7 +72,7 @@ def test_a_lock_taken_before_the_exploration_ends_the_run_as_blocked(
     assert "blocked in `with taken:` (test_watchdog.py:" in title
     assert ", in fetcher): a call the explorer does not control" in title
     assert title.endswith("or raise watchdog if the step is only slow.")
-    assert wait_for_threads(threads_before) == threads_before
+    assert wait_for_threads(threads_before) <= threads_before
 
 
 def test_a_blocked_run_is_not_reported_as_a_race() -> None:
