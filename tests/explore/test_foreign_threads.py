@@ -27,6 +27,8 @@ from racefree.explore._patches import _EPOCH
 
 from .foreign import installed_library
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture
 def lib(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[ModuleType]:
@@ -330,3 +332,33 @@ def test_an_event_loop_made_in_one_agent_and_run_by_another_is_explored() -> Non
     result = explore(workflow, strategy="exhaustive", invariants=[lambda got: got == [1, 2, 1, 2]])
     assert result.ok, result.report()
     assert result.runs >= 1
+
+
+MARKED = """
+import threading, time
+import pytest
+
+def clock_in_exporter():
+    seen = []
+    thread = threading.Thread(target=lambda: seen.append(time.time()), name="Exporter")
+    thread.start()
+    thread.join()
+    return seen[0]
+
+@pytest.mark.racefree(schedules=3, threads=["free:Exporter"], check=False)
+def test_exporter_runs_free():
+    assert clock_in_exporter() > 1_700_000_000 + 10**7  # the real clock
+
+@pytest.mark.racefree(schedules=3, check=False)
+def test_exporter_is_an_agent_by_default():
+    assert clock_in_exporter() == 1_700_000_000.0  # virtual time starts there
+"""
+
+
+def test_the_pytest_marker_takes_threads_rules(pytester: pytest.Pytester) -> None:
+    from importlib.metadata import entry_points
+
+    installed = any(e.value == "racefree.pytest_plugin" for e in entry_points(group="pytest11"))
+    pytester.makepyfile(test_marked=MARKED)
+    result = pytester.runpytest(*([] if installed else ["-p", "racefree.pytest_plugin"]), "-q")
+    result.assert_outcomes(passed=2)
