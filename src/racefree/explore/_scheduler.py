@@ -1083,9 +1083,15 @@ class Scheduler:
         self.step = Step((0, 0), "main", "start", None, 0.0, ((0, 0),))
         done = self.done_signal
         done.acquire()
-        _carry(self._boot_main, (main, fn, threading.current_thread(), contextvars.copy_context()))
+        job = (main, fn, threading.current_thread(), contextvars.copy_context())
         try:
+            _carry(self._boot_main, job)
             self._watch()
+        except KeyboardInterrupt:
+            if self.abort_kind != "interrupted":  # it came before _watch could take it
+                self._stop("interrupted", "The exploration was interrupted.")
+                self._unwind(interrupted=True)
+            raise
         finally:
             self.over = True
         return self.result, self.main_error
