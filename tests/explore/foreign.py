@@ -74,6 +74,37 @@ def in_background(fn, name="fakelib-worker", daemon=False):
     return thread
 
 
+_exporter = None
+
+
+class Exporter:
+    """A tracing exporter: a daemon thread that polls its queue for spans, forever."""
+
+    def __init__(self):
+        self.spans = []
+        self.exported = []
+        self.thread = threading.Thread(target=self._poll, name="fakelib-exporter", daemon=True)
+        self.thread.start()
+
+    def _poll(self):
+        while True:
+            time.sleep(0.005)
+            with lock():
+                self.exported.extend(self.spans)
+                self.spans.clear()
+
+    def record(self, span):
+        with lock():
+            self.spans.append(span)
+
+
+def exporter():
+    global _exporter
+    if _exporter is None:
+        _exporter = Exporter()
+    return _exporter
+
+
 def clock_seen_by_worker():
     """time.time() as a thread that the library starts sees it."""
     seen = []

@@ -97,6 +97,39 @@ def test_the_real_race_is_still_found_beside_a_library_event_loop(lib: ModuleTyp
     assert result.failure.failure.name == "both_counted"
 
 
+def test_a_polling_library_exporter_is_no_step_limit(lib: ModuleType) -> None:
+    """The OpenAI Agents SDK's shape: default tracing starts a thread that polls forever."""
+    result = explore(
+        agents_with_spans(lib), schedules=100, invariants=[both_counted], save_dir=None
+    )
+    assert result.ok, result.report()
+    assert result.runs == 100
+
+
+def agents_with_spans(lib: ModuleType) -> Any:
+    def workflow() -> dict[str, int]:
+        state = {"n": 0}
+        guard = threading.Lock()
+
+        def agent() -> None:
+            lib.exporter().record("span")  # starts the exporter on first use
+            with guard:
+                hooks.point("read", "n")
+                seen = state["n"]
+                time.sleep(0.1)
+                hooks.point("write", "n")
+                state["n"] = seen + 1
+
+        threads = [threading.Thread(target=agent) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return state
+
+    return workflow
+
+
 def test_a_thread_started_by_library_code_runs_free_in_real_time(lib: ModuleType) -> None:
     seen: list[float] = []
 
