@@ -318,12 +318,13 @@ class VLock:
         me = None if sched is None else sched.by_ident.get(_get_ident())
         if me is None:
             return self._acquire_outside(blocking, timeout)
-        if self._run is not sched:
-            self._rebind(me.run)
+        run = me.run
+        if self._run is not run:
+            self._rebind(run)
         if self._reentrant and self._owner is me:
             self._count += 1
             return True
-        if me.run.aborting:
+        if run.aborting:
             return self._acquire_unwinding(me)
         if self._owner is None and (self.silent or self.bookkeeping):
             # A free Future condition guards a few lines of bookkeeping: taking it is
@@ -331,8 +332,8 @@ class VLock:
             # the steps that take it, which partial-order reduction needs to know.
             self._owner, self._count = me, 1
             if self.bookkeeping:
-                me.run.touch(self.key)
-        elif not me.run.acquire(me, self, blocking, timeout):
+                run.touch(self.key)
+        elif not run.acquire(me, self, blocking, timeout):
             return False
         if self._real.acquire(False):
             return True
@@ -371,6 +372,12 @@ class VLock:
     __enter__ = acquire
 
     def release(self) -> None:
+        if self._owner is not None and not self._reentrant:
+            # An agent holds it (a Lock may be released by any thread): the same whoever
+            # releases it, an agent or not, so no need to ask who is running.
+            self._owner = None
+            self._real.release()
+            return
         sched: Scheduler | None = hooks._scheduler  # type: ignore[assignment]
         me = None if sched is None else sched.by_ident.get(_get_ident())
         if me is None:
