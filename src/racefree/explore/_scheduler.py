@@ -580,6 +580,7 @@ class Scheduler:
         """An access that just happened (a recorded event), in the running step."""
         if _get_ident() not in self.by_ident:
             return
+        self.progress += 1  # for the watchdog: an asyncio run may record without deciding
         step = self.step
         if step is None:
             return
@@ -1168,6 +1169,9 @@ class Scheduler:
         if agent is None or agent.ident is None:
             return f"The run made no progress for {seconds:.1f} s (real time)."
         name = self.names.get(agent.ordinal, agent.name)
+        if agent.loop is not None:  # the task that runs on it, not the loop's thread
+            with contextlib.suppress(Exception):
+                name = agent.loop.running_name(self.names)
         frame = sys._current_frames().get(agent.ident)
         where = "a call the explorer does not control"
         if frame is not None:
