@@ -58,14 +58,17 @@ def agents_with_a_bus(lib: ModuleType, locked: bool) -> Any:
                 guard.release()
             lib.bus().emit(f"{name} done")
 
-        threads = [threading.Thread(target=agent, args=(f"A{i}",)) for i in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_all([threading.Thread(target=agent, args=(f"A{i}",)) for i in range(2)])
         return state
 
     return workflow
+
+
+def run_all(threads: list[threading.Thread]) -> None:
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
 
 
 def both_counted(state: dict[str, int]) -> bool:
@@ -120,11 +123,7 @@ def agents_with_spans(lib: ModuleType) -> Any:
                 hooks.point("write", "n")
                 state["n"] = seen + 1
 
-        threads = [threading.Thread(target=agent) for _ in range(2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        run_all([threading.Thread(target=agent) for _ in range(2)])
         return state
 
     return workflow
