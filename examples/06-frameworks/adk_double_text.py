@@ -91,6 +91,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=STORE, help="store URL for the fix (default memory://)")
     STORE = parser.parse_args().store
+    if STORE != "memory://":
+        warm_up(fixed)  # the store's first use (its file, its connections) before exploring
 
     found = racefree.explore(broken, invariants=broken.invariants, save_dir=None)
     print("1. ADK's InMemorySessionService, two runs at once:\n")

@@ -93,6 +93,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=STORE, help="store URL for the fix (default memory://)")
     STORE = parser.parse_args().store
+    if STORE != "memory://":
+        warm_up(fixed)  # the store's first use (its file, its connections) before exploring
 
     found = racefree.explore(broken, invariants=broken.invariants, save_dir=None)
     print("1. LangGraph's InMemorySaver, two invocations on one thread:\n")
