@@ -166,6 +166,11 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     explore.add_argument("--json", action="store_true", help="print the result as JSON")
     explore.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also draw the steps taken inside libraries (locks of site-packages, the store)",
+    )
+    explore.add_argument(
         "--threads",
         action="append",
         default=[],
@@ -200,6 +205,11 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     )
     replay.add_argument("file", metavar="FILE", help="a replay file (.json)")
     replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.add_argument(
+        "--verbose",
+        action="store_true",
+        help="also draw the steps taken inside libraries (locks of site-packages, the store)",
+    )
     replay.set_defaults(run=_replay)
 
     stress = sub.add_parser(
@@ -412,7 +422,7 @@ def _explore(args: argparse.Namespace) -> int:
     if args.json:
         print_json(result.to_json())
     else:
-        print(result.report())
+        print(result.report(verbose=args.verbose))
     if not result.ok:
         return 1
     if not result.checked and not args.allow_unchecked:
@@ -474,7 +484,7 @@ def _replay(args: argparse.Namespace) -> int:
             f"({data.get('failure', {}).get('title', 'untitled')}) no longer happens."
         )
     else:
-        print(result.report())
+        print(result.report(verbose=args.verbose))
     return 0 if result.ok else 1
 
 

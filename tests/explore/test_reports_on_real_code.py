@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import racefree
 from racefree.explore import explore
+from tests.explore.foreign import installed_library
 
 
 def _load_call_save(session: Any, name: str) -> None:
@@ -52,3 +54,30 @@ def test_the_traceback_shows_the_users_frames_not_racefrees() -> None:
     assert "test_reports_on_real_code.py" in details
     assert "in asserting_workflow" in details
     assert "racefree/explore" not in details and "threading.py" not in details
+
+
+def test_steps_inside_a_library_fold_into_the_agents_step_unless_verbose(
+    tmp_path: Path,
+) -> None:
+    library = installed_library(tmp_path, "fakelib_timeline")
+
+    def workflow() -> None:
+        session = racefree.track({"turns": []})
+
+        def agent(name: str) -> None:
+            with library.lock():  # the library's own bookkeeping: a real switch point
+                pass
+            _load_call_save(session, name)
+
+        threads = [threading.Thread(target=agent, args=(n,), name=n) for n in ("Ann", "Bo")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(session["turns"]) == 2
+
+    result = explore(workflow, save_dir=None)
+    assert result.failure is not None
+    assert "lib-lock#" not in result.failure.text()
+    assert "write turns" in result.failure.text()
+    assert "takes lib-lock#" in result.failure.text(verbose=True)

@@ -82,13 +82,15 @@ _SILENT = (os.path.join("racefree", "history.py"), os.path.join("racefree", "tra
 
 
 _FUTURES = os.path.join(_STDLIB, "concurrent", "futures")
+_RACEFREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the racefree package
 
 
 def _made_by() -> str:
     """Who made the lock: a Future ("bookkeeping": its condition guards a few lines of
     state, directly or through ``threading.Condition``), the rest of the standard
     library ("internal": a Queue's, an Event's), racefree's History or a tracked
-    object ("silent": held only inside one recorded access), or user code ("")."""
+    object ("silent": held only inside one recorded access), site-packages or racefree's
+    own store ("library"), or user code ("")."""
     caller = sys._getframe(2)
     name = caller.f_code.co_filename
     if name.startswith(_STDLIB) and "-packages" not in name:
@@ -97,7 +99,11 @@ def _made_by() -> str:
             if filename.startswith(_FUTURES):
                 return "bookkeeping"
         return "internal"
-    return "silent" if name.endswith(_SILENT) else ""
+    if name.endswith(_SILENT):
+        return "silent"
+    if "-packages" in name or name.startswith(_RACEFREE):
+        return "library"  # a real switch point, folded into the agent's step in timelines
+    return ""
 
 
 def _lock() -> Any:

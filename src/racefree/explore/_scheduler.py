@@ -276,6 +276,7 @@ class VLock:
         "bookkeeping",
         "internal",
         "key",
+        "library",
         "silent",
     )
 
@@ -287,6 +288,7 @@ class VLock:
         # A lock held only inside code with no scheduling point in it (History.record's)
         # can never be contended: it is neither a switch point nor a dependency.
         self.silent = made_by == "silent"
+        self.library = made_by == "library"  # drawn only in a verbose timeline
         self._owner: Agent | None = None  # the agent holding it (virtually)
         self._count = 0  # that agent's re-entries
         self._holder: int | None = None  # the free thread holding it (its ident)
@@ -298,7 +300,8 @@ class VLock:
     def _name(self, sched: Scheduler) -> None:
         sched.locks += 1
         kind = "rlock" if self._reentrant else "lock"
-        self.key = f"{'internal-' if self.internal else ''}{kind}#{sched.locks}"
+        prefix = "internal-" if self.internal else "lib-" if self.library else ""
+        self.key = f"{prefix}{kind}#{sched.locks}"
 
     def _rebind(self, sched: Scheduler) -> None:
         """First use in a later run: a key of that run, and no agent of the old run holds it.

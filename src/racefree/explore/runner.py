@@ -187,9 +187,10 @@ class Exploration:
             lines.append(self.stopped)
         return lines
 
-    def report(self) -> str:
-        """The summary, then every failure in full (each ending with its replay command)."""
-        parts = ["\n".join(self.summary()), *(f.text() for f in self.failures)]
+    def report(self, verbose: bool = False) -> str:
+        """The summary, then every failure in full (each ending with its replay command);
+        ``verbose`` also draws the steps taken inside libraries."""
+        parts = ["\n".join(self.summary()), *(f.text(verbose) for f in self.failures)]
         return "\n\n".join(parts)
 
     def check(self) -> Exploration:
@@ -236,10 +237,11 @@ class FailureReport:
     def schedule(self) -> Schedule:
         return self.run.schedule
 
-    def timeline(self) -> list[str]:
-        return timeline(self.run)
+    def timeline(self, verbose: bool = False) -> list[str]:
+        return timeline(self.run, verbose)
 
-    def text(self) -> str:
+    def text(self, verbose: bool = False) -> str:
+        """The report; ``verbose`` also draws the steps taken inside libraries."""
         run = self.run
         shrunk = ""
         if self.original_deviations != run.deviations:
@@ -250,7 +252,7 @@ class FailureReport:
         lines += [
             f"What happened ({run.deviations} deviation{'s' if run.deviations != 1 else ''} "
             f"from natural timing{shrunk}; * marks each; times are virtual):",
-            *(f"  {line}" for line in self.timeline()),
+            *(f"  {line}" for line in self.timeline(verbose)),
             "",
             f"Schedule: {run.schedule.encode()}",
         ]
@@ -290,18 +292,28 @@ def _describe(event: Event) -> str:
     return what
 
 
-def _hidden(key: str) -> bool:
-    return key.startswith(("internal-", "thread#"))
+_HIDDEN = ("internal-", "thread#", CLOCK_KEY)  # the explorer's own bookkeeping
+
+
+def _hidden(key: str, verbose: bool = False) -> bool:
+    """Keys a timeline leaves out: the explorer's bookkeeping, and (unless ``verbose``)
+    locks made inside libraries and racefree's own store, whose steps fold into the
+    agent's step around them."""
+    return key.startswith(_HIDDEN) or (not verbose and key.startswith("lib-"))
 
 
 def _show(key: str, wrote: bool) -> str:
-    if key.startswith(("lock#", "rlock#")):
+    if key.startswith(("lock#", "rlock#", "lib-lock#", "lib-rlock#")):
         return f"takes {key}"
     return f"{'writes' if wrote else 'reads'} {key}"
 
 
-def timeline(run: Run) -> list[str]:
-    """One line per step that did something visible, in order, with its agent and time."""
+def timeline(run: Run, verbose: bool = False) -> list[str]:
+    """One line per step that did something visible, in order, with its agent and time.
+
+    Steps that only took locks made inside libraries (site-packages, racefree's store)
+    are left out unless ``verbose``: they are real switch points, but they say nothing
+    about the user's code."""
     width = max([len(n) for n in run.names.values()] + [5])
     lines = [f"{'step':>4}  {'time':>7}  {'agent':<{width}}  what"]
     for number, step in enumerate(run.trace, start=1):
@@ -312,11 +324,12 @@ def timeline(run: Run) -> list[str]:
                 lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {who}  {_describe(event)}")
                 mark = " "
             continue
-        visible = {k: w for k, w in step.footprint.items() if not _hidden(k)}
+        visible = {k: w for k, w in step.footprint.items() if not _hidden(k, verbose)}
         if not visible and not step.deviation and step.kind != "resume":
             continue
         name = run.names.get(step.id[0], step.name)
-        what = step.kind if step.key is None or _hidden(step.key) else f"{step.kind} {step.key}"
+        hidden = step.key is None or _hidden(step.key, verbose)
+        what = step.kind if hidden else f"{step.kind} {step.key}"
         if step.kind == "resume":
             what = "resumes (its sleep or model call returns)"
         elif visible:
@@ -327,8 +340,7 @@ def timeline(run: Run) -> list[str]:
 
 # --- coverage -------------------------------------------------------------------------------
 
-_HIDDEN = ("internal-", "thread#", CLOCK_KEY)  # the explorer's own bookkeeping
-_NOT_STATE = ("lock#", "rlock#", *_HIDDEN)
+_NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#", CLOCK_KEY)
 
 
 class _Coverage:
@@ -347,7 +359,7 @@ class _Coverage:
             agents.add(step.id[0])
             shown = False
             for key in step.footprint:
-                if not key.startswith(_HIDDEN):
+                if not _hidden(key, verbose=True):
                     shown = True
                     if not key.startswith(_NOT_STATE):
                         self.keys.add(key)

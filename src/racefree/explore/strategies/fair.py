@@ -34,7 +34,7 @@ __all__ = ["CLOCK_KEY", "Fair"]
 CLOCK_KEY = "clock"
 
 # Keys whose "writes" leave shared state as it was: taking and giving back a lock.
-_LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#")
+_LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#", "lib-lock#", "lib-rlock#")
 
 
 def _changes_something(step: Step) -> bool:
