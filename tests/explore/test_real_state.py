@@ -1,0 +1,197 @@
+"""Tracked state used the way real agent code and libraries use it: deep copies,
+JSON dumps, dataclasses and pydantic models, under the explorer.
+
+Each workflow is the load / call the model / save shape that loses updates in
+real agent code; the session services and tracers in the middle stand for what
+libraries do with the state (hand out a deep copy of it, serialise it).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+import racefree
+from racefree.explore import explore
+
+AGENTS = ("Planner", "Writer")
+
+
+def _run_agents(body: Callable[[str], None]) -> None:
+    threads = [threading.Thread(target=body, args=(name,), name=name) for name in AGENTS]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+# --- "libraries": what a session service and a tracer do with the state -----------------
+
+
+def get_session(state: Any) -> Any:
+    """A session service's get_session: callers get a deep copy, never the live object."""
+    return copy.deepcopy(state)
+
+
+def export_trace(state: Any) -> str:
+    """A tracing exporter: the state goes out as JSON."""
+    if isinstance(state, BaseModel):
+        return state.model_dump_json()
+    if dataclasses.is_dataclass(state) and not isinstance(state, type):
+        return json.dumps(dataclasses.asdict(state))
+    return json.dumps(state, sort_keys=True)
+
+
+def call_model(name: str) -> str:
+    time.sleep(0.5)  # the model call: other agents run meanwhile
+    return f"{name}: done"
+
+
+# --- the workflows ---------------------------------------------------------------------------
+
+
+def dict_session(lock: threading.Lock | None = None) -> dict[str, Any]:
+    session: dict[str, Any] = {"history": [], "tokens": 0}
+    shared = racefree.track(session, name="session")
+
+    def agent(name: str) -> None:
+        with racefree.agent(name), lock or _nothing():
+            mine = get_session(shared)
+            export_trace(shared)
+            mine["history"].append(call_model(name))
+            mine["tokens"] += 10
+            shared.update(mine)  # save: every key written back from the copy
+
+    _run_agents(agent)
+    return session
+
+
+@dataclasses.dataclass
+class Session:
+    history: list[str] = dataclasses.field(default_factory=list)
+    tokens: int = 0
+
+
+def dataclass_session(lock: threading.Lock | None = None) -> dict[str, Any]:
+    session = Session()
+    shared = racefree.track(session, name="session")
+
+    def agent(name: str) -> None:
+        with racefree.agent(name), lock or _nothing():
+            mine = get_session(shared)
+            export_trace(shared)
+            mine.history.append(call_model(name))
+            shared.history = mine.history
+            shared.tokens = mine.tokens + 10
+
+    _run_agents(agent)
+    return dataclasses.asdict(session)
+
+
+class ModelSession(BaseModel):
+    history: list[str] = []
+    tokens: int = 0
+
+
+def pydantic_session(lock: threading.Lock | None = None) -> dict[str, Any]:
+    session = ModelSession()
+    shared = racefree.track(session, name="session")
+
+    def agent(name: str) -> None:
+        with racefree.agent(name), lock or _nothing():
+            mine = shared.model_copy(deep=True)
+            export_trace(shared)
+            mine.history.append(call_model(name))
+            shared.history = mine.history
+            shared.tokens = mine.tokens + 10
+
+    _run_agents(agent)
+    return session.model_dump()
+
+
+class _nothing:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def both_replies_kept(state: dict[str, Any]) -> bool:
+    """Every agent's reply is in the saved history."""
+    return len(state["history"]) == len(AGENTS)
+
+
+WORKFLOWS = [dict_session, dataclass_session, pydantic_session]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.__name__)
+def test_the_checker_finds_the_lost_update_without_an_invariant(workflow: Any) -> None:
+    result = explore(workflow, strategy="exhaustive", schedules=500, save_dir=None)
+    assert not result.ok
+    failure = result.failure
+    assert failure is not None
+    checker = [f for f in failure.run.failures if f.kind == "checker"]
+    assert {f.name for f in checker} == {"lost-update"}
+    [found] = [f for f in checker if "on session.history " in f.title]
+    story = " ".join(found.details)
+    # The story names both agents: who read, who wrote meanwhile, whose write is gone.
+    assert re.search(r"(Planner|Writer) read session\.history at v0", story), story
+    assert "from its copy of v0" in story
+    assert set(AGENTS) <= set(re.findall(r"Planner|Writer", story))
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.__name__)
+def test_the_timeline_agrees_with_the_story_on_the_version_read(workflow: Any) -> None:
+    result = explore(workflow, strategy="exhaustive", schedules=500, save_dir=None)
+    assert result.failure is not None
+    timeline = "\n".join(result.failure.timeline())
+    # Both saves of the history were made from the copy of v0: the second one says so.
+    assert "write session.history (from v0, makes v2)" in timeline, timeline
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.__name__)
+def test_the_lost_reply_also_breaks_the_invariant(workflow: Any) -> None:
+    result = explore(
+        workflow,
+        strategy="exhaustive",
+        schedules=500,
+        invariants=[both_replies_kept],
+        check=False,
+        save_dir=None,
+    )
+    assert result.failure is not None
+    assert [f.kind for f in result.failure.run.failures] == ["invariant"]
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.__name__)
+def test_one_lock_from_load_to_save_passes_every_ordering(workflow: Any) -> None:
+    def locked() -> dict[str, Any]:
+        return workflow(threading.Lock())  # type: ignore[no-any-return]
+
+    result = explore(
+        locked,
+        strategy="exhaustive",
+        schedules=500,
+        invariants=[both_replies_kept],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete
+
+
+@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda w: w.__name__)
+def test_outside_an_exploration_the_state_is_plain_data_at_the_end(workflow: Any) -> None:
+    final = workflow(threading.Lock())
+    assert final["tokens"] == 20
+    assert sorted(final["history"]) == ["Planner: done", "Writer: done"]
+    json.dumps(final)
