@@ -34,10 +34,11 @@ Keys are dotted paths from the root: ``"conversation_history"``,
 - a *deep* read (``copy.deepcopy``, ``pickle``, ``==``, an object's
   ``__dict__``: ``vars()``, pydantic's ``model_dump``) also reads every
   nested dict and object that way;
-- reading a list as a whole (iterating it, ``json.dumps``, ``list(x)``,
-  ``len``, ``in``, a slice, a copy, being part of a deep read) is one ``read``
-  of the list's path, with a copy of the list as the value; ``lst[i]`` is a
-  ``read`` of the list's path;
+- reading a list as a whole (iterating it, ``json.dumps``, ``list(x)``, a
+  slice, a copy, ``+``, a comparison, being part of a deep read) is one
+  ``read`` of the list's path, with a copy of the list as the value;
+  ``len``, ``in``, ``index``, ``count`` and ``lst[i]`` are a ``read`` of the
+  list's path without one;
 - ``d[k] = v`` or ``obj.attr = v`` is a ``write`` of ``path.k`` (with a copy
   of ``v``), ``del`` a ``delete``; ``pop`` / ``popitem`` / ``setdefault`` a
   ``read`` and a change in one step; ``update`` (and ``|=``) one ``write`` per
@@ -67,10 +68,16 @@ What it cannot see:
   copy your code made (a deep copy, ``json.loads(json.dumps(x))``,
   ``model_dump()``);
 - C code that reads a tracked dict's or list's storage without calling its
-  methods: for instance pydantic-core serialising a dict or list field, or a
-  C extension's ``PyDict_GetItem``; the parts of such an access that go
-  through a method (a model's ``__dict__``, ``dict(x)``'s ``keys()``,
-  ``json``'s ``items()``) are recorded;
+  methods: ``dict.copy(x)`` or ``list.__getitem__(x, i)`` called on the
+  class, pydantic-core serialising a dict or list field, a C extension's
+  ``PyDict_GetItem``; the parts of such an access that go through a method
+  (a model's ``__dict__``, ``dict(x)``'s ``keys()``, ``json``'s ``items()``,
+  ``str.join``'s iteration) are recorded. C code that *changes* the storage
+  directly (``heapq.heappush(x, v)``, ``list.append(x, v)`` called on the
+  class, writing into ``vars(obj)``) changes the wrapper only: not your
+  original, and nothing is recorded; call the wrapper's methods instead;
+- ``repr()``, ``str()`` and printing a wrapper (reading it to show it is not
+  an agent's read);
 - a key that did not exist when an agent copied its container: a later
   write of it by that agent is a blind write, so the checker cannot say it
   lost another agent's creation of that key;
@@ -227,7 +234,7 @@ def _is_model(value: Any) -> bool:
     """A dataclass instance or a pydantic model: objects tracked when nested in state."""
     cls = type(value)
     if hasattr(cls, "__dataclass_fields__") and not isinstance(value, type):
-        return hasattr(value, "__dict__")
+        return cls.__dictoffset__ != 0  # a slots dataclass has no __dict__ to mirror
     pydantic = sys.modules.get("pydantic")  # never imported here: loaded only if you use it
     return pydantic is not None and isinstance(value, pydantic.BaseModel)
 
@@ -615,7 +622,12 @@ class TrackedList(list[Any]):
         return _self_key(self._node.path)
 
     def _read(self) -> None:
+        """A read of the list that hands out its items: the value is a copy of them."""
         self._node.tracker.read(self._key, self._node.raw)
+
+    def _look(self) -> None:
+        """A read of the list that hands out no item (a length, an index): no copy."""
+        self._node.tracker.read(self._key, has_value=False)
 
     def _sync(self) -> None:
         """Rebuild the wrappers here from the original after a change that moved items."""
@@ -641,16 +653,16 @@ class TrackedList(list[Any]):
     def __getitem__(self, index: SupportsIndex | slice) -> Any:
         with self._node.tracker.lock:
             if isinstance(index, slice):
-                self._read()
+                self._look()
                 return list.__getitem__(self, index)
             value = list.__getitem__(self, index)
             if not _is_wrapper(value):
-                self._read()
+                self._look()
             return value
 
     def __len__(self) -> int:
         with self._node.tracker.lock:
-            self._read()
+            self._look()
             return list.__len__(self)
 
     def __iter__(self) -> Iterator[Any]:
@@ -671,13 +683,13 @@ class TrackedList(list[Any]):
     def index(self, value: Any, *args: Any) -> int:
         """The first index of ``value`` (a read of the list)."""
         with self._node.tracker.lock:
-            self._read()
+            self._look()
             return int(self._node.raw.index(_unwrap(value), *args))
 
     def count(self, value: Any) -> int:
         """How many items equal ``value`` (a read of the list)."""
         with self._node.tracker.lock:
-            self._read()
+            self._look()
             return int(self._node.raw.count(_unwrap(value)))
 
     def copy(self) -> list[Any]:

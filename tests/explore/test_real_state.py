@@ -8,6 +8,7 @@ libraries do with the state (hand out a deep copy of it, serialise it).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -64,7 +65,7 @@ def dict_session(lock: threading.Lock | None = None) -> dict[str, Any]:
     shared = racefree.track(session, name="session")
 
     def agent(name: str) -> None:
-        with racefree.agent(name), lock or _nothing():
+        with racefree.agent(name), lock or contextlib.nullcontext():
             mine = get_session(shared)
             export_trace(shared)
             mine["history"].append(call_model(name))
@@ -81,49 +82,36 @@ class Session:
     tokens: int = 0
 
 
-def dataclass_session(lock: threading.Lock | None = None) -> dict[str, Any]:
-    session = Session()
-    shared = racefree.track(session, name="session")
-
-    def agent(name: str) -> None:
-        with racefree.agent(name), lock or _nothing():
-            mine = get_session(shared)
-            export_trace(shared)
-            mine.history.append(call_model(name))
-            shared.history = mine.history
-            shared.tokens = mine.tokens + 10
-
-    _run_agents(agent)
-    return dataclasses.asdict(session)
-
-
 class ModelSession(BaseModel):
     history: list[str] = []
     tokens: int = 0
 
 
-def pydantic_session(lock: threading.Lock | None = None) -> dict[str, Any]:
-    session = ModelSession()
+def _object_agents(session: Any, load: Callable[[Any], Any], lock: Any) -> None:
+    """The agents on a session object: load a copy, call the model, save field by field."""
     shared = racefree.track(session, name="session")
 
     def agent(name: str) -> None:
-        with racefree.agent(name), lock or _nothing():
-            mine = shared.model_copy(deep=True)
+        with racefree.agent(name), lock or contextlib.nullcontext():
+            mine = load(shared)
             export_trace(shared)
             mine.history.append(call_model(name))
             shared.history = mine.history
             shared.tokens = mine.tokens + 10
 
     _run_agents(agent)
+
+
+def dataclass_session(lock: threading.Lock | None = None) -> dict[str, Any]:
+    session = Session()
+    _object_agents(session, get_session, lock)
+    return dataclasses.asdict(session)
+
+
+def pydantic_session(lock: threading.Lock | None = None) -> dict[str, Any]:
+    session = ModelSession()
+    _object_agents(session, lambda shared: shared.model_copy(deep=True), lock)
     return session.model_dump()
-
-
-class _nothing:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def both_replies_kept(state: dict[str, Any]) -> bool:
