@@ -591,3 +591,30 @@ def test_tracking_objects_imports_nothing_outside_the_standard_library() -> None
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "False"
+
+
+class HalfSlotted:
+    __slots__ = ("__dict__", "__secret", "kept")
+
+    def __init__(self) -> None:
+        self.kept = 1
+        self.__secret = 2
+        self.free = 3
+
+    def secret(self) -> int:
+        return self.__secret
+
+
+def test_attributes_in_slots_beside_a_dict_are_read_and_written_through() -> None:
+    raw = HalfSlotted()
+    obj = track(raw, name="h")
+    assert (obj.kept, obj.secret(), obj.free) == (1, 2, 3)
+    obj.kept = 5
+    del obj.kept
+    assert not hasattr(raw, "kept") and not hasattr(obj, "kept")
+    # Slot reads are not recorded (the docstring says so); writes and __dict__ reads are.
+    assert [(e.op, e.key) for e in history_of(obj).events] == [
+        ("read", "h.free"),
+        ("write", "h.kept"),
+        ("delete", "h.kept"),
+    ]

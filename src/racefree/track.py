@@ -87,7 +87,9 @@ What it cannot see:
 - plain class instances nested in your state (only dicts, lists,
   dataclasses and pydantic models are tracked inside it); objects whose
   class has no ``__dict__`` (``__slots__`` only); dict and list subclasses
-  (``defaultdict``, ``OrderedDict``): they are read as values;
+  (``defaultdict``, ``OrderedDict``): they are read as values; reads of
+  attributes kept in ``__slots__`` beside a ``__dict__`` (writes of them are
+  recorded);
 - ``type(x) is dict`` is false for a tracked dict (``isinstance`` holds).
 
 An object stored at two places in one tracked state is recorded under the
@@ -116,8 +118,6 @@ __all__ = ["history_of", "suspension", "track"]
 # Atomic ops after which the agent holds the key's new value (as the checker counts them).
 _KNOWS_RESULT = frozenset({"update"})
 _OVERWRITES = frozenset({"write", "delete"})
-# pydantic keeps these beside __dict__; the wrapper shares them with the original.
-_PYDANTIC_SLOTS = ("__pydantic_fields_set__", "__pydantic_extra__", "__pydantic_private__")
 
 
 class _SwitchPointLock:
@@ -364,14 +364,22 @@ def _deepcopy(wrapper: Any, memo: dict[int, Any] | None = None) -> Any:
 
 
 def _equal(wrapper: Any, other: object) -> bool:
+    """``==`` as on the originals: a deep read of each tracked side."""
     node = _node(wrapper)
-    other_node = _node(other) if _is_wrapper(other) else None
-    with node.tracker.lock:
-        _read_whole(wrapper, deep=True)
-        if other_node is not None and other_node.tracker is not node.tracker:
+    if _is_wrapper(other):
+        other_node = _node(other)
+        if other_node.tracker is not node.tracker:
+            # Another root: its read under its own lock, never both locks at once (two
+            # agents comparing the two roots in opposite orders must not deadlock).
             with other_node.tracker.lock:
                 _read_whole(other, deep=True)
-                return bool(node.raw == other_node.raw)
+        with node.tracker.lock:
+            _read_whole(wrapper, deep=True)
+            if other_node.tracker is node.tracker:
+                _read_whole(other, deep=True)
+            return bool(node.raw == other_node.raw)
+    with node.tracker.lock:
+        _read_whole(wrapper, deep=True)
         return bool(node.raw == _unwrap(other))
 
 
@@ -939,9 +947,40 @@ def _object_sync(wrapper: Any) -> None:
         if held is value or (_is_wrapper(held) and _raw(held) is value):
             continue
         mine[name] = node.tracker.wrap(value, _join(node.path, name))
-    for name in _PYDANTIC_SLOTS:  # shared, so pydantic's own bookkeeping stays one
-        with contextlib.suppress(AttributeError):
-            object.__setattr__(wrapper, name, object.__getattribute__(node.raw, name))
+    # Attributes in __slots__ (pydantic keeps its fields-set and extras there): the same
+    # objects as the original's, so that bookkeeping stays one; read without recording.
+    for name in _slot_names(type(node.raw)):
+        try:
+            value = object.__getattribute__(node.raw, name)
+        except AttributeError:
+            with contextlib.suppress(AttributeError):
+                object.__delattr__(wrapper, name)
+            continue
+        object.__setattr__(wrapper, name, value)
+
+
+_SLOTS: dict[type, tuple[str, ...]] = {}
+
+
+def _slot_names(cls: type) -> tuple[str, ...]:
+    """The names of ``cls``'s attributes kept in ``__slots__`` (not ``__dict__``)."""
+    known = _SLOTS.get(cls)
+    if known is not None:
+        return known
+    names: list[str] = []
+    for klass in cls.__mro__:
+        declared = klass.__dict__.get("__slots__", ())
+        for name in (declared,) if isinstance(declared, str) else declared:
+            if name not in ("__dict__", "__weakref__") and name not in names:
+                # A private name is stored mangled, as the class body spelled it.
+                mangled = (
+                    f"_{klass.__name__.lstrip('_')}{name}"
+                    if name.startswith("__") and not name.endswith("__")
+                    else name
+                )
+                names.append(mangled)
+    _SLOTS[cls] = tuple(names)
+    return _SLOTS[cls]
 
 
 _MISSING: Any = object()
