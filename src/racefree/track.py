@@ -90,12 +90,19 @@ What it cannot see:
   (``defaultdict``, ``OrderedDict``): they are read as values; reads of
   attributes kept in ``__slots__`` beside a ``__dict__`` (writes of them are
   recorded);
-- ``type(x) is dict`` is false for a tracked dict (``isinstance`` holds).
+- ``type(x) is dict`` is false for a tracked dict, and ``type(obj) is Cls``
+  for a tracked object (``isinstance`` holds; the subclass has ``Cls``'s
+  name).
 
-An object stored at two places in one tracked state is recorded under the
-path where it was stored last. ``dict(x)`` and ``{**x}`` read a dict key by
-key, so another agent may run between two keys, as it may between two
-lines of your code.
+Other differences from the original: ``keys()``, ``items()`` and
+``values()`` are views of a snapshot taken when you call them, not live
+views; calling a tracked class (``type(x)(...)``, as ``dataclasses.replace``
+and ``asdict`` do) builds a plain object; an object stored at two places in
+one tracked state is recorded under the path where it was stored last.
+``dict(x)`` and ``{**x}`` call ``keys()`` and then read key by key, so
+another agent may run between two keys (as between two lines of your code),
+and one that deletes a key there makes them raise ``KeyError``; ``x.copy()``
+is one step.
 """
 
 from __future__ import annotations
