@@ -618,3 +618,15 @@ def test_attributes_in_slots_beside_a_dict_are_read_and_written_through() -> Non
         ("write", "h.kept"),
         ("delete", "h.kept"),
     ]
+
+
+def test_the_original_follows_the_wrapper_but_not_the_other_way_round() -> None:
+    session = _session()
+    shared = track(session, name="s")
+    shared["tokens"] = 4
+    assert session["tokens"] == 4
+    session["tokens"] = 99  # behind the wrapper's back: the wrapper keeps its own copy
+    assert shared["tokens"] == 4
+    again = track(session, name="s")  # a second wrapper: its own copy, not the first's
+    again["tokens"] = 7
+    assert session["tokens"] == 7 and shared["tokens"] == 4

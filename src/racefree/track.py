@@ -58,7 +58,11 @@ accesses took effect, and a whole or deep read is one step.
 The wrapper holds the live data itself, so that C code reading a dict's or
 list's storage directly sees it current, and writes through to your
 original object, which therefore stays current too (read it to inspect the
-final state: that records nothing).
+final state: that records nothing). The other way round does not hold:
+once an object is tracked, change it only through its wrapper. A change
+made to the original directly is not seen by the wrapper, and neither are
+the writes of a second wrapper of the same object (``track`` called twice):
+each holds its own copy of the data.
 
 What it cannot see:
 
