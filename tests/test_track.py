@@ -620,13 +620,28 @@ def test_attributes_in_slots_beside_a_dict_are_read_and_written_through() -> Non
     ]
 
 
-def test_the_original_follows_the_wrapper_but_not_the_other_way_round() -> None:
+def test_changes_made_to_the_original_directly_are_seen_through_the_wrapper() -> None:
     session = _session()
     shared = track(session, name="s")
-    shared["tokens"] = 4
-    assert session["tokens"] == 4
-    session["tokens"] = 99  # behind the wrapper's back: the wrapper keeps its own copy
-    assert shared["tokens"] == 4
-    again = track(session, name="s")  # a second wrapper: its own copy, not the first's
+    session["tokens"] = 99
+    session["history"].append("direct")
+    session["new"] = {"k": 1}
+    del session["meta"]
+    assert shared["tokens"] == 99 and list(shared["history"]) == ["hi", "direct"]
+    assert shared["new"]["k"] == 1 and "meta" not in shared
+    assert shared == session and json.dumps(shared) == json.dumps(session)
+    shared.copy()  # a whole read: what C code reads directly is current again
+    assert dict.copy(shared) == session
+    shared["history"].append("tracked")  # the wrapper's own storage follows the original
+    assert list.__len__(shared["history"]) == 3 and session["history"][-1] == "tracked"
+    again = track(session)  # a second wrapper: both read the original
     again["tokens"] = 7
-    assert session["tokens"] == 7 and shared["tokens"] == 4
+    assert shared["tokens"] == 7
+
+    raw = Session(1, ["x"], {"k": 1})
+    obj = track(raw, name="o")
+    raw.tokens = 5
+    raw.history.append("y")
+    del raw.meta
+    assert obj.tokens == 5 and list(obj.history) == ["x", "y"]
+    assert not hasattr(obj, "meta")

@@ -55,14 +55,14 @@ version just before it. Each access and its events happen under one lock
 per tracked root, so the history's order is the order in which the
 accesses took effect, and a whole or deep read is one step.
 
-The wrapper holds the live data itself, so that C code reading a dict's or
-list's storage directly sees it current, and writes through to your
-original object, which therefore stays current too (read it to inspect the
-final state: that records nothing). The other way round does not hold:
-once an object is tracked, change it only through its wrapper. A change
-made to the original directly is not seen by the wrapper, and neither are
-the writes of a second wrapper of the same object (``track`` called twice):
-each holds its own copy of the data.
+Your original object is the data: every access through the wrapper reads
+it and every write goes through to it (read it to inspect the final state:
+that records nothing), so a change made to it directly, or through a second
+wrapper of it, is seen by the next access through the wrapper. A tracked
+dict's or list's own storage (what ``isinstance`` makes it) holds a copy of
+the original's contents, nested parts as their wrappers, brought up to date
+at every access through the wrapper, so that C code reading that storage
+directly sees the data as of the last such access.
 
 What it cannot see:
 
@@ -78,8 +78,10 @@ What it cannot see:
   (a model's ``__dict__``, ``dict(x)``'s ``keys()``, ``json``'s ``items()``,
   ``str.join``'s iteration) are recorded. C code that *changes* the storage
   directly (``heapq.heappush(x, v)``, ``list.append(x, v)`` called on the
-  class, writing into ``vars(obj)``) changes the wrapper only: not your
-  original, and nothing is recorded; call the wrapper's methods instead;
+  class, writing into ``vars(obj)``) changes only that copy, not your
+  original, and the next access through the wrapper replaces it with the
+  original's data: the change is lost and nothing is recorded; call the
+  wrapper's methods instead;
 - ``repr()``, ``str()`` and printing a wrapper (reading it to show it is not
   an agent's read);
 - a key that did not exist when an agent copied its container: a later
@@ -129,6 +131,7 @@ __all__ = ["history_of", "suspension", "track"]
 # Atomic ops after which the agent holds the key's new value (as the checker counts them).
 _KNOWS_RESULT = frozenset({"update"})
 _OVERWRITES = frozenset({"write", "delete"})
+_MISSING: Any = object()
 
 
 class _SwitchPointLock:
@@ -287,15 +290,25 @@ class _Node:
         self.path = path
 
 
-def _children(wrapper: Any) -> Iterator[tuple[object, Any]]:
+def _children(wrapper: Any) -> list[tuple[object, Any]]:
     """``(part, value)`` for each value a wrapper holds, read without recording."""
     kind = type(wrapper)
     if kind is TrackedDict:
-        yield from dict.items(wrapper)
+        return list(dict.items(wrapper))
+    if kind is TrackedList:
+        return list(enumerate(list.__iter__(wrapper)))
+    return list(object.__getattribute__(wrapper, "__dict__").items())
+
+
+def _refresh(wrapper: Any) -> None:
+    """Make what a wrapper holds its original's contents again."""
+    kind = type(wrapper)
+    if kind is TrackedDict:
+        wrapper._refresh()
     elif kind is TrackedList:
-        yield from enumerate(list.__iter__(wrapper))
+        wrapper._sync()
     else:
-        yield from object.__getattribute__(wrapper, "__dict__").items()
+        _object_sync(wrapper)
 
 
 def _repath(wrapper: Any, path: str, seen: set[int] | None = None) -> None:
@@ -326,6 +339,7 @@ def _read_whole(wrapper: Any, *, deep: bool, seen: set[int] | None = None) -> No
     if id(wrapper) in seen:
         return
     seen.add(id(wrapper))
+    _refresh(wrapper)
     tracker.read(_self_key(path), has_value=False)
     nested = []
     for part, value in _children(wrapper):
@@ -400,10 +414,11 @@ def _equal(wrapper: Any, other: object) -> bool:
 class TrackedDict(dict[Any, Any]):
     """A dict whose accesses are recorded (see :func:`track`).
 
-    Its own storage holds the live data (nested parts as their wrappers), so
-    C code that reads a dict directly sees it; every change is made to the
-    original dict too. Calling ``TrackedDict(...)`` (as ``dataclasses.asdict``
-    does with ``type(x)(...)``) makes a plain dict.
+    Every access reads and changes the original dict; its own storage holds
+    a copy of it (nested parts as their wrappers), brought up to date at each
+    access, for C code that reads a dict directly. Calling
+    ``TrackedDict(...)`` (as ``dataclasses.asdict`` does with
+    ``type(x)(...)``) makes a plain dict.
     """
 
     __slots__ = ("__weakref__", "_node")
@@ -434,10 +449,29 @@ class TrackedDict(dict[Any, Any]):
 
     def _drop(self, key: Any) -> Any:
         node = self._node
+        value = self._current(key)
         del node.raw[key]
-        value = dict.pop(self, key)
+        dict.pop(self, key, None)
         node.tracker.write("delete", self._key(key))
         return value
+
+    def _current(self, key: Any) -> Any:
+        """The value at ``key`` in the original (``KeyError`` if none), as held here."""
+        node = self._node
+        wrapped = node.tracker.wrap(node.raw[key], self._key(key))
+        if dict.get(self, key, _MISSING) is not wrapped:
+            dict.__setitem__(self, key, wrapped)  # the original was changed directly
+        return wrapped
+
+    def _refresh(self) -> None:
+        """Make what is held here the original's contents (a change made to it directly)."""
+        node = self._node
+        raw = node.raw
+        if dict.__len__(self) != len(raw) or any(k not in raw for k in dict.keys(self)):
+            for key in [k for k in dict.keys(self) if k not in raw]:
+                dict.__delitem__(self, key)
+        for key in raw:
+            self._current(key)
 
     # reads
 
@@ -445,7 +479,7 @@ class TrackedDict(dict[Any, Any]):
         tracker = self._node.tracker
         with tracker.lock:
             try:
-                value = dict.__getitem__(self, key)
+                value = self._current(key)
             except KeyError:
                 tracker.read(self._key(key))
                 raise
@@ -463,22 +497,22 @@ class TrackedDict(dict[Any, Any]):
     def __contains__(self, key: object) -> bool:
         with self._node.tracker.lock:
             self._node.tracker.read(self._key(key), has_value=False)
-            return dict.__contains__(self, key)
+            return key in self._node.raw
 
     def __len__(self) -> int:
         with self._node.tracker.lock:
             self._node.tracker.read(_self_key(self._node.path), has_value=False)
-            return dict.__len__(self)
+            return len(self._node.raw)
 
     def __iter__(self) -> Iterator[Any]:
         with self._node.tracker.lock:
             self._node.tracker.read(_self_key(self._node.path), has_value=False)
-            return iter(list(dict.keys(self)))
+            return iter(list(self._node.raw))
 
     def __reversed__(self) -> Iterator[Any]:
         with self._node.tracker.lock:
             self._node.tracker.read(_self_key(self._node.path), has_value=False)
-            return iter(list(reversed(dict.keys(self))))
+            return iter(list(reversed(self._node.raw)))
 
     def _snapshot(self) -> dict[Any, Any]:
         """A shallow plain copy, read as a whole (nested parts stay tracked)."""
@@ -490,7 +524,7 @@ class TrackedDict(dict[Any, Any]):
         """The keys now (a view of a snapshot, not live): a read of the dict."""
         with self._node.tracker.lock:
             self._node.tracker.read(_self_key(self._node.path), has_value=False)
-            return dict(dict.items(self)).keys()
+            return dict.fromkeys(self._node.raw).keys()
 
     def items(self) -> Any:
         """The items now (a view of a snapshot, not live): a read of the dict and its values."""
@@ -554,39 +588,37 @@ class TrackedDict(dict[Any, Any]):
         with self._node.tracker.lock:
             self._drop(key)
 
-    _MISSING: Any = object()
-
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
         """Remove ``key`` and return its value: a read and a ``delete`` in one step."""
         tracker = self._node.tracker
         with tracker.lock:
-            if not dict.__contains__(self, key):
+            if key not in self._node.raw:
                 tracker.read(self._key(key))
-                if default is TrackedDict._MISSING:
+                if default is _MISSING:
                     raise KeyError(key)
                 return default
-            value = dict.__getitem__(self, key)
+            value = self._current(key)
             tracker.read(self._key(key), value)
             return self._drop(key)
 
     def popitem(self) -> tuple[Any, Any]:
         """Remove and return the last item: a read and a ``delete`` in one step."""
         with self._node.tracker.lock:
-            if not dict.__len__(self):
+            if not self._node.raw:
                 self._node.tracker.read(_self_key(self._node.path), has_value=False)
                 raise KeyError("popitem(): dictionary is empty")
-            key = next(reversed(dict.keys(self)))
+            key = next(reversed(self._node.raw))
             return key, self.pop(key)
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
         """``d[key]``, first setting it to ``default`` if absent (a read, maybe a write)."""
         tracker = self._node.tracker
         with tracker.lock:
-            if dict.__contains__(self, key):
+            if key in self._node.raw:
                 return self[key]
             tracker.read(self._key(key))
             self[key] = default
-            return dict.__getitem__(self, key)
+            return self._current(key)
 
     def update(self, *args: Any, **kwargs: Any) -> None:
         """Set every key given, in one step: one ``write`` per key."""
@@ -602,8 +634,9 @@ class TrackedDict(dict[Any, Any]):
     def clear(self) -> None:
         """Remove every key, in one step: one ``delete`` per key."""
         with self._node.tracker.lock:
-            for key in list(dict.keys(self)):
+            for key in list(self._node.raw):
                 self._drop(key)
+            dict.clear(self)
 
 
 def _is_container(value: Any) -> bool:
@@ -616,9 +649,10 @@ def _is_container(value: Any) -> bool:
 class TrackedList(list[Any]):
     """A list whose accesses are recorded (see :func:`track`).
 
-    Its own storage holds the live data (nested parts as their wrappers), so
-    C code that reads a list directly sees it; every change is made to the
-    original list too. Calling ``TrackedList(...)`` makes a plain list.
+    Every access reads and changes the original list; its own storage holds
+    a copy of it (nested parts as their wrappers), brought up to date at each
+    access, for C code that reads a list directly. Calling
+    ``TrackedList(...)`` makes a plain list.
     """
 
     __slots__ = ("__weakref__", "_node")
@@ -657,9 +691,22 @@ class TrackedList(list[Any]):
             [node.tracker.wrap(v, _join(node.path, i)) for i, v in enumerate(node.raw)],
         )
 
+    def _current(self, index: SupportsIndex) -> Any:
+        """The item at ``index`` in the original (``IndexError`` if none), as held here."""
+        node = self._node
+        raw = node.raw
+        value = raw[index]  # raises as the original does
+        if list.__len__(self) != len(raw):
+            self._sync()  # the original was changed directly
+        i = self._index(index)
+        wrapped = node.tracker.wrap(value, _join(node.path, i))
+        if list.__getitem__(self, i) is not wrapped:
+            list.__setitem__(self, i, wrapped)
+        return wrapped
+
     def _index(self, index: SupportsIndex) -> int:
         i = index.__index__()
-        return i + list.__len__(self) if i < 0 else i
+        return i + len(self._node.raw) if i < 0 else i
 
     # reads
 
@@ -672,9 +719,10 @@ class TrackedList(list[Any]):
     def __getitem__(self, index: SupportsIndex | slice) -> Any:
         with self._node.tracker.lock:
             if isinstance(index, slice):
-                self._look()
+                self._read()
+                self._sync()
                 return list.__getitem__(self, index)
-            value = list.__getitem__(self, index)
+            value = self._current(index)
             if not _is_wrapper(value):
                 self._look()
             return value
@@ -682,21 +730,23 @@ class TrackedList(list[Any]):
     def __len__(self) -> int:
         with self._node.tracker.lock:
             self._look()
-            return list.__len__(self)
+            return len(self._node.raw)
 
     def __iter__(self) -> Iterator[Any]:
         with self._node.tracker.lock:
             self._read()
+            self._sync()
             return iter(list(list.__iter__(self)))
 
     def __reversed__(self) -> Iterator[Any]:
         with self._node.tracker.lock:
             self._read()
+            self._sync()
             return iter(list(list.__reversed__(self)))
 
     def __contains__(self, value: object) -> bool:
         with self._node.tracker.lock:
-            self._read()
+            self._look()
             return _unwrap(value) in self._node.raw
 
     def index(self, value: Any, *args: Any) -> int:
@@ -715,6 +765,7 @@ class TrackedList(list[Any]):
         """A shallow copy, as a plain list whose nested parts are still tracked."""
         with self._node.tracker.lock:
             self._read()
+            self._sync()
             return list(list.__iter__(self))
 
     __copy__ = copy
@@ -787,9 +838,9 @@ class TrackedList(list[Any]):
                 node.tracker.write("write", self._key, node.raw)
                 return
             value = _unwrap(value)
+            node.raw[index] = value
             i = self._index(index)
-            node.raw[i] = value
-            list.__setitem__(self, i, node.tracker.wrap(value, _join(node.path, i)))
+            self._current(i)
             node.tracker.write("write", _join(node.path, i), value)
 
     def __delitem__(self, index: SupportsIndex | slice) -> None:
@@ -814,7 +865,10 @@ class TrackedList(list[Any]):
         node = self._node
         with node.tracker.lock:
             node.raw.append(value)
-            list.append(self, node.tracker.wrap(value, _join(node.path, len(node.raw) - 1)))
+            if list.__len__(self) == len(node.raw) - 1:
+                list.append(self, node.tracker.wrap(value, _join(node.path, len(node.raw) - 1)))
+            else:
+                self._sync()  # the original was changed directly
             node.tracker.write("append", self._key, value)
 
     def extend(self, values: Iterable[Any]) -> None:
@@ -824,10 +878,16 @@ class TrackedList(list[Any]):
         with node.tracker.lock:
             start = len(node.raw)
             node.raw.extend(items)
-            list.extend(
-                self,
-                [node.tracker.wrap(v, _join(node.path, start + i)) for i, v in enumerate(items)],
-            )
+            if list.__len__(self) == start:
+                list.extend(
+                    self,
+                    [
+                        node.tracker.wrap(v, _join(node.path, start + i))
+                        for i, v in enumerate(items)
+                    ],
+                )
+            else:
+                self._sync()  # the original was changed directly
             node.tracker.write("extend", self._key, items)
 
     def __iadd__(self, values: Iterable[Any]) -> TrackedList:  # type: ignore[misc]
@@ -846,7 +906,7 @@ class TrackedList(list[Any]):
         """Remove and return the item at ``index`` (an atomic ``pop``)."""
         node = self._node
         with node.tracker.lock:
-            value = list.__getitem__(self, index)
+            value = self._current(index)
             raw_value = node.raw.pop(index)
             self._sync()
             node.tracker.write("pop", self._key, raw_value)
@@ -994,25 +1054,35 @@ def _slot_names(cls: type) -> tuple[str, ...]:
     return _SLOTS[cls]
 
 
-_MISSING: Any = object()
-
-
 def _object_getattribute(self: Any, name: str) -> Any:
+    node: _Node = object.__getattribute__(self, "_racefree")
     if name.startswith("__") or name == "_racefree":
         if name == "__dict__":  # vars(), pydantic's model_dump: the whole object is read
-            node: _Node = object.__getattribute__(self, "_racefree")
             with node.tracker.lock:
                 _read_whole(self, deep=True)
                 return object.__getattribute__(self, "__dict__")
+        if name in _slot_names(type(node.raw)):  # pydantic's fields-set: the original's
+            return object.__getattribute__(node.raw, name)
         return object.__getattribute__(self, name)
-    node = object.__getattribute__(self, "_racefree")
-    if name not in object.__getattribute__(self, "__dict__"):
+    if name not in object.__getattribute__(node.raw, "__dict__"):
+        if name in _slot_names(type(node.raw)):
+            return object.__getattribute__(node.raw, name)  # a slot: read, not recorded
+        if name in object.__getattribute__(self, "__dict__"):
+            with node.tracker.lock:
+                _object_sync(self)  # deleted from the original directly
         return object.__getattribute__(self, name)  # a method, a property, a class attribute
     with node.tracker.lock:
-        value = object.__getattribute__(self, name)
-        if not _is_wrapper(value):
-            node.tracker.read(_join(node.path, name), value)
-        return value
+        value = object.__getattribute__(node.raw, "__dict__").get(name, _MISSING)
+        if value is _MISSING:  # deleted meanwhile
+            _object_sync(self)
+            return object.__getattribute__(self, name)
+        wrapped = node.tracker.wrap(value, _join(node.path, name))
+        mine = object.__getattribute__(self, "__dict__")
+        if mine.get(name, _MISSING) is not wrapped:
+            mine[name] = wrapped  # the original was changed directly
+        if not _is_wrapper(wrapped):
+            node.tracker.read(_join(node.path, name), wrapped)
+        return wrapped
 
 
 def _class_attribute(cls: type, name: str) -> Any:
