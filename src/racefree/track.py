@@ -132,6 +132,8 @@ __all__ = ["history_of", "suspension", "track"]
 _KNOWS_RESULT = frozenset({"update"})
 _OVERWRITES = frozenset({"write", "delete"})
 _MISSING: Any = object()
+# Values that are never wrapped and are their own plain copy: the fast path of every access.
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
 class _SwitchPointLock:
@@ -212,7 +214,7 @@ class _Tracker:
     def wrap(self, value: Any, path: str) -> Any:
         """The wrapper of ``value`` stored at ``path`` (``value`` itself if it is not tracked)."""
         kind = type(value)
-        if kind is not dict and kind is not list and not _is_model(value):
+        if kind in _SCALARS or (kind is not dict and kind is not list and not _is_model(value)):
             return value
         found = self.wrappers.get(id(value))
         if found is not None and _raw(found) is value:
@@ -354,6 +356,8 @@ def _read_whole(wrapper: Any, *, deep: bool, seen: set[int] | None = None) -> No
 
 def _plain(value: Any) -> Any:
     """A JSON-like deep copy for an event's value, with wrappers replaced by what they wrap."""
+    if type(value) in _SCALARS:
+        return value
     if _is_wrapper(value):
         value = _raw(value)
     if isinstance(value, dict):
