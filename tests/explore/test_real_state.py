@@ -8,6 +8,7 @@ libraries do with the state (hand out a deep copy of it, serialise it).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import copy
 import dataclasses
@@ -211,3 +212,26 @@ def test_outside_an_exploration_the_state_is_plain_data_at_the_end(workflow: Any
     assert final["tokens"] == 20
     assert sorted(final["history"]) == ["Planner: done", "Writer: done"]
     json.dumps(final)
+
+
+async def asyncio_dataclass_session() -> dict[str, Any]:
+    """The same shape with asyncio tasks: each awaits its model call between load and save."""
+    session = Session()
+    shared = racefree.track(session, name="session")
+
+    async def agent(name: str) -> None:
+        mine = get_session(shared)
+        await asyncio.sleep(0.5)
+        mine.history.append(f"{name}: done")
+        shared.history = mine.history
+
+    await asyncio.gather(*(asyncio.create_task(agent(n), name=n) for n in AGENTS))
+    return dataclasses.asdict(session)
+
+
+def test_asyncio_tasks_on_a_tracked_dataclass_lose_the_update_and_the_checker_says_who() -> None:
+    result = explore(asyncio_dataclass_session, save_dir=None)
+    assert result.failure is not None
+    [finding] = result.failure.run.failures
+    assert finding.name == "lost-update" and "on session.history " in finding.title
+    assert set(AGENTS) <= set(re.findall(r"Planner|Writer", " ".join(finding.details)))
