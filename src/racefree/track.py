@@ -73,10 +73,12 @@ What it cannot see:
   ``model_dump()``);
 - C code that reads a tracked dict's or list's storage without calling its
   methods: ``dict.copy(x)`` or ``list.__getitem__(x, i)`` called on the
-  class, pydantic-core serialising a dict or list field, a C extension's
-  ``PyDict_GetItem``; the parts of such an access that go through a method
-  (a model's ``__dict__``, ``dict(x)``'s ``keys()``, ``json``'s ``items()``,
-  ``str.join``'s iteration) are recorded. C code that *changes* the storage
+  class, pydantic-core validating or serialising a dict or list field, a C
+  extension's ``PyDict_GetItem``; the parts of such an access that go
+  through a method (a model's ``__dict__``, ``dict(x)``'s ``keys()``,
+  ``json``'s ``items()``, ``str.join``'s iteration) are recorded, and such
+  code sees the data as of the last access through the wrapper. C code that
+  *changes* the storage
   directly (``heapq.heappush(x, v)``, ``list.append(x, v)`` called on the
   class, writing into ``vars(obj)``) changes only that copy, not your
   original, and the next access through the wrapper replaces it with the
