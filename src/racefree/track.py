@@ -34,11 +34,10 @@ Keys are dotted paths from the root: ``"conversation_history"``,
 - a *deep* read (``copy.deepcopy``, ``pickle``, ``==``, an object's
   ``__dict__``: ``vars()``, pydantic's ``model_dump``) also reads every
   nested dict and object that way;
-- reading a list as a whole (iterating it, ``json.dumps``, ``list(x)``, a
-  slice, a copy, ``+``, a comparison, being part of a deep read) is one
-  ``read`` of the list's path, with a copy of the list as the value;
-  ``len``, ``in``, ``index``, ``count`` and ``lst[i]`` are a ``read`` of the
-  list's path without one;
+- reading a list, as a whole or an item (iterating it, ``json.dumps``,
+  ``list(x)``, a slice, a copy, ``+``, a comparison, ``len``, ``in``,
+  ``lst[i]``, being part of a deep read) is one ``read`` of the list's path,
+  without a value;
 - ``d[k] = v`` or ``obj.attr = v`` is a ``write`` of ``path.k`` (with a copy
   of ``v``), ``del`` a ``delete``; ``pop`` / ``popitem`` / ``setdefault`` a
   ``read`` and a change in one step; ``update`` (and ``|=``) one ``write`` per
@@ -332,12 +331,12 @@ def _read_whole(wrapper: Any, *, deep: bool, seen: set[int] | None = None) -> No
 
     A dict or object: its own path, then each value it holds that is not
     tracked itself (with the value); ``deep`` also reads each nested dict and
-    object that way. A list: one read of its path, with a copy as the value.
+    object that way. A list: one read of its path.
     """
     node = _node(wrapper)
     tracker, path = node.tracker, node.path
     if type(wrapper) is TrackedList:
-        tracker.read(_self_key(path), node.raw)
+        tracker.read(_self_key(path), has_value=False)
         return
     seen = set() if seen is None else seen
     if id(wrapper) in seen:
@@ -681,11 +680,7 @@ class TrackedList(list[Any]):
         return _self_key(self._node.path)
 
     def _read(self) -> None:
-        """A read of the list that hands out its items: the value is a copy of them."""
-        self._node.tracker.read(self._key, self._node.raw)
-
-    def _look(self) -> None:
-        """A read of the list that hands out no item (a length, an index): no copy."""
+        """A read of the list as a whole (without its value: a copy per read would cost)."""
         self._node.tracker.read(self._key, has_value=False)
 
     def _sync(self) -> None:
@@ -730,12 +725,12 @@ class TrackedList(list[Any]):
                 return list.__getitem__(self, index)
             value = self._current(index)
             if not _is_wrapper(value):
-                self._look()
+                self._read()
             return value
 
     def __len__(self) -> int:
         with self._node.tracker.lock:
-            self._look()
+            self._read()
             return len(self._node.raw)
 
     def __iter__(self) -> Iterator[Any]:
@@ -752,19 +747,19 @@ class TrackedList(list[Any]):
 
     def __contains__(self, value: object) -> bool:
         with self._node.tracker.lock:
-            self._look()
+            self._read()
             return _unwrap(value) in self._node.raw
 
     def index(self, value: Any, *args: Any) -> int:
         """The first index of ``value`` (a read of the list)."""
         with self._node.tracker.lock:
-            self._look()
+            self._read()
             return int(self._node.raw.index(_unwrap(value), *args))
 
     def count(self, value: Any) -> int:
         """How many items equal ``value`` (a read of the list)."""
         with self._node.tracker.lock:
-            self._look()
+            self._read()
             return int(self._node.raw.count(_unwrap(value)))
 
     def copy(self) -> list[Any]:
