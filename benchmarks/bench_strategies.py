@@ -23,7 +23,6 @@ Shapes (tests/explore/shapes.py and the lessons):
 
 from __future__ import annotations
 
-import asyncio
 import os
 import platform
 import statistics
@@ -37,28 +36,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.explore.shapes
 
 from tests.explore import shapes
-from tests.explore.test_strategies_on_real_shapes import polling_waiter, summarised
+from tests.explore.test_strategies_on_real_shapes import (
+    invisible_order,
+    polling_waiter,
+    summarised,
+)
 
 from racefree.explore import explore, lessons
 
 BUDGET = 1000
 SEEDS = range(5)
 STRATEGIES = ("auto", "random", "pct", "exhaustive")
-
-
-async def slow_agent_first() -> list[str]:
-    log: list[str] = []
-
-    async def researcher() -> None:
-        await asyncio.sleep(0.5)
-        log.append("research")
-
-    async def summarizer() -> None:
-        await asyncio.sleep(3.0)
-        log.append("summary")
-
-    await asyncio.gather(researcher(), summarizer())
-    return log
 
 
 def research_first(log: list[str]) -> bool:
@@ -69,7 +57,7 @@ BUGS: list[tuple[str, Callable[[], Any], Callable[[Any], bool]]] = [
     ("lesson 01 broken (3 agents)", lessons.unsafe, lessons.nothing_lost),
     ("depth 1 behind 20 steps", shapes.long_sequence_then_look, shapes.one_report),
     ("lost update among noise (6 agents)", shapes.lost_update_among_noise, shapes.both_counted),
-    ("slow agent first (asyncio, untracked)", slow_agent_first, research_first),
+    ("slow agent first (asyncio, untracked)", invisible_order, research_first),
 ]
 
 
