@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from pathlib import Path
@@ -81,3 +82,30 @@ def test_steps_inside_a_library_fold_into_the_agents_step_unless_verbose(
     assert "lib-lock#" not in result.failure.text()
     assert "write turns" in result.failure.text()
     assert "takes lib-lock#" in result.failure.text(verbose=True)
+
+
+async def named_tasks() -> dict[str, Any]:
+    session = racefree.track({"n": 0})
+
+    async def agent() -> None:
+        seen = session["n"]
+        await asyncio.sleep(1.0)  # the model call
+        session["n"] = seen + 1
+
+    await asyncio.gather(
+        asyncio.create_task(agent(), name="Researcher"),
+        asyncio.create_task(agent(), name="Writer"),
+    )
+    return dict(session)
+
+
+def test_task_names_given_at_creation_name_the_agents_everywhere() -> None:
+    result = explore(named_tasks, save_dir=None)
+    assert result.failure is not None
+    names = set(result.failure.run.names.values())
+    assert {"Researcher", "Writer"} <= names
+    assert "main" in names  # the loop's thread is not renamed after a task's event
+    timeline = "\n".join(result.failure.timeline())
+    assert "Researcher  read n" in timeline and "Writer" in timeline
+    checker = [f for f in result.failure.run.failures if f.kind == "checker"]
+    assert checker and "Researcher" in checker[0].title and "Writer" in checker[0].title

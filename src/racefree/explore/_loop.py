@@ -54,6 +54,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         self._clock_resolution = 1e-9
         self._owners: dict[int, int] = {}  # id(timer handle) -> ordinal of the task that made it
         self._ordinals: dict[asyncio.Task[Any], int] = {}
+        self._given: dict[asyncio.Task[Any], str] = {}  # the name each task had when seen
         self._tasks_made = 0
 
     # --- time and the (absent) selector ---------------------------------------------------
@@ -76,7 +77,21 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         task: asyncio.Task[Any] = super().create_task(coro, **kwargs)
         if self._controlled:  # a free thread's tasks are no agents: no ordinal to shift
             self._ordinals[task] = self._racefree.new_ordinal(task.get_name())
+            self._given[task] = task.get_name()
         return task
+
+    def sync_names(self, names: dict[int, str]) -> None:
+        """Take up names given after creation: ``asyncio.create_task(coro, name=...)``
+        names the task only once the loop has made it (as ``Task-N``), and
+        ``Task.set_name`` may rename it later. A name an event gave (the agent's
+        ``racefree.agent(...)``) is kept."""
+        for task, first in self._given.items():
+            name = task.get_name()
+            if name != first:
+                ordinal = self._ordinals[task]
+                if names.get(ordinal) == first:
+                    names[ordinal] = name
+                self._given[task] = name
 
     def call_at(self, when: float, callback: Any, *args: Any, **kwargs: Any) -> asyncio.TimerHandle:  # type: ignore[override]
         handle = super().call_at(when, callback, *args, **kwargs)
@@ -174,3 +189,4 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         super().close()
         self._owners.clear()
         self._ordinals.clear()
+        self._given.clear()

@@ -581,7 +581,8 @@ class Scheduler:
 
     def note(self, kind: str, key: str | None, event: Event | None) -> None:
         """An access that just happened (a recorded event), in the running step."""
-        if _get_ident() not in self.by_ident:
+        me = self.by_ident.get(_get_ident())
+        if me is None:
             return
         self.progress += 1  # for the watchdog: an asyncio run may record without deciding
         step = self.step
@@ -592,7 +593,10 @@ class Scheduler:
         if event is not None:
             self.events.append(event)
             step.events.append(event)
-            self.names[step.id[0]] = event.agent
+            if me.loop is None:
+                # A thread's events name its agent (racefree.agent(...) may rename it). A
+                # loop's step can run several tasks, so an event there names no ordinal.
+                self.names[step.id[0]] = event.agent
 
     # --- scheduling points -------------------------------------------------------------
 
@@ -682,6 +686,8 @@ class Scheduler:
         clock = self.clock
         for agent in self.agents:
             state = agent.state
+            if agent.loop is not None:
+                agent.loop.sync_names(names)
             if state == RUN:
                 loop = agent.loop
                 name = names[agent.ordinal] if loop is None else loop.running_name(names)
