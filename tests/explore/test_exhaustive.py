@@ -130,3 +130,34 @@ def test_a_workflow_that_draws_from_the_run_seed_is_explored_exhaustively() -> N
     )
     assert result.complete, result.summary()
     assert {f.failure.kind for f in result.failures} == {"invariant"}  # lost updates, no crash
+
+
+def test_a_first_run_that_sets_things_up_is_a_warm_up_not_a_divergence() -> None:
+    # A library that imports or connects on first use takes extra steps in run 1 only.
+    cache: dict[str, bool] = {}
+
+    def first_use_then_race() -> None:
+        def agent() -> None:
+            if "ready" not in cache:
+                hooks.point("write", "setup")  # only the very first agent of run 1 does this
+                cache["ready"] = True
+            read_then_write("k")()
+
+        run_threads(agent, agent)
+
+    result = explore(first_use_then_race, strategy="exhaustive", schedules=1000, save_dir=None)
+    assert result.complete
+    assert "the search began again after it" in "\n".join(result.summary())
+
+
+def test_a_workflow_that_keeps_changing_still_diverges() -> None:
+    from racefree.errors import ReplayDivergedError
+
+    runs = [0]
+
+    def different_every_run() -> None:
+        runs[0] += 1
+        run_threads(*[writes("k")] * (2 + runs[0] % 2), *[writes("j")] * (runs[0] % 3))
+
+    with pytest.raises(ReplayDivergedError, match="not deterministic under the explorer"):
+        explore(different_every_run, strategy="exhaustive", schedules=1000, save_dir=None)

@@ -75,6 +75,8 @@ class Exhaustive(Strategy):
         self.redundant_runs = 0
         self.runs = 0
         self._node_at: dict[int, int] = {}
+        self._restart = False
+        self.restarted = False  # the second run diverged and the search began again
 
     def new_run(self, run: int) -> bool:
         if self._finished:
@@ -109,6 +111,8 @@ class Exhaustive(Strategy):
         self._seen = upto
 
     def choose(self, decision: Decision) -> int:
+        if self._restart:
+            return decision.default
         trace = decision.trace
         if self._depth == 0:
             self._node_at = {node.step: d for d, node in enumerate(self._stack)}
@@ -118,6 +122,13 @@ class Exhaustive(Strategy):
         if depth < len(self._stack):
             node = self._stack[depth]
             if node.candidates != ids or node.step != len(trace):
+                if self.runs == 1 and not self.restarted:
+                    # The first run set things up that later runs reuse (a first import, a
+                    # connection, a cache): finish this run on natural timing and start the
+                    # search again from it, once.
+                    self._restart = True
+                    self._redundant = True
+                    return decision.default
                 raise ReplayDivergedError(
                     f"Exhaustive search re-ran the workflow and at step {len(trace) + 1} it "
                     f"offered {self._names(decision)} instead of the agents it offered before. "
@@ -148,6 +159,11 @@ class Exhaustive(Strategy):
 
     def end_run(self, trace: Sequence[Step], failed: bool) -> None:
         self.runs += 1
+        if self._restart:
+            self._restart, self.restarted = False, True
+            self._stack, self._node_at = [], {}
+            self.distinct = self.redundant_runs = 0
+            return
         if not self._redundant:
             if self._depth == 0:
                 self._node_at = {node.step: d for d, node in enumerate(self._stack)}
@@ -222,14 +238,21 @@ class Exhaustive(Strategy):
         return self._finished
 
     def summary(self) -> list[str]:
+        again = (
+            " Its second run offered other choices than its first (the first set up what "
+            "later runs reuse: an import, a connection, a cache), so the search began again "
+            "after it."
+            if self.restarted
+            else ""
+        )
         if self._finished:
             return [
                 f"Exhaustive search finished: it ran each distinct ordering once "
                 f"({self.distinct:,}; {self.redundant_runs:,} more runs began to repeat one "
-                "and were not counted)."
+                f"and were not counted).{again}"
             ]
         return [
             f"Exhaustive search stopped after {self.distinct:,} distinct ordering"
             f"{'s' if self.distinct != 1 else ''} (at a failure, the time limit or the "
-            "schedules budget); not every ordering was run."
+            f"schedules budget); not every ordering was run.{again}"
         ]
