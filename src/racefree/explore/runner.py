@@ -142,7 +142,8 @@ class Exploration:
 
     def coverage(self) -> str:
         """What the runs covered, in one sentence: orderings, visible steps, agents, keys."""
-        keys = ", ".join(self.keys[:8])
+        # "$" is the key of a tracked object itself (a read of all of it: a copy, a dump).
+        keys = ", ".join("the whole tracked object" if k == "$" else k for k in self.keys[:8])
         if len(self.keys) > 8:
             keys += f" and {len(self.keys) - 8} more"
         orderings = f"{self.distinct:,} distinct ordering{'s' if self.distinct != 1 else ''}"
