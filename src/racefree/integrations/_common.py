@@ -1,7 +1,7 @@
 """What every recorder shares: run names, JSON copies of values, point-then-record.
 
 The contract (``docs/integrations.md``): announce each access to the session
-layer with :func:`racefree.explore.hooks.point` *before* making it, record it
+layer with :func:`racefree.hooks.point` *before* making it, record it
 in a :class:`~racefree.history.History` once it has taken effect, under an op
 the checker knows (``read``, ``write``, ``extend``, ``pop``, ``apply``...),
 on one key per unit of the framework's shared state, by the framework's run.

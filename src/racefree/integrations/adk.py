@@ -63,10 +63,10 @@ from google.adk.sessions.session import Session
 from google.adk.sessions.state import State
 from google.genai import types
 
+from racefree import hooks
 from racefree.agent import _current as _explicit_agent
 from racefree.agent import agent as _acting
 from racefree.errors import ConcurrentWriteError, UsageError
-from racefree.explore import hooks
 from racefree.history import History
 from racefree.integrations._common import PerObject, RunNames, jsonable
 from racefree.state import AsyncStore, AsyncTransaction, open_async_store

@@ -59,8 +59,8 @@ from langgraph.checkpoint.base import (
     writes_sort_key,
 )
 
+from racefree import hooks
 from racefree.errors import ConflictError, UsageError
-from racefree.explore import hooks
 from racefree.history import History
 from racefree.integrations._common import RunNames
 from racefree.state import Store, Transaction, open_store

@@ -44,9 +44,9 @@ import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from racefree import hooks
 from racefree.agent import agent as _acting
 from racefree.errors import UsageError
-from racefree.explore import hooks
 from racefree.history import History
 from racefree.integrations._common import PerObject, RunNames, jsonable
 from racefree.state import AsyncStore, open_async_store
