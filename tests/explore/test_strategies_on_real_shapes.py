@@ -142,6 +142,42 @@ def test_exhaustive_search_of_a_polling_agent_is_complete() -> None:
     assert "A poll that changed nothing" in result.coverage()
 
 
+def impatient_waiter() -> dict[str, Any]:
+    """The waiter gives up after 1 s and summarises what it has; the worker usually
+    answers in 0.3 s, but a slow model call leaves the summary empty."""
+    state = racefree.track({"results": [], "summary": None})
+
+    def worker() -> None:
+        time.sleep(0.3)
+        state["results"].append("answer")
+
+    def waiter() -> None:
+        deadline = time.monotonic() + 1.0
+        while not state["results"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        state["summary"] = f"{len(state['results'])} result"
+
+    run_threads(worker, waiter)
+    return dict(state)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "exhaustive"])
+def test_a_poll_with_a_deadline_is_explored_until_it_gives_up(strategy: str) -> None:
+    # It reads the clock, so it is no pure poll: the explorer may run it again and again
+    # ahead of a slow worker, until its deadline passes. (Random walk alone rarely gets
+    # there: 20 polls in a row, about 2**-20 per run, the long-sequence shape.)
+    result = explore(
+        impatient_waiter,
+        strategy=strategy,
+        schedules=500,
+        invariants=[summarised],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.failure.kind == "invariant"
+    assert result.failure.run.result["summary"] == "0 result"
+
+
 def heartbeat() -> dict[str, Any]:
     """A reporter beats (a write) every second until the worker says it is done."""
     state = racefree.track({"done": False, "beats": 0})

@@ -184,19 +184,37 @@ def _sleep(seconds: float) -> None:
     return None
 
 
+def _read_clock(sched: Scheduler) -> None:
+    # A loop that reads the clock (a deadline) is no pure poll (strategies/fair.py). A flag,
+    # not a footprint key: reading the clock must not change where steps end. racefree's
+    # own reads (an event's timestamp) are not the agent's.
+    step = sched.step
+    if step is not None and not sys._getframe(2).f_code.co_filename.startswith(_RACEFREE):
+        step.read_clock = True
+
+
 def _monotonic() -> float:
     sched = _scheduler()
-    return _orig["monotonic"]() if sched is None else sched.clock
+    if sched is None:
+        return _orig["monotonic"]()  # type: ignore[no-any-return]
+    _read_clock(sched)
+    return sched.clock
 
 
 def _perf_counter() -> float:
     sched = _scheduler()
-    return _orig["perf_counter"]() if sched is None else sched.clock
+    if sched is None:
+        return _orig["perf_counter"]()  # type: ignore[no-any-return]
+    _read_clock(sched)
+    return sched.clock
 
 
 def _time() -> float:
     sched = _scheduler()
-    return _orig["time"]() if sched is None else _EPOCH + sched.clock
+    if sched is None:
+        return _orig["time"]()  # type: ignore[no-any-return]
+    _read_clock(sched)
+    return _EPOCH + sched.clock
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:

@@ -32,7 +32,7 @@ from racefree.explore import _patches
 from racefree.explore._scheduler import Scheduler, ThreadRule, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering
-from racefree.explore.strategies.fair import CLOCK_KEY, Fair
+from racefree.explore.strategies.fair import Fair
 from racefree.explore.strategies.replay import Replay
 from racefree.history import Event, History
 
@@ -293,7 +293,7 @@ def _describe(event: Event) -> str:
     return what
 
 
-_HIDDEN = ("internal-", "thread#", CLOCK_KEY)  # the explorer's own bookkeeping
+_HIDDEN = ("internal-", "thread#")  # the explorer's own bookkeeping
 
 
 def _hidden(key: str, verbose: bool = False) -> bool:
@@ -341,7 +341,7 @@ def timeline(run: Run, verbose: bool = False) -> list[str]:
 
 # --- coverage -------------------------------------------------------------------------------
 
-_NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#", CLOCK_KEY)
+_NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#")
 
 
 class _Coverage:

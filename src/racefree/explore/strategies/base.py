@@ -57,7 +57,8 @@ class Step:
     wrote it. ``candidates`` lists who could have run instead (just ``id``
     when nobody else could). ``deviation`` is True when the choice was not
     the natural-timing default (the running agent was preempted, or a later
-    answer was taken before an earlier one).
+    answer was taken before an earlier one). ``read_clock`` is True when the
+    step read the virtual clock.
     """
 
     __slots__ = (
@@ -69,6 +70,7 @@ class Step:
         "key",
         "kind",
         "name",
+        "read_clock",
         "time",
     )
 
@@ -91,6 +93,7 @@ class Step:
         self.deviation = deviation
         self.footprint: dict[str, bool] = {}
         self.events: list[Event] = []
+        self.read_clock = False  # it read time.monotonic() / time() / perf_counter()
 
     def __repr__(self) -> str:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"

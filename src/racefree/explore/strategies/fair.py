@@ -28,17 +28,14 @@ from dataclasses import replace
 
 from racefree.explore.strategies.base import Decision, Step, Strategy
 
-__all__ = ["CLOCK_KEY", "Fair"]
-
-#: The footprint key a step gets when it reads the virtual clock.
-CLOCK_KEY = "clock"
+__all__ = ["Fair"]
 
 # Keys whose "writes" leave shared state as it was: taking and giving back a lock.
 _LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#", "lib-lock#", "lib-rlock#")
 
 
 def _changes_something(step: Step) -> bool:
-    if CLOCK_KEY in step.footprint:
+    if step.read_clock:
         return True
     return any(wrote and not key.startswith(_LOCKS) for key, wrote in step.footprint.items())
 
