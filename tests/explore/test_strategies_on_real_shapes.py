@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -176,6 +177,35 @@ def test_a_poll_with_a_deadline_is_explored_until_it_gives_up(strategy: str) -> 
     assert result.failure is not None, result.report()
     assert result.failure.failure.kind == "invariant"
     assert result.failure.run.result["summary"] == "0 result"
+
+
+def logging_waiter() -> dict[str, Any]:
+    """A pure poll that logs each time round: the log record's timestamp is the standard
+    library's clock read, not a deadline of the agent's."""
+    state = racefree.track({"results": []})
+    log = logging.getLogger("tests.logging_waiter")
+    log.setLevel(logging.INFO)  # so that every call makes a record (and reads the clock)
+    log.propagate = False
+    if not log.handlers:
+        log.addHandler(logging.NullHandler())
+
+    def worker() -> None:
+        time.sleep(1.0)
+        state["results"].append("answer")
+
+    def waiter() -> None:
+        while not state["results"]:
+            log.info("still waiting")
+            time.sleep(0.05)
+
+    run_threads(worker, waiter)
+    return dict(state)
+
+
+def test_a_poll_that_logs_is_still_a_pure_poll() -> None:
+    result = explore(logging_waiter, strategy="exhaustive", schedules=1000, save_dir=None)
+    assert result.ok and result.complete, result.report()
+    assert result.polls_folded > 0
 
 
 def heartbeat() -> dict[str, Any]:

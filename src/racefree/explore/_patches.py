@@ -186,11 +186,16 @@ def _sleep(seconds: float) -> None:
 
 def _read_clock(sched: Scheduler) -> None:
     # A loop that reads the clock (a deadline) is no pure poll (strategies/fair.py). A flag,
-    # not a footprint key: reading the clock must not change where steps end. racefree's
-    # own reads (an event's timestamp) are not the agent's.
+    # not a footprint key: reading the clock must not change where steps end. Reads by
+    # racefree (an event's timestamp) or the standard library (a log record's time) are
+    # not a deadline of the agent's; user code and site-packages are.
     step = sched.step
-    if step is not None and not sys._getframe(2).f_code.co_filename.startswith(_RACEFREE):
-        step.read_clock = True
+    if step is None:
+        return
+    name = sys._getframe(2).f_code.co_filename
+    if name.startswith(_RACEFREE) or (name.startswith(_STDLIB) and "-packages" not in name):
+        return
+    step.read_clock = True
 
 
 def _monotonic() -> float:
