@@ -43,7 +43,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -123,6 +123,77 @@ def retire_carriers() -> None:
     for carrier in idle:
         carrier.job = None
         carrier.go.release()
+
+
+# --- one CPU -------------------------------------------------------------------------
+
+# The agents of a run take turns, never run at once, so the exploration's threads
+# lose nothing by sharing one CPU, and every handoff of the baton gains: waking a
+# thread parked on the same CPU costs a few microseconds, waking one on another
+# CPU (an inter-processor interrupt, often out of an idle state) ten times that.
+# Threads and processes inherit the mask of the thread that starts them, so pinning
+# the exploring thread pins every carrier it starts; free threads are started with
+# the mask the program had (see Scheduler.start_free).
+PIN_CPU = True
+_unpinned: list[set[int]] = []  # the mask before the exploration, while one is pinned
+
+
+def _current_cpu(allowed: set[int]) -> int:
+    """The CPU this thread last ran on (Linux), so a busy machine keeps its balance."""
+    try:
+        with open("/proc/thread-self/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        cpu = int(fields[36])  # field 39, "processor", counted after the name
+    except (OSError, ValueError, IndexError):
+        return min(allowed)
+    return cpu if cpu in allowed else min(allowed)
+
+
+@contextlib.contextmanager
+def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
+    """Run the calling thread, and every thread it starts meanwhile, on one CPU.
+
+    ``cpu`` picks one of the allowed CPUs by position (an exploration worker
+    process takes its own); by default the one this thread runs on. Without
+    ``os.sched_setaffinity`` (not Linux) or with one CPU allowed, nothing changes."""
+    setaffinity = getattr(os, "sched_setaffinity", None)
+    if not PIN_CPU or setaffinity is None or _unpinned:
+        yield
+        return
+    try:
+        allowed = os.sched_getaffinity(0)
+    except OSError:
+        allowed = set()
+    if len(allowed) < 2:
+        yield
+        return
+    choice = sorted(allowed)[cpu % len(allowed)] if cpu is not None else _current_cpu(allowed)
+    try:
+        setaffinity(0, {choice})
+    except OSError:
+        yield
+        return
+    _unpinned.append(allowed)
+    try:
+        yield
+    finally:
+        _unpinned.clear()
+        with contextlib.suppress(OSError):
+            setaffinity(0, allowed)
+
+
+@contextlib.contextmanager
+def _with_program_mask() -> Iterator[None]:
+    """Start a thread that runs free with the CPUs the program had, not the explorer's one."""
+    if not _unpinned:
+        yield
+        return
+    mine = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, _unpinned[0])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, mine)
 
 
 # --- who is library code -------------------------------------------------------------
@@ -216,6 +287,7 @@ class Agent:
         "kind",
         "loop",
         "name",
+        "option",
         "ordinal",
         "park",
         "ready_at",
@@ -249,6 +321,9 @@ class Agent:
         self.loop: ControlledLoop | None = None
         self.fire: asyncio.TimerHandle | None = None
         self.ident: int | None = None
+        # Its entry in the scheduler's options while it runs or is ready to: rebuilt only
+        # when it changed, which only its own step or the decision that chose it can do.
+        self.option: tuple[float, Candidate, Agent, Any] | None = None
 
 
 class VLock:
@@ -522,6 +597,7 @@ class Scheduler:
         self.seed = seed
         self.clock = 0.0
         self.agents: list[Agent] = []
+        self.alive: list[Agent] = []  # the agents not DONE, in the order they were made
         self.by_ident: dict[int, Agent] = {}
         self.ordinals = 0
         self.names: dict[int, str] = {}
@@ -568,6 +644,7 @@ class Scheduler:
         agent = Agent(self, self.new_ordinal(name), name, thread)
         agent.ready_at = self.clock
         self.agents.append(agent)
+        self.alive.append(agent)
         self.live += 1
         return agent
 
@@ -684,24 +761,34 @@ class Scheduler:
         timeouts: list[tuple[float, Candidate, Agent, Any]] = []
         names = self.names
         clock = self.clock
-        for agent in self.agents:
+        for agent in self.alive:
             state = agent.state
-            if agent.loop is not None:
-                agent.loop.sync_names(names)
+            loop = agent.loop
             if state == RUN:
-                loop = agent.loop
-                name = names[agent.ordinal] if loop is None else loop.running_name(names)
-                out.append(
-                    (
-                        agent.ready_at,
-                        Candidate((agent.ordinal, 0), name, agent.kind, agent.key, agent.ready_at),
-                        agent,
-                        None,
-                    )
-                )
+                if loop is None:
+                    option = agent.option
+                    if option is None:
+                        option = agent.option = (
+                            agent.ready_at,
+                            Candidate(
+                                (agent.ordinal, 0),
+                                names[agent.ordinal],
+                                agent.kind,
+                                agent.key,
+                                agent.ready_at,
+                            ),
+                            agent,
+                            None,
+                        )
+                    out.append(option)
+                    continue
+                loop.sync_names(names)
+                name = loop.running_name(names)
+                cand = Candidate((agent.ordinal, 0), name, agent.kind, agent.key, agent.ready_at)
+                out.append((agent.ready_at, cand, agent, None))
                 continue
-            if state == DONE:
-                continue
+            if loop is not None:
+                loop.sync_names(names)
             enabled = False
             if state == LOCK:
                 enabled = agent.wait._owner is None
@@ -709,9 +796,8 @@ class Scheduler:
                 enabled = agent.wait.state == DONE
             elif state == ALL:
                 # Daemon agents do not keep the run going, as they do not keep a program.
-                enabled = all(a.state == DONE or a.daemon for a in self.agents if a is not agent)
+                enabled = all(a.daemon for a in self.alive if a is not agent)
             elif state == IDLE:
-                loop = agent.loop
                 if loop is None or loop._ready:
                     out.append(
                         (
@@ -755,6 +841,7 @@ class Scheduler:
             self._switch(me, chosen)
 
     def _decide(self, me: Agent) -> Agent:
+        me.option = None  # its step may have changed what it is about to do
         options = self._options()
         step = self.step
         self.progress += 1
@@ -782,23 +869,21 @@ class Scheduler:
         default = 0
         if me.state == RUN and me.ready_at <= self.clock:
             current = (me.ordinal, 0)
+        candidates = [o[1] for o in options]
         if len(options) == 1:
             index = 0
         else:
+            offered = False
             best = None
             for i, (when, cand, _agent, _action) in enumerate(options):
                 if current is not None and cand.id == current:
-                    default = i
+                    default, offered = i, True
                     break
                 rank = (when, cand.id)
                 if best is None or rank < best:
                     best, default = rank, i
             decision = Decision(
-                self.decisions,
-                [o[1] for o in options],
-                current if any(o[1].id == current for o in options) else None,
-                default,
-                self.trace,
+                self.decisions, candidates, current if offered else None, default, self.trace
             )
             self.decisions += 1
             try:
@@ -822,13 +907,14 @@ class Scheduler:
             lock._owner, lock._count = agent, 1
         agent.state, agent.wait, agent.timeout_at = RUN, None, None
         agent.ready_at = self.clock
+        agent.option = None
         self.step = Step(
             cand.id,
             cand.name,
             cand.kind,
             cand.key,
             self.clock,
-            tuple(o[1].id for o in options),
+            tuple([c.id for c in candidates]),
             index != default,
         )
         if cand.key is not None and cand.kind in ("lock", "join"):
@@ -964,7 +1050,8 @@ class Scheduler:
         begin, so the wait is a real one and no scheduling decision."""
         del self.by_ident[me.ident]  # type: ignore[arg-type]
         try:
-            start()
+            with _with_program_mask():
+                start()
         finally:
             self.by_ident[me.ident] = me  # type: ignore[index]
         self.free_started += 1
@@ -1010,6 +1097,7 @@ class Scheduler:
         """A thread's last step: wake whoever runs next and let the OS thread end."""
         agent.state = DONE
         self.live -= 1
+        self.alive.remove(agent)
         self.by_ident.pop(agent.ident, None)  # type: ignore[arg-type]
         if agent.stuck:
             return  # left behind by the watcher, which has unwound the others without it
@@ -1263,6 +1351,7 @@ class Scheduler:
             self.step = None
         main.state = DONE
         self.live -= 1
+        self.alive.remove(main)
         self.by_ident.pop(main.ident, None)  # type: ignore[arg-type]
 
     def crash_report(self) -> Sequence[tuple[str, BaseException, str]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from racefree.scenarios import lesson01, lesson02
+from racefree.scenarios.course import play_script
 from racefree.scenarios.llm import agent_names
 
 __all__ = [
@@ -39,27 +40,27 @@ def nothing_lost(session: dict[str, Any]) -> bool:
 
 def unsafe() -> dict[str, Any]:
     """Lesson 01, broken (``broken_parallel.py``): read, call the model, write the copy back."""
-    return lesson01.run_broken_parallel(NAMES, seed=1).final_state
+    return play_script(lesson01.LESSON, "broken_parallel", NAMES, seed=1)
 
 
 def locked() -> dict[str, Any]:
     """Lesson 01, fixed (``simple_fix.py``): the call outside a lock, the update inside it."""
-    return lesson01.run_simple_fix(NAMES, seed=1).final_state
+    return play_script(lesson01.LESSON, "simple_fix", NAMES, seed=1)
 
 
 def gather_unsafe() -> dict[str, Any]:
     """Lesson 02, broken (``gather_race.py``): the same bug in asyncio tasks under ``gather``."""
-    return lesson02.run_gather_unsafe(NAMES, seed=1).final_state
+    return play_script(lesson02.LESSON, "gather_race", NAMES, seed=1)
 
 
 def gather_locked() -> dict[str, Any]:
     """Lesson 02, fixed (``gather_with_lock.py``): an ``asyncio.Lock`` across the await."""
-    return lesson02.run_gather_with_lock(NAMES, seed=1).final_state
+    return play_script(lesson02.LESSON, "gather_with_lock", NAMES, seed=1)
 
 
 def gather_await_first() -> dict[str, Any]:
     """Lesson 02, fixed without a lock (``gather_await_first.py``): await, then update."""
-    return lesson02.run_gather_await_first(NAMES, seed=1).final_state
+    return play_script(lesson02.LESSON, "gather_await_first", NAMES, seed=1)
 
 
 for _workflow in (unsafe, locked, gather_unsafe, gather_locked, gather_await_first):

@@ -29,7 +29,7 @@ from typing import Any
 from racefree import hooks
 from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
 from racefree.explore import _patches
-from racefree.explore._scheduler import Scheduler, ThreadRule, retire_carriers
+from racefree.explore._scheduler import Scheduler, ThreadRule, on_one_cpu, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering
 from racefree.explore.strategies.fair import Fair
@@ -898,7 +898,7 @@ def _exclusive() -> Iterator[None]:
             "or run from two threads at once."
         )
     try:
-        with _patches.installed():
+        with _patches.installed(), on_one_cpu():
             yield
     finally:
         hooks._scheduler = None

@@ -43,6 +43,7 @@ __all__ = [
     "load",
     "new_seed",
     "overlap",
+    "play_script",
     "run_script",
     "watched",
 ]
@@ -137,14 +138,43 @@ def flow(
     ``model(seed, time_scale, history)`` makes the simulated model (default
     :class:`SimulatedLLM`); tests pass one that waits for the others.
     """
+    played = _play(run, new_session, names, seed, time_scale, say, model, options)
+    final, found, llm, history, wall = played
+    result = measure(Path(inspect.getfile(run)).stem, title, names, llm, final, history, wall)
+    result.extra.update({key: value for key, value in options.items() if key != "say"})
+    result.extra.update(found)
+    return result
+
+
+_PARAMETERS: dict[Callable[..., Any], frozenset[str]] = {}
+
+
+def _parameters(run: Callable[..., Any]) -> frozenset[str]:
+    names = _PARAMETERS.get(run)
+    if names is None:
+        names = _PARAMETERS[run] = frozenset(inspect.signature(run).parameters)
+    return names
+
+
+def _play(
+    run: Callable[..., Any],
+    new_session: Callable[[], dict[str, Any]] | None,
+    names: list[str],
+    seed: int | None,
+    time_scale: float,
+    say: Callable[[str], None] | None,
+    model: Callable[[int, float, History], SimulatedLLM] | None,
+    options: dict[str, Any],
+) -> tuple[dict[str, Any], dict[str, Any], SimulatedLLM, History, float]:
+    """Run the flow: (final session, what the script counted, model, history, wall time)."""
     from racefree.track import track
 
     history = History()
     make = model or (lambda s, scale, h: SimulatedLLM(s, scale, history=h))
     llm = make(new_seed(seed), time_scale, history)
-    parameters = inspect.signature(run).parameters
+    parameters = _parameters(run)
     if "say" in parameters:
-        options["say"] = say or (lambda text: None)
+        options = {**options, "say": say or (lambda text: None)}
     raw: dict[str, Any] = new_session() if new_session is not None else {}
     call: Callable[[], Any]
     if "history" in parameters:
@@ -169,16 +199,26 @@ def flow(
     if isinstance(outcome, tuple):  # (final session, what the script counted)
         outcome, found = outcome
     final = outcome if isinstance(outcome, dict) else raw
-    result = measure(Path(inspect.getfile(run)).stem, title, names, llm, final, history, wall)
-    result.extra.update({key: value for key, value in options.items() if key != "say"})
-    result.extra.update(found)
-    return result
+    return final, found, llm, history, wall
 
 
 def run_script(lesson: str, script: str, names: list[str], **kwargs: Any) -> ScenarioResult:
     """Load a flow script and :func:`flow` it: what ``racefree demo`` runs."""
     module = load(lesson, script)
     return flow(module.run, getattr(module, "new_session", None), names, **kwargs)
+
+
+def play_script(
+    lesson: str, script: str, names: list[str], *, seed: int | None = None, **options: Any
+) -> dict[str, Any]:
+    """Run a flow script as :func:`run_script` does and return its final session, unmeasured.
+
+    What the explorer's lesson workflows run, thousands of times: measuring a run
+    (expected against actual, the story) would cost more than the run itself."""
+    module = load(lesson, script)
+    run = module.run
+    played = _play(run, getattr(module, "new_session", None), names, seed, 1.0, None, None, options)
+    return played[0]
 
 
 def measure(

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from racefree.explore.schedule import Choice
@@ -99,8 +98,7 @@ class Step:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
 
 
-@dataclass(frozen=True)
-class Decision:
+class Decision(NamedTuple):
     """One scheduling decision: pick one of ``candidates``.
 
     ``index`` counts decisions in this run from 0. ``current`` is the agent

@@ -24,7 +24,6 @@ deadline order and no filtering is needed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 
 from racefree.explore.strategies.base import Decision, Step, Strategy
 
@@ -96,8 +95,8 @@ class Fair(Strategy):
         current = decision.current
         if current is not None and current[0] in self._waiting:
             current = None
-        narrowed = replace(
-            decision, candidates=[candidates[i] for i in keep], current=current, default=default
+        narrowed = decision._replace(
+            candidates=[candidates[i] for i in keep], current=current, default=default
         )
         return keep[self.inner.choose(narrowed)]
 
