@@ -98,21 +98,38 @@ class Step:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
 
 
-class Decision(NamedTuple):
+class Decision:
     """One scheduling decision: pick one of ``candidates``.
 
     ``index`` counts decisions in this run from 0. ``current`` is the agent
     that just ran, when it could go on running (choosing another is a
     preemption); ``default`` is the index of the natural-timing choice.
-    ``trace`` holds every finished step of the run so far (read it, do not
-    change it).
+    ``trace`` holds every finished step of the run so far. Read a decision,
+    do not change it. (A plain class with slots: one is made at every
+    decision, and a frozen dataclass costs three times as much to make.)
     """
 
-    index: int
-    candidates: Sequence[Candidate]
-    current: Choice | None
-    default: int
-    trace: Sequence[Step]
+    __slots__ = ("candidates", "current", "default", "index", "trace")
+
+    def __init__(
+        self,
+        index: int,
+        candidates: Sequence[Candidate],
+        current: Choice | None,
+        default: int,
+        trace: Sequence[Step],
+    ) -> None:
+        self.index = index
+        self.candidates = candidates
+        self.current = current
+        self.default = default
+        self.trace = trace
+
+    def __repr__(self) -> str:
+        return (
+            f"Decision({self.index}, {list(self.candidates)!r}, current={self.current!r}, "
+            f"default={self.default})"
+        )
 
 
 def independent(a: dict[str, bool], b: dict[str, bool]) -> bool:

@@ -95,8 +95,8 @@ class Fair(Strategy):
         current = decision.current
         if current is not None and current[0] in self._waiting:
             current = None
-        narrowed = decision._replace(
-            candidates=[candidates[i] for i in keep], current=current, default=default
+        narrowed = Decision(
+            decision.index, [candidates[i] for i in keep], current, default, decision.trace
         )
         return keep[self.inner.choose(narrowed)]
 
