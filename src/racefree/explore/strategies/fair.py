@@ -65,14 +65,17 @@ class Fair(Strategy):
         return self.inner.fixed_seed()
 
     def _follow(self, trace: Sequence[Step]) -> None:
-        for step in trace[self._seen :]:
+        pure = self._pure
+        for i in range(self._seen, len(trace)):
+            step = trace[i]
             agent = step.id[0]
-            if self._waiting:
-                self._waiting = {a for a in self._waiting if a == agent}
+            if self._waiting and (len(self._waiting) > 1 or agent not in self._waiting):
+                # another agent moved: whoever waited for that may poll again
+                self._waiting = {agent} & self._waiting
             if step.kind == "resume":
-                self._pure[agent] = True
-            if _changes_something(step):
-                self._pure[agent] = False
+                pure[agent] = not _changes_something(step)
+            elif pure.get(agent) and _changes_something(step):
+                pure[agent] = False
         self._seen = len(trace)
 
     def choose(self, decision: Decision) -> int:
