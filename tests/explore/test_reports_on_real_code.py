@@ -109,3 +109,28 @@ def test_task_names_given_at_creation_name_the_agents_everywhere() -> None:
     assert "Researcher  read n" in timeline and "Writer" in timeline
     checker = [f for f in result.failure.run.failures if f.kind == "checker"]
     assert checker and "Researcher" in checker[0].title and "Writer" in checker[0].title
+
+
+def test_checker_stories_are_worded_only_for_the_failures_a_report_shows() -> None:
+    def workflow() -> list[str]:
+        session = racefree.track({"turns": []})
+        threads = [
+            threading.Thread(target=_load_call_save, args=(session, n), name=n)
+            for n in ("Alice", "Bob")
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return list(session["turns"])
+
+    result = explore(workflow, schedules=20, keep_going=True, shrink=False, save_dir=None)
+    checker = [f for r in result.failures for f in r.run.failures if f.kind == "checker"]
+    assert len(checker) >= 2
+    assert all(callable(f.lazy_details) for f in checker)  # nothing worded yet
+    text = result.failures[0].text()
+    shown = [f for f in result.failures[0].run.failures if f.kind == "checker"]
+    assert all(isinstance(f.lazy_details, list) for f in shown)
+    assert shown[0].details and " ".join(shown[0].details[:2]) in " ".join(text.split())
+    rest = [f for r in result.failures[1:] for f in r.run.failures if f.kind == "checker"]
+    assert rest and all(callable(f.lazy_details) for f in rest)

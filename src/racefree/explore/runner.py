@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import dis
+import functools
 import hashlib
 import inspect
 import json
@@ -69,8 +70,18 @@ class Failure:
 
     kind: str
     title: str
-    details: list[str] = field(default_factory=list)
+    # A list, or what makes it when it is first read: the checker's stories are worded
+    # and wrapped only for the failures a report shows (a failing run is otherwise
+    # mostly text, and keep_going or shrinking makes many).
+    lazy_details: list[str] | Callable[[], list[str]] = field(default_factory=list, repr=False)
     name: str = ""
+
+    @property
+    def details(self) -> list[str]:
+        """The explanation, one line an item."""
+        if callable(self.lazy_details):
+            self.lazy_details = self.lazy_details()
+        return self.lazy_details
 
     @property
     def signature(self) -> str:
@@ -452,6 +463,10 @@ def _invariant_failures(invariants: Sequence[Invariant], state: Any) -> list[Fai
     return out
 
 
+def _wrapped_story(explanation: Any) -> list[str]:
+    return textwrap.wrap(explanation.story(), 88)
+
+
 def _checker_failures(history: History, state: Any) -> list[Failure]:
     """The checker's errors (its warnings do not fail a run), as failures with their stories."""
     import importlib
@@ -466,7 +481,7 @@ def _checker_failures(history: History, state: Any) -> list[Failure]:
         agents = ", ".join(finding.agents)
         keys = ", ".join(finding.keys)
         title = f"Checker: {finding.name} on {keys} ({agents})" if keys else finding.name
-        story = textwrap.wrap(finding.explanation.story(), 88)
+        story = functools.partial(_wrapped_story, finding.explanation)
         out.append(Failure("checker", title, story, finding.kind))
     return out
 
