@@ -11,9 +11,9 @@ default in free-threaded builds from 3.14), so do not rely on either: enter
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import contextvars
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -43,12 +43,15 @@ def current_agent() -> str:
     explicit = _current.get()
     if explicit is not None:
         return explicit
-    # asyncio._get_running_loop() returns None outside a loop instead of raising
-    # like current_task() does; the store asks on every recorded operation, and
-    # the exception path cost three times as much.
-    loop = asyncio._get_running_loop()
-    if loop is not None:
-        task = asyncio.current_task(loop)
-        if task is not None:
-            return task.get_name()
+    # No task runs unless asyncio was imported; racefree does not import it for you
+    # (importing it costs more than all of racefree). _get_running_loop() returns None
+    # outside a loop instead of raising like current_task() does; the store asks on
+    # every recorded operation, and the exception path cost three times as much.
+    asyncio = sys.modules.get("asyncio")
+    if asyncio is not None:
+        loop = asyncio._get_running_loop()
+        if loop is not None:
+            task = asyncio.current_task(loop)
+            if task is not None:
+                return str(task.get_name())
     return threading.current_thread().name

@@ -21,19 +21,20 @@ thread that a library started during a run) are not affected.
 from __future__ import annotations
 
 import _thread
-import asyncio
-import asyncio.events
 import os
 import queue
 import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from racefree import hooks
 from racefree.explore._scheduler import DONE, Agent, Scheduler, VLock
 from racefree.history import History
+
+if TYPE_CHECKING:
+    import asyncio
 
 __all__ = ["installed"]
 
@@ -51,7 +52,6 @@ _orig = {
     "monotonic": time.monotonic,
     "perf_counter": time.perf_counter,
     "time": time.time,
-    "new_event_loop": asyncio.new_event_loop,
     "record": History.record,
 }
 _EPOCH = 1_700_000_000.0  # virtual time.time() at the start of every run
@@ -255,13 +255,27 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (time, "monotonic", _monotonic),
     (time, "perf_counter", _perf_counter),
     (time, "time", _time),
-    (asyncio, "new_event_loop", _new_event_loop),
-    (asyncio.events, "new_event_loop", _new_event_loop),
     (History, "record", _record),
 ]
 
 _installed = 0
 _guard = _real_lock()
+
+
+def _with_asyncio() -> None:
+    """Add the event-loop replacement: at the first exploration, not at ``import racefree``.
+
+    A workflow may import asyncio during a run, and the explorer must already
+    own its loops then, so an exploration imports asyncio; ``import racefree``
+    alone does not (it would cost more than the rest of racefree)."""
+    if "new_event_loop" in _orig:
+        return
+    import asyncio
+    import asyncio.events
+
+    _orig["new_event_loop"] = asyncio.new_event_loop
+    _PATCHES.append((asyncio, "new_event_loop", _new_event_loop))
+    _PATCHES.append((asyncio.events, "new_event_loop", _new_event_loop))
 
 
 class installed:
@@ -271,6 +285,7 @@ class installed:
         global _installed
         with _guard:
             if _installed == 0:
+                _with_asyncio()
                 _SAVED[:] = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
                 for owner, name, replacement in _PATCHES:
                     setattr(owner, name, replacement)

@@ -32,7 +32,6 @@ run and kept in a module global works everywhere.
 from __future__ import annotations
 
 import _thread
-import asyncio
 import contextlib
 import contextvars
 import fnmatch
@@ -52,6 +51,8 @@ from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import Candidate, Decision, Step, Strategy
 
 if TYPE_CHECKING:
+    import asyncio
+
     from racefree.explore._loop import ControlledLoop
     from racefree.history import Event
 

@@ -57,7 +57,6 @@ for bookkeeping, never across a call or a wait.
 from __future__ import annotations
 
 import _thread
-import asyncio
 import functools
 import hashlib
 import heapq
@@ -252,6 +251,8 @@ class Cassette:
         if _is_async(fn):
 
             async def async_call(*args: Any, **kwargs: Any) -> Any:
+                import asyncio  # an async function runs only once asyncio is imported
+
                 call = self._begin(call_name, key, args, kwargs)
                 if call.hit is not None:
                     await asyncio.sleep(self._wait(call.hit.latency))
