@@ -1,0 +1,243 @@
+"""What one explorer step costs, against a bare OS-thread handoff measured in the same run.
+
+    .venv/bin/python benchmarks/bench_steps.py [--repeat 5]
+
+Prints three tables (figures in docs/benchmarks.md; nothing here is a test):
+
+1. **Handoff**: two OS threads passing a baton through two locks, on one CPU
+   (both pinned to it, as the explorer pins its threads) and free on every
+   CPU: microseconds per handoff. This is the floor of a switch between agents.
+2. **Steps**: N agents (threads) each doing K read-modify-writes of one
+   tracked key, explored by random walk. A step's cost is the run's time
+   less the time the same agents take run one after another in one thread
+   without the explorer (their own work, tracking included), divided by the
+   steps the run took. Given for 2, 8 and 24 agents, with the explorer's
+   threads on one CPU and, for comparison, free.
+3. **Schedules per second** on the lesson-01 workflows (3 and 24 agents,
+   random walk), and the most the workflow itself allows: one over the time
+   its agents take run one after another in one thread, tracked, no explorer.
+
+Best of ``--repeat`` runs for every cell; wall time, on a machine that may be
+shared (the load average is printed).
+"""
+
+from __future__ import annotations
+
+import _thread
+import argparse
+import functools
+import importlib
+import os
+import platform
+import queue
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from racefree.explore import explore
+from racefree.history import History
+from racefree.scenarios import lesson01
+from racefree.scenarios.course import load, play_script
+from racefree.scenarios.llm import SimulatedLLM, agent_names
+from racefree.track import track
+
+scheduler = importlib.import_module("racefree.explore._scheduler")
+
+
+def best(repeat: int, measure: Callable[[], float]) -> float:
+    return min(measure() for _ in range(repeat))
+
+
+# --- 1. handoff --------------------------------------------------------------------------
+
+
+def handoff_us(n: int = 20_000) -> float:
+    ping, pong = _thread.allocate_lock(), _thread.allocate_lock()
+    ping.acquire()
+    pong.acquire()
+    done = _thread.allocate_lock()
+    done.acquire()
+
+    def other() -> None:
+        for _ in range(n):
+            ping.acquire()
+            pong.release()
+        done.release()
+
+    _thread.start_new_thread(other, ())
+    start = time.perf_counter()
+    for _ in range(n):
+        ping.release()
+        pong.acquire()
+    elapsed = time.perf_counter() - start
+    done.acquire()
+    return elapsed / (2 * n) * 1e6
+
+
+def handoff_on_one_cpu_us() -> float:
+    with scheduler.on_one_cpu():  # the thread it starts inherits the mask
+        return handoff_us()
+
+
+# --- 2. steps ----------------------------------------------------------------------------
+
+
+def increments(agents: int, each: int) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    """(explored workflow, the same agents one after another in this thread)."""
+
+    def work(session: Any) -> None:
+        for _ in range(each):
+            session["n"] = session["n"] + 1
+
+    def workflow() -> int:
+        session = track({"n": 0}, history=History())
+        threads = [threading.Thread(target=work, args=(session,)) for _ in range(agents)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return int(session["n"])
+
+    def alone() -> None:
+        session = track({"n": 0}, history=History())
+        for _ in range(agents):
+            work(session)
+
+    return workflow, alone
+
+
+def per_run_alone_us(alone: Callable[[], Any], n: int) -> float:
+    alone()
+    start = time.perf_counter()
+    for _ in range(n):
+        alone()
+    return (time.perf_counter() - start) / n * 1e6
+
+
+def explored(
+    workflow: Callable[[], Any], schedules: int, check: bool = False
+) -> tuple[float, float]:
+    """(microseconds per run, steps per run) for random walk."""
+    steps = [0]
+    run_once = importlib.import_module("racefree.explore.runner")._run_once
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        run = run_once(*args, **kwargs)
+        steps[0] += len(run.trace)
+        return run
+
+    runner = importlib.import_module("racefree.explore.runner")
+    runner._run_once = counting
+    try:
+        result = explore(
+            workflow,
+            schedules=schedules,
+            strategy="random",
+            check=check,
+            keep_going=True,
+            shrink=False,
+            save_dir=None,
+        )
+    finally:
+        runner._run_once = run_once
+    return result.wall_seconds / result.runs * 1e6, steps[0] / result.runs
+
+
+# --- 3. lessons --------------------------------------------------------------------------
+
+
+def lesson(names: list[str], script: str) -> tuple[Callable[[], Any], Callable[[], Any]]:
+    module = load(lesson01.LESSON, script)
+
+    def workflow() -> Any:
+        return play_script(lesson01.LESSON, script, names, seed=1)
+
+    def alone() -> None:
+        history = History()
+        llm = SimulatedLLM(1, 1.0, history=history)
+        session = track(module.new_session(), history=history)
+        sleep = time.sleep
+        time.sleep = lambda seconds: None  # the model's latency is virtual when explored
+        try:
+            if script == "simple_fix":
+                lock, done = threading.Lock(), queue.SimpleQueue()
+                for name in names:
+                    module.agent(name, session, lock, llm, done)
+            else:
+                for name in names:
+                    module.agent(name, session, llm)
+        finally:
+            time.sleep = sleep
+
+    return workflow, alone
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    repeat = args.repeat
+    load_average = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    print(
+        f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
+        f"load average {load_average}, best of {repeat}\n"
+    )
+
+    one_cpu = best(repeat, handoff_on_one_cpu_us)
+    free = best(repeat, handoff_us)
+    print("| bare OS-thread handoff | µs |")
+    print("| --- | ---: |")
+    print(f"| both threads on one CPU | {one_cpu:.1f} |")
+    print(f"| threads free on every CPU | {free:.1f} |\n")
+
+    print(
+        "| agents x read-modify-writes | threads | explored µs/run | alone µs/run | steps/run "
+        "| µs/step | / one-CPU handoff | / free handoff |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for agents, each, schedules in ((2, 20, 400), (8, 10, 200), (24, 5, 100)):
+        workflow, alone = increments(agents, each)
+        alone_us = best(repeat, functools.partial(per_run_alone_us, alone, 200))
+        for pinned in (True, False):
+            scheduler.PIN_CPU = pinned
+            explore(workflow, schedules=20, save_dir=None, shrink=False, keep_going=True)
+            run_us, steps = min(
+                (explored(workflow, schedules) for _ in range(repeat)), key=lambda x: x[0]
+            )
+            step = (run_us - alone_us) / steps
+            print(
+                f"| {agents} x {each} | {'one CPU' if pinned else 'free'} | {run_us:,.0f} "
+                f"| {alone_us:,.0f} | {steps:.0f} | {step:.1f} | {step / one_cpu:.1f}x "
+                f"| {step / free:.1f}x |"
+            )
+    scheduler.PIN_CPU = True
+    print()
+
+    print(
+        "| lesson 01 workflow | checker | schedules/s | µs/run | workflow alone µs/run "
+        "| at most (1 / alone) |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for agents, script, check, schedules in (
+        (3, "broken_parallel", False, 2000),
+        (3, "simple_fix", True, 2000),
+        (24, "broken_parallel", False, 200),
+        (24, "simple_fix", True, 200),
+    ):
+        workflow, alone = lesson(agent_names(agents), script)
+        alone_us = best(repeat, functools.partial(per_run_alone_us, alone, 100))
+        explore(workflow, schedules=20, save_dir=None, shrink=False, keep_going=True)
+        run_us = min(explored(workflow, schedules, check)[0] for _ in range(repeat))
+        print(
+            f"| {script}.py, {agents} agents | {'on' if check else 'off'} | {1e6 / run_us:,.0f} "
+            f"| {run_us:,.0f} | {alone_us:,.0f} | {1e6 / alone_us:,.0f} |"
+        )
+
+
+if __name__ == "__main__":
+    main()
