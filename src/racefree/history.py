@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from racefree import hooks
 from racefree.agent import current_agent
 from racefree.errors import HistoryFormatError
 
@@ -206,6 +207,9 @@ class History:
                 meta=meta or {},
             )
             self._events.append(event)
+        explorer = hooks._scheduler
+        if explorer is not None:  # a running exploration: the event joins the agent's step
+            explorer.note(op, key, event)
         return event
 
     @property

@@ -14,8 +14,10 @@ thread that a library started during a run) are not affected.
 - ``time.sleep`` / ``monotonic`` / ``perf_counter`` / ``time``: virtual time.
 - ``asyncio.new_event_loop``: a :class:`ControlledLoop` (so ``asyncio.run``
   inside a workflow is explored too).
-- ``History.record``: every recorded event joins the run's history and the
-  running step's footprint.
+
+(``History.record`` needs no replacement: it announces every event through
+``racefree.hooks``, and the scheduler adds it to the run's history and the
+running step's footprint.)
 """
 
 from __future__ import annotations
@@ -31,7 +33,6 @@ from typing import TYPE_CHECKING, Any
 
 from racefree import hooks
 from racefree.explore._scheduler import DONE, Agent, Scheduler, VLock
-from racefree.history import History
 
 if TYPE_CHECKING:
     import asyncio
@@ -52,7 +53,6 @@ _orig = {
     "monotonic": time.monotonic,
     "perf_counter": time.perf_counter,
     "time": time.time,
-    "record": History.record,
 }
 _EPOCH = 1_700_000_000.0  # virtual time.time() at the start of every run
 
@@ -231,14 +231,6 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return ControlledLoop(me.run, me)
 
 
-def _record(self: History, op: str, key: str | None = None, **kwargs: Any) -> Any:
-    event = _orig["record"](self, op, key, **kwargs)
-    sched = hooks._scheduler
-    if sched is not None:
-        sched.note(op, key, event)
-    return event
-
-
 _PATCHES: list[tuple[Any, str, Any]] = [
     (threading, "Lock", _lock),
     (threading, "_allocate_lock", _lock),
@@ -255,7 +247,6 @@ _PATCHES: list[tuple[Any, str, Any]] = [
     (time, "monotonic", _monotonic),
     (time, "perf_counter", _perf_counter),
     (time, "time", _time),
-    (History, "record", _record),
 ]
 
 _installed = 0

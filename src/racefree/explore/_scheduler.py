@@ -871,7 +871,7 @@ class Scheduler:
         if me.state == RUN and me.ready_at <= self.clock:
             current = (me.ordinal, 0)
         candidates = [o[1] for o in options]
-        if len(options) == 1:
+        if len(candidates) == 1:
             index = 0
         else:
             offered = False
@@ -915,7 +915,7 @@ class Scheduler:
             cand.kind,
             cand.key,
             self.clock,
-            tuple([c.id for c in candidates]),
+            (cand.id,) if len(candidates) == 1 else tuple([c.id for c in candidates]),
             index != default,
         )
         if cand.key is not None and cand.kind in ("lock", "join"):
