@@ -218,6 +218,28 @@ def main() -> None:
     scheduler.PIN_CPU = True
     print()
 
+    # Where a step's time goes, with one agent (no handoff ever): explored as is, with
+    # the decision at each access skipped (the access still joins the step), and alone.
+    workflow, alone = increments(1, 50)
+    alone_us = best(repeat, functools.partial(per_run_alone_us, alone, 200))
+    full = min(explored(workflow, 300)[0] for _ in range(repeat))
+    point = scheduler.Scheduler.point
+
+    def no_decision(self: Any, kind: str, key: str | None) -> None:
+        if key is not None and self.by_ident.get(_thread.get_ident()) is not None:
+            self.touch(key, True)
+
+    scheduler.Scheduler.point = no_decision
+    try:
+        skipped = min(explored(workflow, 300)[0] for _ in range(repeat))
+    finally:
+        scheduler.Scheduler.point = point
+    print("| one agent, 50 read-modify-writes (100 accesses) | µs per access |")
+    print("| --- | ---: |")
+    print(f"| explored | {full / 100:.1f} |")
+    print(f"| explored, no decision at an access | {skipped / 100:.1f} |")
+    print(f"| alone, tracked, no explorer | {alone_us / 100:.1f} |\n")
+
     print(
         "| lesson 01 workflow | checker | schedules/s | µs/run | workflow alone µs/run "
         "| at most (1 / alone) |"

@@ -363,18 +363,22 @@ class _Coverage:
         self.agents = 0
         self.visible_steps = 0
         self.accesses = 0
+        self._shown: dict[str, bool] = {}  # key -> drawn in a verbose timeline
 
     def add(self, run: Run) -> None:
         agents = set()
         visible = 0
+        shown_keys = self._shown  # the same keys come back in every run: classify each once
         for step in run.trace:
             agents.add(step.id[0])
             shown = False
             for key in step.footprint:
-                if not _hidden(key, verbose=True):
-                    shown = True
-                    if not key.startswith(_NOT_STATE):
+                state = shown_keys.get(key)
+                if state is None:
+                    state = shown_keys[key] = not _hidden(key, verbose=True)
+                    if state and not key.startswith(_NOT_STATE):
                         self.keys.add(key)
+                shown = shown or state
             visible += shown
         self.agents = max(self.agents, len(agents))
         self.visible_steps = max(self.visible_steps, visible)

@@ -159,14 +159,20 @@ def ordering(trace: Sequence[Step]) -> int:
     per_key: dict[str, list[Any]] = {}
     count: dict[tuple[int, str], int] = {}
     for step in trace:
+        footprint = step.footprint
+        if not footprint:
+            continue
         agent = step.id[0]
-        for key, wrote in step.footprint.items():
-            n = count.get((agent, key), 0)
-            count[(agent, key)] = n + 1
-            accesses = per_key.setdefault(key, [])
+        for key, wrote in footprint.items():
+            touch = (agent, key)
+            n = count.get(touch, 0)
+            count[touch] = n + 1
+            accesses = per_key.get(key)
+            if accesses is None:
+                accesses = per_key[key] = []
             if wrote:
                 accesses.append((agent, n))
-            elif accesses and isinstance(accesses[-1], set):
+            elif accesses and type(accesses[-1]) is set:
                 accesses[-1].add((agent, n))
             else:
                 accesses.append({(agent, n)})
