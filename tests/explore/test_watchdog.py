@@ -115,3 +115,37 @@ def test_a_watchdog_that_is_not_positive_is_refused(value: float) -> None:
         UsageError, match=rf"^watchdog must be a positive number of seconds or None, not {value}\.$"
     ):
         explore(lambda: None, watchdog=value)
+
+
+def test_an_import_lock_held_by_a_parked_agent_ends_the_run_as_blocked(
+    tmp_path: Any, threads_before: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One agent is parked half-way through importing a module (its top level sleeps:
+    a scheduling point); another imports it too and waits on the import system's own
+    lock, a real lock in C. Nothing the explorer controls can wake it."""
+    import sys
+
+    name = f"slow_module_{tmp_path.name}"
+    (tmp_path / f"{name}.py").write_text("import time\ntime.sleep(1)\nREADY = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    def importer() -> None:
+        __import__(name)
+
+    def workflow() -> None:
+        threads = [threading.Thread(target=importer, name=n) for n in ("First", "Second")]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    try:
+        result = explore(workflow, schedules=20, watchdog=0.3, save_dir=None, strategy="random")
+    finally:
+        sys.modules.pop(name, None)
+    blocked = [f for f in result.failures if f.failure.kind == "blocked"]
+    assert blocked, result.summary()
+    title = blocked[0].failure.title
+    assert title.startswith(("First made no progress", "Second made no progress")), title
+    assert f"waiting for the import of {name}, which another agent began" in title
+    assert wait_for_threads(threads_before) <= threads_before

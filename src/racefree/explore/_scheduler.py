@@ -241,6 +241,22 @@ def _rule_matches(pattern: str, name: str, modules: Sequence[str]) -> bool:
     )
 
 
+def _importing(frame: Any) -> str | None:
+    """The module a thread waits to import, when it waits on the import system's lock."""
+    while frame is not None:
+        code = frame.f_code
+        if code.co_filename == "<frozen importlib._bootstrap>" and code.co_name == "acquire":
+            outer = frame.f_back
+            while outer is not None:
+                if outer.f_code.co_name in ("_find_and_load", "_lock_unlock_module"):
+                    module = outer.f_locals.get("name")
+                    return str(module) if module else None
+                outer = outer.f_back
+            return None
+        frame = frame.f_back
+    return None
+
+
 class Abort(BaseException):
     """Raised inside an agent to unwind it when a run is abandoned (deadlock, step limit)."""
 
@@ -1272,6 +1288,15 @@ class Scheduler:
                 name = agent.loop.running_name(self.names)
         frame = sys._current_frames().get(agent.ident)
         where = "a call the explorer does not control"
+        importing = _importing(frame)
+        if importing is not None:
+            return (
+                f"{name} made no progress for {seconds:.1f} s (real time), waiting for the "
+                f"import of {importing}, which another agent began and is parked in the middle "
+                "of (the module's top level reached a scheduling point, and the import "
+                "system's lock is not the explorer's): import the module before the agents "
+                "start, or raise watchdog if the import is only slow."
+            )
         if frame is not None:
             frame = user_frame(frame)
             code = frame.f_code
