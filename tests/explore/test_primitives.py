@@ -154,3 +154,31 @@ def test_a_lock_left_held_by_an_abandoned_run_is_free_in_the_next() -> None:
     assert kinds == ["deadlock"], result.report()
     assert result.runs == 3
     assert not _lock.locked()
+
+
+def test_an_event_loop_kept_from_run_1_runs_as_a_plain_loop_later_and_after() -> None:
+    """docs/explorer.md, Limits: a loop made in one run and run again in a later one is
+    an ordinary loop there (its own clock is real time, its waits are not explored),
+    and it still works after the exploration."""
+    import asyncio
+
+    kept: list[asyncio.AbstractEventLoop] = []
+    clocks: list[float] = []
+
+    def workflow() -> None:
+        if not kept:
+            kept.append(asyncio.new_event_loop())  # a library's lazily made loop
+
+        async def step() -> float:
+            await asyncio.sleep(0.001)
+            return asyncio.get_running_loop().time()
+
+        clocks.append(kept[0].run_until_complete(step()))
+
+    real_before = time.monotonic()
+    result = explore(workflow, schedules=3, strategy="random", save_dir=None)
+    assert result.failure is None and result.runs == 3
+    assert clocks[0] < 1.0  # run 1: the run's virtual clock, a millisecond in
+    assert all(clock >= real_before for clock in clocks[1:])  # later runs: the real clock
+    assert kept[0].run_until_complete(asyncio.sleep(0, result="works")) == "works"
+    kept[0].close()
