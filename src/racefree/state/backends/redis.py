@@ -111,24 +111,33 @@ _READ_ONLY = frozenset({"get", "snapshot", "versions"})
 _APPENDS = frozenset({"append", "extend", "append_turn"})
 _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 
-# One write op decided and applied inside Redis, in one round trip, so that
-# it never conflicts: set, increment, append, extend, append_turn, and apply
-# whose reducers are all add, append or last_value.
+# Every write, in one round trip: the script checks, decides and writes in
+# one atomic step, or writes nothing. It carries out the ops whose decision
+# needs nothing but the keys' current state (set, compare_and_set, increment,
+# append, extend, append_turn, claim, apply whose reducers are all add, append
+# or last_value, and a transaction's commit), and it commits the effects of an
+# op decided in Python (update, other reducers) if its keys are still at the
+# versions read.
 # KEYS: record key, key set, then meta, list per key.
-# ARGV (few, since redis-py packs each one): writer ('' = none, else '=' +
-# name), the record's text up to the result, then the result's shape ('n' new
-# version of the first key, 'v' its new value, 'i' the first new index, 'd' a
-# dict of key -> new version) followed by the seconds to keep the record (0 =
-# forever), such as 'i600'; then per key: key, spec, items. A spec is the code,
-# the item count and, for 's'/'S', ':' and the base version ('x1', 's1:4').
-# Codes: 'p' put the JSON text, 'P'
-# put a list, 's'/'S' the same for a last-value reducer (refused when another
-# agent wrote the key after version base), 'x' extend, 'a' add the number.
-# Answers {0, record} for a replay; {1, version, extra, was a list, ...} per key
-# (extra: the new value for 'a', the first new index for 'x'; was a list: 1 when
-# the key held a list before, so an 'x' extended it); or, writing nothing,
-# {2, n, kind, text, version, writer} with the state of the n-th key (from 1)
-# when its op must be refused: the store then raises the decision's own error.
+# ARGV (few, since every one is packed and parsed): writer ('' = none, else
+# '=' + name), the record's text (up to the result, or whole for shape 'r'),
+# then the result's shape followed by the seconds to keep the record (0 =
+# forever), such as 'i600'; then per key: key, spec, arguments. Shapes: 'n'
+# new version of the first key, 'v' its new value, 'i' the first new index,
+# 'b' whether the claim holds, 'd' a dict of key -> new version of the keys
+# written, 'r' the record is given whole. A spec is a run of letter + number:
+# checks 'v' (the version must be N) and 'w' (last-value: refused when another
+# agent wrote the key after version N), then steps that take N arguments,
+# folded in order on the key's value: 'p' put the JSON text, 'P' put a list of
+# N items, 'x' extend by N items, 'a' add the number, 'o' claim for the owner
+# (writes only when the key holds nothing). Such as 'x1', 'v4p1', 'w2P3'.
+# Answers {0, record} for a replay; {1, then per key: version, extra, was a
+# list, wrote} (extra: the new JSON text of a value, the first new index of a
+# list, or what a claim found: the text, or the items of a list); or, writing
+# nothing, {2, n, kind, text, version, writer, why} with the state of the n-th
+# key (from 1) when a check ('v') or a step ('s') refused it: the store then
+# raises the decision's own error. The record is stored when a key was
+# written, or under an idempotency key (kept forever).
 _WRITE = """
 local done = redis.call('GET', KEYS[1])
 if done then return {0, done} end
@@ -195,75 +204,107 @@ local plans = {}
 local a, k, n = 4, 3, 0
 while a <= #ARGV do
   n = n + 1
-  local code, count, base = string.match(ARGV[a + 1], '^(%a)(%d+):?(%d*)$')
-  count, base = tonumber(count), tonumber(base) or 0
   local f = redis.call('HMGET', KEYS[k], 'k', 'v', 'n', 'w')
   local kind, text, version = f[1], f[2], tonumber(f[3] or '0')
-  local plan = {k = k, a = a, code = code, count = count, kind = kind, w = f[4]}
-  local refuse = false
-  if code == 'x' then
-    refuse = kind == 'j' and text ~= 'null'
-  elseif code == 'a' then
-    if kind == 'l' then
-      refuse = true
-    elseif kind == 'j' and text ~= 'null' then
-      plan.value = add(text, ARGV[a + 2])
-      refuse = not plan.value
+  -- mode: 'e' nothing, 'j' the JSON text cur, 'k' the stored list plus the
+  -- ranges of ARGV pushed after it, 'l' a new list of those ranges only
+  local mode, cur, ranges = 'j', text, {}
+  if not kind then mode = 'e' elseif kind == 'l' then mode = 'k' end
+  local wrote, why = false, nil
+  local i = a + 2
+  for code, count in string.gmatch(ARGV[a + 1], '(%a)(%d+)') do
+    count = tonumber(count)
+    local empty = mode == 'e' or (mode == 'j' and cur == 'null')
+    if code == 'v' then
+      if version ~= count then why = 'v' end
+    elseif code == 'w' then
+      if version > count and f[4] ~= writer then why = 's' end
     else
-      plan.value = ARGV[a + 2]
+      wrote = true
+      if code == 'p' then
+        mode, cur, ranges = 'j', ARGV[i], {}
+      elseif code == 'P' then
+        mode, ranges = 'l', {{i, count}}
+      elseif code == 'x' then
+        if empty then mode, ranges = 'l', {{i, count}}
+        elseif mode == 'j' then why = 's'
+        else ranges[#ranges + 1] = {i, count} end
+      elseif code == 'a' then
+        if empty then mode, cur = 'j', ARGV[i]
+        elseif mode == 'j' then
+          cur = add(cur, ARGV[i])
+          if not cur then why = 's' end
+        else why = 's' end
+      elseif code == 'o' then
+        if empty then mode, cur = 'j', ARGV[i] else wrote = false end
+      end
+      i = i + count
     end
-  elseif code == 's' or code == 'S' then
-    refuse = version > base and f[4] ~= writer
+    if why then return {2, n, kind, text, version, f[4], why} end
   end
-  if refuse then return {2, n, kind, text, version, f[4]} end
-  plans[n] = plan
-  a = a + 2 + count
+  plans[n] = {k = k, a = a, kind = kind, w = f[4], version = version, mode = mode,
+              cur = cur, ranges = ranges, wrote = wrote}
+  a = i
   k = k + 2
 end
-local out, parts = {1}, {}
+local out, parts, any = {1}, {}, false
 for _, p in ipairs(plans) do
-  local meta, list, code, first, count = KEYS[p.k], KEYS[p.k + 1], p.code, p.a + 2, p.count
-  local extra = 0
-  if code == 'x' or code == 'P' or code == 'S' then
-    if code ~= 'x' and p.kind == 'l' then redis.call('DEL', list) end
-    local length = 0
-    if count == 0 and code == 'x' and p.kind == 'l' then length = redis.call('LLEN', list) end
-    for i = first, first + count - 1, 1000 do
-      length = redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, first + count - 1)))
-    end
-    extra = length - count
-    if p.kind ~= 'l' then
-      redis.call('HSET', meta, 'k', 'l')
-      redis.call('HDEL', meta, 'v')
-    end
+  local meta, list, mode = KEYS[p.k], KEYS[p.k + 1], p.mode
+  local version, extra = p.version, 0
+  if not p.wrote then
+    -- a claim that found the key held: what it holds, for the caller
+    if mode == 'k' then extra = redis.call('LRANGE', list, 0, -1) else extra = p.cur end
   else
-    if p.kind == 'l' then redis.call('DEL', list) end
-    local text = p.value or ARGV[first]
-    redis.call('HSET', meta, 'k', 'j', 'v', text)
-    if code == 'a' then extra = text end
-  end
-  local version = redis.call('HINCRBY', meta, 'n', 1)
-  if writer then
-    if p.w ~= writer then redis.call('HSET', meta, 'w', writer) end
-  elseif p.w then
-    redis.call('HDEL', meta, 'w')
-  end
-  if not p.kind then redis.call('SADD', KEYS[2], ARGV[p.a]) end
-  out[#out + 1] = version
-  out[#out + 1] = extra
-  out[#out + 1] = (p.kind == 'l') and 1 or 0
-  if string.sub(ARGV[3], 1, 1) == 'd' then
+    any = true
+    if mode == 'j' then
+      if p.kind == 'l' then redis.call('DEL', list) end
+      redis.call('HSET', meta, 'k', 'j', 'v', p.cur)
+      extra = p.cur
+    else
+      if mode == 'l' and p.kind == 'l' then redis.call('DEL', list) end
+      local length, pushed = 0, 0
+      for _, r in ipairs(p.ranges) do
+        local first, last = r[1], r[1] + r[2] - 1
+        for j = first, last, 1000 do
+          length = redis.call('RPUSH', list, unpack(ARGV, j, math.min(j + 999, last)))
+        end
+        pushed = pushed + r[2]
+      end
+      if pushed == 0 and mode == 'k' then length = redis.call('LLEN', list) end
+      extra = length - pushed
+      if p.kind ~= 'l' then
+        redis.call('HSET', meta, 'k', 'l')
+        redis.call('HDEL', meta, 'v')
+      end
+    end
+    version = redis.call('HINCRBY', meta, 'n', 1)
+    if writer then
+      if p.w ~= writer then redis.call('HSET', meta, 'w', writer) end
+    elseif p.w then
+      redis.call('HDEL', meta, 'w')
+    end
+    if not p.kind then redis.call('SADD', KEYS[2], ARGV[p.a]) end
     -- the key as JSON text: printable keys need only '"' and '\\' escaped
     local quoted = string.gsub(ARGV[p.a], '[\\\\"]', '\\\\%0')
     parts[#parts + 1] = '"' .. quoted .. '":' .. version
   end
+  out[#out + 1] = version
+  out[#out + 1] = extra
+  out[#out + 1] = (p.kind == 'l') and 1 or 0
+  out[#out + 1] = p.wrote and 1 or 0
 end
-local shape, seconds, result = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2), nil
-if shape == 'n' then result = out[2]
-elseif shape == 'v' then result = out[3]
-elseif shape == 'i' then result = out[3]
-else result = '{' .. table.concat(parts, ',') .. '}' end
-local record = ARGV[2] .. result .. ']'
+local shape, seconds = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2)
+if not any and seconds ~= '0' then return out end
+local record = ARGV[2]
+if shape ~= 'r' then
+  local result
+  if shape == 'n' then result = out[2]
+  elseif shape == 'v' or shape == 'i' then result = out[3]
+  elseif shape == 'b' then
+    result = (any or (out[4] == 0 and out[3] == ARGV[6])) and 'true' or 'false'
+  else result = '{' .. table.concat(parts, ',') .. '}' end
+  record = record .. result .. ']'
+end
 if seconds == '0' then
   redis.call('SET', KEYS[1], record)
 else
@@ -312,59 +353,7 @@ end
 return out
 """
 
-# KEYS: record key, key set, meta1, list1, meta2, list2, ...
-# ARGV: writer ('' or '=' + name), record text ('' = none), seconds to keep it
-# (0 = forever), then per key: key, version read, effect ('0' none, 'j' put
-# JSON, 'l' put a list, 'e' extend the list), item count, items.
-# Answers {0, record} for a replay, {1} when written, {2, key, expected, actual}
-# when a key changed since it was read (nothing written).
-_COMMIT = """
-local done = redis.call('GET', KEYS[1])
-if done then return {0, done} end
-local specs = {}
-local a = 4
-for i = 3, #KEYS, 2 do
-  local expected = tonumber(ARGV[a + 1])
-  local actual = tonumber(redis.call('HGET', KEYS[i], 'n') or '0')
-  if actual ~= expected then return {2, ARGV[a], expected, actual} end
-  specs[#specs + 1] = {i, a}
-  a = a + 4 + tonumber(ARGV[a + 3])
-end
-for _, s in ipairs(specs) do
-  local meta, list, a = KEYS[s[1]], KEYS[s[1] + 1], s[2]
-  local code, first, count = ARGV[a + 2], a + 4, tonumber(ARGV[a + 3])
-  if code ~= '0' then
-    if code == 'j' then
-      redis.call('DEL', list)
-      redis.call('HSET', meta, 'k', 'j', 'v', ARGV[first])
-    else
-      if code == 'l' then redis.call('DEL', list) end
-      for i = first, first + count - 1, 1000 do
-        redis.call('RPUSH', list, unpack(ARGV, i, math.min(i + 999, first + count - 1)))
-      end
-      redis.call('HSET', meta, 'k', 'l')
-      redis.call('HDEL', meta, 'v')
-    end
-    redis.call('HINCRBY', meta, 'n', 1)
-    if ARGV[1] == '' then
-      redis.call('HDEL', meta, 'w')
-    else
-      redis.call('HSET', meta, 'w', string.sub(ARGV[1], 2))
-    end
-    redis.call('SADD', KEYS[2], ARGV[a])
-  end
-end
-if ARGV[2] ~= '' then
-  if ARGV[3] == '0' then
-    redis.call('SET', KEYS[1], ARGV[2])
-  else
-    redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  end
-end
-return {1}
-"""
-
-_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL, "commit": _COMMIT}
+_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL}
 
 # A step of an op: (script name, keys, args); the driver sends it and the reply comes back.
 Call = tuple[str, list[str], list[Any]]
@@ -472,40 +461,70 @@ def parse_url(url: str) -> tuple[str, str]:
 _SLOW = object()  # the write script declined an op: decide it in Python
 _NATIVE_REDUCERS = frozenset({"add", "append", "last_value"})
 
+# A key's part of a write-script call: its spec ('v4p1') and the spec's arguments.
+Spec = tuple[str, list[str]]
 
-def _native(op: Op) -> tuple[str, list[tuple[str, int, list[str]]]] | None:
-    """How the ``write`` script carries out ``op``: the result's shape and one spec per key.
+
+def _put(value: Any, check: str = "") -> Spec:
+    """A put of ``value`` after ``check``: a list is stored as a Redis list ('P')."""
+    if type(value) is list:
+        return f"{check}P{len(value)}", [dumps(item) for item in value]
+    return f"{check}p1", [dumps(value)]
+
+
+def _extend(items: list[Any], check: str = "") -> Spec:
+    texts = [dumps(item) for item in items]
+    return f"{check}x{len(texts)}", texts
+
+
+def _native(op: Op, recording: bool) -> tuple[str, list[Spec]] | None:
+    """How the ``write`` script carries out ``op`` by itself: the result's shape, a spec per key.
 
     ``None`` for an op that needs a decision in Python (a custom or merge
-    reducer, ``update``'s function, a version check, a read).
+    reducer, ``update``'s function, a read), and for a transaction's commit
+    while a history is recorded (its events need the values the decision
+    computes).
     """
     name = op.name
     if name in _APPENDS:
-        return "i", [("x", 0, [dumps(item) for item in op.args[0]])]
+        return "i", [_extend(op.args[0])]
     if name == "increment":
-        return "v", [("a", 0, [dumps(op.args[0])])]
+        return "v", [("a1", [dumps(op.args[0])])]
     if name == "set":
-        return "n", [_put(op.args[0], "p", 0)]
+        return "n", [_put(op.args[0])]
+    if name == "compare_and_set":
+        return "n", [_put(op.args[0], f"v{op.args[1]}")]
+    if name == "claim":
+        return "b", [("o1", [dumps(op.args[0])])]
     if name == "apply":
         specs = []
         for value, reducer, base in op.args:
             if reducer not in _NATIVE_REDUCERS:
                 return None
             if reducer == "append":
-                specs.append(("x", 0, [dumps(item) for item in value]))
+                specs.append(_extend(value))
             elif reducer == "add":
-                specs.append(("a", 0, [dumps(value)]))
+                specs.append(("a1", [dumps(value)]))
             else:
-                specs.append(_put(value, "s", base))
+                specs.append(_put(value, f"w{base}"))
+        return "d", specs
+    if name == "commit" and not recording:
+        specs = []
+        for read_version, pending in op.args:
+            spec = "" if read_version is None else f"v{read_version}"
+            texts: list[str] = []
+            for kind, arg in pending:
+                if kind == "set":
+                    step, more = _put(arg)
+                elif kind == "extend":
+                    step, more = _extend(arg)
+                else:
+                    step, more = "a1", [dumps(arg)]
+                spec += step
+                texts += more
+            specs.append((spec, texts))
         return "d", specs
     return None
-
-
-def _put(value: Any, code: str, base: int) -> tuple[str, int, list[str]]:
-    """A put of ``value``: a list is stored as a Redis list (upper-case code)."""
-    if type(value) is list:
-        return code.upper(), base, [dumps(item) for item in value]
-    return code, base, [dumps(value)]
 
 
 class _Plan:
@@ -535,7 +554,7 @@ class _Plan:
         return f"{self.prefix}:t:{token}", TOKEN_SECONDS
 
     def _write(
-        self, op: Op, token: str, writer: str, shape: str, specs: list[tuple[str, int, list[str]]]
+        self, op: Op, token: str, writer: str, shape: str, specs: list[Spec]
     ) -> Generator[Call, Any, Any]:
         """One op carried out by the ``write`` script; ``_SLOW`` if it must be decided here."""
         keys: tuple[str, ...] = op.keys  # type: ignore[assignment]
@@ -543,54 +562,71 @@ class _Plan:
         record, seconds = self.record_key(op, token)
         names: list[str] = [record, self.key_set]
         args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", f"{shape}{seconds}"]
-        for key, (code, base, items) in zip(keys, specs, strict=True):
+        for key, (spec, texts) in zip(keys, specs, strict=True):
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
-            spec = f"{code}{len(items)}:{base}" if code in "sS" else f"{code}{len(items)}"
-            args += (key, spec, *items)
+            args += (key, spec, *texts)
         reply = yield ("write", names, args)
         status = reply[0]
         if status == 0:
             return replay(op, loads_record(reply[1]))
         if status == 2:
             # Refused: the decision, given the state the script saw, raises the
-            # same error as on every other backend (the other keys passed).
-            _, index, kind, text, version, last = reply
-            states = [EMPTY] * len(keys)
+            # same error as on every other backend (the keys before it passed).
+            _, index, kind, text, version, last, why = reply
+            if op.name == "commit":
+                if _text(why) != "v":  # a step refused: only the whole decision knows why
+                    return _SLOW
+                states = [KeyState(None, read or 0, None) for read, _ in op.args]
+            else:
+                states = [EMPTY] * len(keys)
             states[index - 1] = _state(version, last, kind, text, [])
             decide(op, states)
             return _SLOW  # the script and the decision disagree: let the decision decide
+        rows = [reply[1 + 4 * i : 5 + 4 * i] for i in range(len(keys))]
+        result: Any
         if shape == "n":
-            result = reply[1]
-        elif shape in "vi":
-            result = loads(reply[2]) if shape == "v" else reply[2]
+            result = rows[0][0]
+        elif shape == "v":
+            result = loads(rows[0][1])
+        elif shape == "i":
+            result = rows[0][1]
+        elif shape == "b":
+            _, found, was_list, wrote = rows[0]
+            result = bool(wrote) or (not was_list and _text(found) == specs[0][1][0])
         else:
-            result = {key: reply[1 + 3 * i] for i, key in enumerate(keys)}
+            result = {key: row[0] for key, row in zip(keys, rows, strict=True) if row[3]}
         if self.history is not None:
-            self._record(op, keys, specs, reply, result)
+            self._record(op, keys, specs, rows, result)
         return result
 
     def _record(
         self,
         op: Op,
         keys: tuple[str, ...],
-        specs: list[tuple[str, int, list[str]]],
-        reply: list[Any],
+        specs: list[Spec],
+        rows: list[list[Any]],
         result: Any,
     ) -> None:
         """The events of an op the ``write`` script carried out, from its answer.
 
-        Every key was written, so an event needs only the version read (one
-        below the new one) and the effect, which the op itself holds.
+        A written key's event needs only the version read (one below the new
+        one) and the effect, which the op itself holds; a claim that wrote
+        nothing read what the script handed back.
         """
         states: list[KeyState] = []
         effects = []
-        for i, (key, (code, _, _)) in enumerate(zip(keys, specs, strict=True)):
-            version, extra, was_list = reply[1 + 3 * i : 4 + 3 * i]
+        for i, (key, (spec, _), row) in enumerate(zip(keys, specs, rows, strict=True)):
+            version, extra, was_list, wrote = row
+            if not wrote:
+                value = loads_list(extra) if was_list else loads(extra)
+                states.append(KeyState(value, version, None))
+                continue
             states.append(KeyState(None, version - 1, None))
             value = op.args[0] if op.name != "apply" else op.args[i][0]
-            if code == "a":
+            step = spec.rstrip("0123456789")[-1]
+            if step == "a":
                 effects.append((PUT, key, loads(extra)))
-            elif code == "x":
+            elif step == "x":
                 effects.append((EXTEND if was_list else PUT, key, value))
             else:
                 effects.append((PUT, key, value))
@@ -615,7 +651,7 @@ class _Plan:
             return decision.result
         keys = op.keys
         writer = "" if op.agent is None else "=" + op.agent
-        native = _native(op)
+        native = _native(op, self.history is not None)
         if native is not None:
             decided = yield from self._write(op, token, writer, *native)
             if decided is not _SLOW:
@@ -647,24 +683,27 @@ class _Plan:
                 for event in describe_events(op, keys, states_list, decision):
                     self.history.record(**event)
             return decision.result
+        # Commit the decision: the write script applies its effects only if
+        # every key is still at the version read ('v' checks).
         effects = {key: (kind, payload) for kind, key, payload in decision.effects}
-        args: list[Any] = [writer, record_text(op, decision.result), seconds]
+        args: list[Any] = [writer, record_text(op, decision.result), f"r{seconds}"]
         for key, state in zip(keys, states_list, strict=True):
             effect = effects.get(key)
+            check = f"v{state.version}"
             if effect is None:
-                args += (key, state.version, "0", 0)
-            elif effect[0] == 1:  # EXTEND
-                args += (key, state.version, "e", len(effect[1]), *map(dumps, effect[1]))
-            elif type(effect[1]) is list:
-                args += (key, state.version, "l", len(effect[1]), *map(dumps, effect[1]))
+                spec: Spec = (check, [])
+            elif effect[0] == EXTEND:
+                spec = _extend(effect[1], check)
             else:
-                args += (key, state.version, "j", 1, dumps(effect[1]))
-        reply = yield ("commit", [record, self.key_set, *names], args)
+                spec = _put(effect[1], check)
+            args += (key, spec[0], *spec[1])
+        reply = yield ("write", [record, self.key_set, *names], args)
         status = reply[0]
         if status == 0:
             return replay(op, loads_record(reply[1]))
         if status == 2:
-            raise RetryOperation(_text(reply[1]), int(reply[2]), int(reply[3]))
+            index, version = reply[1], int(reply[4])
+            raise RetryOperation(keys[index - 1], states_list[index - 1].version, version)
         if self.history is not None:
             for event in describe_events(op, keys, states_list, decision):
                 self.history.record(**event)
