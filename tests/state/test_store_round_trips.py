@@ -1,0 +1,351 @@
+"""Round trips, counted (not timed): what each store operation sends to its engine.
+
+Redis: the server's own ``MONITOR`` stream lists every command a client
+sent, in the order the server ran them (the commands a script runs inside
+Redis are marked ``lua`` and are not round trips). A mark (``ECHO``) sent
+before and after the operation bounds what it sent. SQLite: the connection's
+trace callback lists every statement it ran, ``BEGIN`` and ``COMMIT``
+included.
+
+Each single-key operation is one ``EVALSHA`` on Redis and one
+``BEGIN IMMEDIATE`` ... ``COMMIT`` on SQLite; ``update`` and a transaction
+are at most one read and one commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import racefree
+from racefree.state.backends.sqlite import SQLiteBackend
+from tests.state.conftest import AsyncFacade
+from tests.state.redis_server import drop_namespace, fresh_redis_url
+
+Action = Callable[[Any], Any]
+
+
+class RedisCommands:
+    """The commands clients send to a Redis server, as the server saw them (``MONITOR``)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        self._client = redis.Redis.from_url(url.split("?", 1)[0])
+        self._monitor = self._client.monitor()
+        self._monitor.__enter__()
+
+    def _until(self, mark: str) -> list[str]:
+        seen: list[str] = []
+        while True:
+            entry = self._monitor.next_command()
+            if entry["command"] == f"ECHO {mark}":
+                return seen
+            if entry["client_type"] != "lua":
+                seen.append(entry["command"].split(" ", 1)[0].upper())
+
+    def during(self, action: Callable[[], Any]) -> list[str]:
+        """The names of the commands sent while ``action`` ran, in order."""
+        start, end = uuid.uuid4().hex, uuid.uuid4().hex
+        self._client.echo(start)
+        self._until(start)
+        action()
+        self._client.echo(end)
+        return self._until(end)
+
+    def close(self) -> None:
+        self._monitor.__exit__(None, None, None)
+        self._client.close()
+
+
+@pytest.fixture(scope="module")
+def redis_commands(redis_base_url: str) -> Iterator[RedisCommands]:
+    commands = RedisCommands(redis_base_url)
+    yield commands
+    commands.close()
+
+
+@pytest.fixture(params=["sync", "async"])
+def redis_store(request: pytest.FixtureRequest, redis_base_url: str) -> Iterator[Any]:
+    url = fresh_redis_url(redis_base_url)
+    reducers = {"tokens": "add", "log": "append"}
+    if request.param == "sync":
+        store: Any = racefree.open_store(url, reducers=reducers)
+    else:
+        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    yield store
+    store.close()
+    drop_namespace(url)
+
+
+# (name, prepare the store, the operation, its answer and what the store then holds)
+SINGLE_KEY: list[tuple[str, Action, Action, Callable[[Any, Any], bool]]] = [
+    ("get", lambda s: s.set("k", 7), lambda s: s.get("k"), lambda s, r: r == 7),
+    (
+        "set",
+        lambda s: None,
+        lambda s: s.set("k", {"a": 1}),
+        lambda s, r: s.get_versioned("k") == ({"a": 1}, r),
+    ),
+    (
+        "set a list",
+        lambda s: s.append("k", 0),
+        lambda s: s.set("k", [1, 2]),
+        lambda s, r: s.get_versioned("k") == ([1, 2], r),
+    ),
+    (
+        "compare_and_set",
+        lambda s: s.set("k", 1),
+        None,  # built in the test: it needs the version before the call
+        lambda s, r: s.get_versioned("k") == (2, r),
+    ),
+    (
+        "append",
+        lambda s: s.append("k", 0),
+        lambda s: s.append("k", 1),
+        lambda s, r: r == 1 and s.get("k") == [0, 1],
+    ),
+    (
+        "extend",
+        lambda s: None,
+        lambda s: s.extend("k", [1, 2]),
+        lambda s, r: r == 0 and s.get("k") == [1, 2],
+    ),
+    (
+        "append_turn",
+        lambda s: None,
+        lambda s: s.append_turn("k", [{"role": "user", "content": "hi"}]),
+        lambda s, r: r == 0 and s.get("k") == [{"role": "user", "content": "hi"}],
+    ),
+    (
+        "append with an idempotency key",
+        lambda s: None,
+        None,  # a fresh key per call, built in the test
+        lambda s, r: r == 0 and s.get("k") == [1],
+    ),
+    ("increment", lambda s: None, lambda s: s.increment("k", 2), lambda s, r: r == 2),
+    (
+        "claim (wins)",
+        lambda s: None,
+        lambda s: s.claim("k", "ann"),
+        lambda s, r: r is True and s.get("k") == "ann",
+    ),
+    (
+        "claim (held)",
+        lambda s: s.claim("k", "bob"),
+        lambda s: s.claim("k", "ann"),
+        lambda s, r: r is False and s.get("k") == "bob",
+    ),
+    (
+        "apply",
+        lambda s: None,
+        lambda s: s.apply({"tokens": 3, "log": ["x"], "plan": "p"}),
+        lambda s, r: (s.get("tokens"), s.get("log"), s.get("plan")) == (3, ["x"], "p"),
+    ),
+]
+
+
+SINGLE_KEY_PARAMS = [pytest.param(*row, id=row[0]) for row in SINGLE_KEY]
+
+
+def _ready(store: Any, name: str, prepare: Action, action: Action | None) -> Action:
+    """Warm up (the op once: its script loaded, a connection open), reset the keys, prepare.
+
+    Returns the operation to count.
+    """
+    if name == "compare_and_set":
+        action = lambda s: s.compare_and_set("k", 2, expected_version=s.version("k"))  # noqa: E731
+    if name == "append with an idempotency key":
+        action = lambda s: s.append("k", 1, idempotency_key=uuid.uuid4().hex)  # noqa: E731
+    assert action is not None
+    prepare(store)
+    action(store)
+    for key in ("k", "tokens", "log", "plan"):
+        store.set(key, None)
+    prepare(store)
+    if name == "compare_and_set":
+        expected = store.version("k")
+        return lambda s: s.compare_and_set("k", 2, expected_version=expected)
+    return action
+
+
+def _answer(action: Action, store: Any) -> tuple[Callable[[], None], list[Any]]:
+    answer: list[Any] = []
+    return lambda: answer.append(action(store)), answer
+
+
+@pytest.mark.parametrize(("name", "prepare", "action", "check"), SINGLE_KEY_PARAMS)
+def test_each_single_key_operation_is_one_script_call_on_redis(
+    redis_commands: RedisCommands,
+    redis_store: Any,
+    name: str,
+    prepare: Action,
+    action: Action | None,
+    check: Callable[[Any, Any], bool],
+) -> None:
+    run, answer = _answer(_ready(redis_store, name, prepare, action), redis_store)
+    assert redis_commands.during(run) == ["EVALSHA"]
+    assert check(redis_store, answer[0])
+
+
+def test_a_refused_operation_is_one_script_call_too(
+    redis_commands: RedisCommands, redis_store: Any
+) -> None:
+    redis_store.set("k", "text")
+    redis_store.compare_and_set("k", 1, expected_version=1)
+    _refused(redis_store)  # warm up
+    sent = redis_commands.during(lambda: _refused(redis_store))
+    assert sent == ["EVALSHA"]
+    assert redis_store.get_versioned("k") == (1, 2)
+
+
+def _refused(store: Any) -> None:
+    with pytest.raises(racefree.ConflictError):
+        store.compare_and_set("k", 2, expected_version=1)
+
+
+def test_update_is_one_read_and_one_commit_on_redis(
+    redis_commands: RedisCommands, redis_store: Any
+) -> None:
+    redis_store.update("n", lambda v: (v or 0) + 1)
+    sent = redis_commands.during(lambda: redis_store.update("n", lambda v: (v or 0) + 1))
+    assert sent == ["EVALSHA", "EVALSHA"]
+    assert redis_store.get("n") == 2
+
+
+def _move(store: Any) -> None:
+    """A transfer in a transaction: one read, three writes (on either kind of store)."""
+    if isinstance(store, AsyncFacade):
+
+        async def move(tx: racefree.AsyncTransaction) -> None:
+            balance = await tx.get("a", 100)
+            tx.set("a", balance - 30)
+            tx.increment("b", 30)
+            tx.append("log", "moved 30")
+
+        store._loop.run_until_complete(store._store.transaction(move))
+        return
+    with store.transaction() as tx:
+        balance = tx.get("a", 100)
+        tx.set("a", balance - 30)
+        tx.increment("b", 30)
+        tx.append("log", "moved 30")
+
+
+def _blind(store: Any) -> None:
+    """A transaction that only writes."""
+    if isinstance(store, AsyncFacade):
+
+        async def blind(tx: racefree.AsyncTransaction) -> None:
+            tx.increment("b", 1)
+            tx.extend("log", ["x", "y"])
+
+        store._loop.run_until_complete(store._store.transaction(blind))
+        return
+    with store.transaction() as tx:
+        tx.increment("b", 1)
+        tx.extend("log", ["x", "y"])
+
+
+def test_a_transaction_is_one_call_per_read_and_one_commit_on_redis(
+    redis_commands: RedisCommands, redis_store: Any
+) -> None:
+    _move(redis_store)
+    assert redis_commands.during(lambda: _move(redis_store)) == ["EVALSHA"] * 2
+    assert redis_commands.during(lambda: _blind(redis_store)) == ["EVALSHA"]
+    assert (redis_store.get("a"), redis_store.get("b")) == (40, 61)
+    assert redis_store.get("log") == ["moved 30", "moved 30", "x", "y"]
+
+
+# ---------------------------------------------------------------- SQLite
+
+
+class Statements:
+    """Every statement the SQLite backend's connections run, through their trace callbacks."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.ran: list[str] = []
+
+    def record(self, statement: str) -> None:
+        with self.lock:
+            self.ran.append(" ".join(statement.split()[:2]).upper())
+
+    def during(self, action: Callable[[], Any]) -> list[str]:
+        with self.lock:
+            self.ran.clear()
+        action()
+        with self.lock:
+            return list(self.ran)
+
+
+@pytest.fixture
+def statements(monkeypatch: pytest.MonkeyPatch) -> Statements:
+    traced = Statements()
+    connect = SQLiteBackend._connect
+
+    def traced_connect(self: SQLiteBackend) -> sqlite3.Connection:
+        conn = connect(self)
+        conn.set_trace_callback(traced.record)
+        return conn
+
+    monkeypatch.setattr(SQLiteBackend, "_connect", traced_connect)
+    return traced
+
+
+@pytest.fixture(params=["sync", "async"])
+def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path, statements: Statements) -> Any:
+    url = f"sqlite:///{tmp_path / 'trips.db'}"
+    reducers = {"tokens": "add", "log": "append"}
+    if request.param == "sync":
+        store: Any = racefree.open_store(url, reducers=reducers)
+    else:
+        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    yield store
+    store.close()
+
+
+def _transactions(ran: list[str]) -> list[list[str]]:
+    """The statements grouped by database transaction; a statement outside one fails."""
+    groups: list[list[str]] = []
+    inside = False
+    for statement in ran:
+        if statement.startswith("BEGIN"):
+            assert not inside, ran
+            groups.append([statement])
+            inside = True
+        else:
+            assert inside, ran
+            groups[-1].append(statement)
+            inside = statement not in ("COMMIT", "ROLLBACK")
+    assert not inside, ran
+    return groups
+
+
+@pytest.mark.parametrize(("name", "prepare", "action", "check"), SINGLE_KEY_PARAMS)
+def test_each_single_key_operation_is_one_transaction_on_sqlite(
+    statements: Statements,
+    sqlite_store: Any,
+    name: str,
+    prepare: Action,
+    action: Action | None,
+    check: Callable[[Any, Any], bool],
+) -> None:
+    run, answer = _answer(_ready(sqlite_store, name, prepare, action), sqlite_store)
+    (one,) = _transactions(statements.during(run))
+    begin = "BEGIN" if name == "get" else "BEGIN IMMEDIATE"
+    assert (one[0], one[-1]) == (begin, "COMMIT")
+    assert check(sqlite_store, answer[0])
+
+
+def test_update_is_one_transaction_on_sqlite(statements: Statements, sqlite_store: Any) -> None:
+    sqlite_store.update("n", lambda v: (v or 0) + 1)
+    (one,) = _transactions(statements.during(lambda: sqlite_store.update("n", lambda v: v + 1)))
+    assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert sqlite_store.get("n") == 2
