@@ -349,3 +349,35 @@ def test_update_is_one_transaction_on_sqlite(statements: Statements, sqlite_stor
     (one,) = _transactions(statements.during(lambda: sqlite_store.update("n", lambda v: v + 1)))
     assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
     assert sqlite_store.get("n") == 2
+
+
+def test_a_transaction_is_one_database_transaction_on_sqlite(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    _move(sqlite_store)
+    (one,) = _transactions(statements.during(lambda: _move(sqlite_store)))
+    assert (one[0], one[-1]) == ("BEGIN", "COMMIT")  # its read, then its writes, in one
+    (blind,) = _transactions(statements.during(lambda: _blind(sqlite_store)))
+    assert (blind[0], blind[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert (sqlite_store.get("a"), sqlite_store.get("b")) == (40, 61)
+    assert sqlite_store.get("log") == ["moved 30", "moved 30", "x", "y"]
+
+
+def test_a_transactions_reads_come_from_one_snapshot_and_its_commit_detects_a_change(
+    tmp_path: Path,
+) -> None:
+    store = racefree.open_store(f"sqlite:///{tmp_path / 'snapshot.db'}")
+    store.set("a", 1)
+    store.set("b", 1)
+    seen: list[tuple[int, int]] = []
+    with pytest.raises(racefree.ConflictError) as caught, store.transaction() as tx:
+        a = tx.get("a")
+        store.set("a", 2)  # another agent writes both keys between the two reads
+        store.set("b", 2)
+        b = tx.get("b")
+        seen.append((a, b))
+        tx.set("sum", a + b)
+    assert seen == [(1, 1)]  # both from the instant of the first read, never (1, 2)
+    assert (caught.value.key, caught.value.expected, caught.value.actual) == ("a", 1, 2)
+    assert store.get_versioned("sum") == (None, 0)
+    store.close()

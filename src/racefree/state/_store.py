@@ -518,6 +518,8 @@ class Store(_StoreBase):
             except ConflictError as exc:
                 last = exc
                 continue
+            finally:
+                tx._end()
             return result
         assert last is not None
         raise _contention("the transaction", last, attempts) from None
@@ -699,6 +701,8 @@ class AsyncStore(_StoreBase):
             except ConflictError as exc:
                 last = exc
                 continue
+            finally:
+                tx._end()
             return result
         assert last is not None
         raise _contention("the transaction", last, attempts) from None
@@ -737,6 +741,7 @@ class _TransactionBase:
         self._reads: dict[str, int] = {}
         self._pending: dict[str, list[tuple[str, Any]]] = {}
         self._finished = False
+        self._session: Any = None  # the backend's database transaction for this one, if any
 
     def _check_open(self) -> None:
         if self._finished:
@@ -810,6 +815,13 @@ class _TransactionBase:
     def _abandon(self) -> None:
         self._finished = True
         self._pending.clear()
+        self._end()
+
+    def _end(self) -> None:
+        """Close the backend's database transaction (if any): the transaction is over."""
+        session, self._session = self._session, None
+        if session is not None:
+            session.close()
 
 
 class Transaction(_TransactionBase):
@@ -824,6 +836,15 @@ class Transaction(_TransactionBase):
     def __init__(self, store: Store) -> None:
         super().__init__(store)
         self._store = store
+        self._session = store._backend.session()
+
+    def _send(self, op: Op) -> Any:
+        session = self._session
+        if session is None:
+            return self._store._run(op)
+        if _hooks._scheduler is not None:  # an exploration is running
+            _announce(op)
+        return session.execute(op)
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` as this transaction sees it (its own writes included)."""
@@ -833,7 +854,7 @@ class Transaction(_TransactionBase):
     def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` as this transaction sees it; the version is the one read."""
         op = self._op_read(key)
-        return self._view(op, self._store._run(op))
+        return self._view(op, self._send(op))
 
     def update(self, key: str, fn: Callable[[Any], Any]) -> Any:
         """Read ``key``, set it to ``fn(value)`` at commit; returns the new value."""
@@ -844,8 +865,11 @@ class Transaction(_TransactionBase):
     def commit(self) -> None:
         """Apply every buffered write atomically, or raise ``ConflictError`` and write nothing."""
         op = self._op_commit()
-        if op is not None:
-            self._done_commit(op, self._store._run(op))
+        try:
+            if op is not None:
+                self._done_commit(op, self._send(op))
+        finally:
+            self._end()
 
     def __enter__(self) -> Transaction:
         self._check_open()
@@ -878,6 +902,15 @@ class AsyncTransaction(_TransactionBase):
     def __init__(self, store: AsyncStore) -> None:
         super().__init__(store)
         self._store = store
+        self._session = store._backend.session()
+
+    async def _send(self, op: Op) -> Any:
+        session = self._session
+        if session is None:
+            return await self._store._run(op)
+        if _hooks._scheduler is not None:  # an exploration is running
+            _announce(op)
+        return await session.execute(op)
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` as this transaction sees it (its own writes included)."""
@@ -887,7 +920,7 @@ class AsyncTransaction(_TransactionBase):
     async def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` as this transaction sees it; the version is the one read."""
         op = self._op_read(key)
-        return self._view(op, await self._store._run(op))
+        return self._view(op, await self._send(op))
 
     async def update(self, key: str, fn: Callable[[Any], Any]) -> Any:
         """Read ``key``, set it to ``fn(value)`` at commit; returns the new value."""
@@ -898,8 +931,11 @@ class AsyncTransaction(_TransactionBase):
     async def commit(self) -> None:
         """Apply every buffered write atomically, or raise ``ConflictError`` and write nothing."""
         op = self._op_commit()
-        if op is not None:
-            self._done_commit(op, await self._store._run(op))
+        try:
+            if op is not None:
+                self._done_commit(op, await self._send(op))
+        finally:
+            self._end()
 
     async def __aenter__(self) -> AsyncTransaction:
         self._check_open()

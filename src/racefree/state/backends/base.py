@@ -28,12 +28,12 @@ backend, and it calls the backend from the agent's own thread or task, so
 from __future__ import annotations
 
 import abc
-from typing import Any
+from typing import Any, Protocol
 
 from racefree.history import History
 from racefree.state._core import Op
 
-__all__ = ["AsyncBackend", "Backend", "RetryOperation"]
+__all__ = ["AsyncBackend", "AsyncSession", "Backend", "RetryOperation", "Session"]
 
 
 class RetryOperation(Exception):
@@ -50,6 +50,35 @@ class RetryOperation(Exception):
         self.key = key
         self.expected = expected
         self.actual = actual
+
+
+class Session(Protocol):
+    """One store transaction's reads and commit inside one database transaction of the engine.
+
+    A backend whose engine can hold a transaction open across calls (SQLite)
+    hands one out from :meth:`Backend.session`; the store sends the
+    transaction's ``get`` ops and its ``commit`` op through it instead of
+    :meth:`Backend.execute`, and closes it when the transaction ends
+    (committed, abandoned, or raised). What the reads saw cannot change
+    under the transaction before it commits, or the commit finds out and
+    raises ``ConflictError`` as ``execute`` would.
+    """
+
+    def execute(self, op: Op) -> Any:
+        """Carry out a ``get`` or the ``commit`` of this transaction."""
+
+    def close(self) -> None:
+        """End the database transaction without writing; calling it twice is harmless."""
+
+
+class AsyncSession(Protocol):
+    """:class:`Session` for an :class:`AsyncBackend`: ``execute`` is awaited."""
+
+    async def execute(self, op: Op) -> Any:
+        """Carry out a ``get`` or the ``commit`` of this transaction."""
+
+    def close(self) -> None:
+        """End the database transaction without writing (quick: it never waits)."""
 
 
 class Backend(abc.ABC):
@@ -82,6 +111,15 @@ class Backend(abc.ABC):
         subclasses with ``raise ... from``.
         """
 
+    def session(self) -> Session | None:
+        """A database transaction for one store transaction, or ``None`` (see :class:`Session`).
+
+        ``None``, the default, sends a transaction's reads and its commit
+        through :meth:`execute` as separate ops; the commit then compares the
+        versions read.
+        """
+        return None
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections and files; calling it twice is harmless."""
@@ -108,6 +146,10 @@ class AsyncBackend(abc.ABC):
     @abc.abstractmethod
     async def execute(self, op: Op) -> Any:
         """Carry out one op atomically and return its result (see ``Backend.execute``)."""
+
+    def session(self) -> AsyncSession | None:
+        """A database transaction for one store transaction, or ``None`` (``Backend.session``)."""
+        return None
 
     @abc.abstractmethod
     async def aclose(self) -> None:

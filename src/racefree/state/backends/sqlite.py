@@ -36,7 +36,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from racefree.errors import BackendUnavailableError, UsageError
+from racefree.errors import BackendUnavailableError, StoreError, UsageError
 from racefree.history import History
 from racefree.state._core import (
     EMPTY,
@@ -152,6 +152,7 @@ class SQLiteBackend(Backend):
         self._local = threading.local()
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
+        self._idle: list[sqlite3.Connection] = []  # connections for transactions' sessions
         self._generation = 0
         self._schema_ready = False
         self._writer = _writer_lock(self._path)
@@ -211,10 +212,24 @@ class SQLiteBackend(Backend):
         ).fetchone()
         return bool(count == len(_SCHEMA))
 
+    def _take(self) -> sqlite3.Connection:
+        """A connection of its own for a transaction's session (see :class:`_Session`)."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        conn: sqlite3.Connection = self._with_retries(self._connect)
+        return conn
+
+    def _give(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            if any(open_ is conn for open_ in self._connections):  # not closed meanwhile
+                self._idle.append(conn)
+
     def close(self) -> None:
         """Close every connection; a later op opens a fresh one."""
         with self._lock:
             connections, self._connections = self._connections, []
+            self._idle = []
             self._generation += 1
         for conn in connections:
             conn.close()
@@ -260,6 +275,14 @@ class SQLiteBackend(Backend):
         read_only = op.name in _READ_ONLY and self._history is None
         if read_only:  # WAL readers never wait for writers
             return self._with_retries(self._transaction, op, "BEGIN")
+        self._take_turn()
+        try:
+            return self._with_retries(self._transaction, op, "BEGIN IMMEDIATE")
+        finally:
+            self._writer.release()
+
+    def _take_turn(self) -> None:
+        """Wait for this process's turn to write (the writer lock of the file)."""
         if not self._writer.acquire(self._timeout):
             raise BackendUnavailableError(
                 f"The SQLite store {self._shown} was kept busy for {self._timeout:g} s by the "
@@ -267,10 +290,15 @@ class SQLiteBackend(Backend):
                 "written; use fewer writing threads, or raise the wait with ?timeout=SECONDS "
                 "in the URL."
             )
-        try:
-            return self._with_retries(self._transaction, op, "BEGIN IMMEDIATE")
-        finally:
-            self._writer.release()
+
+    def session(self) -> _Session | None:
+        """A transaction's reads and commit in one SQLite transaction (see :class:`_Session`).
+
+        ``None`` while a history is recorded: then every read is its own
+        ``BEGIN IMMEDIATE`` transaction, so that events are recorded in the
+        order the writes were applied.
+        """
+        return _Session(self) if self._history is None else None
 
     def _transaction(self, op: Op, begin: str) -> Any:
         conn = self._connection()
@@ -439,6 +467,134 @@ class SQLiteBackend(Backend):
         )
 
 
+# A write that writes nothing: it makes SQLite take the write lock, which it
+# refuses (SQLITE_BUSY_SNAPSHOT) when the transaction's snapshot is out of date.
+_CHECK_SNAPSHOT = "DELETE FROM racefree_done WHERE 0"
+
+
+class _Session:
+    """One store transaction's reads and commit in one SQLite transaction of its own.
+
+    The first read begins a deferred transaction on a connection of the
+    session's own (in WAL mode a snapshot that blocks no writer), so every key
+    it reads comes from one instant. The commit writes in that same
+    transaction: its first write takes the write lock, and SQLite refuses it
+    (``SQLITE_BUSY_SNAPSHOT``) when another connection committed since the
+    snapshot; the commit then runs as an ordinary op (``BEGIN IMMEDIATE``,
+    versions compared), which raises ``ConflictError`` when a key read has
+    changed, as on every backend. A key read a second time is read afresh,
+    outside the snapshot, so that a change fails at once (as the store
+    promises).
+    """
+
+    def __init__(self, backend: SQLiteBackend) -> None:
+        self._backend = backend
+        self._conn: sqlite3.Connection | None = None
+        # What the reads saw; a value is shared with the caller, which may
+        # change it: the commit's decision depends only on a value's kind
+        # and on numbers, which no caller can change in place.
+        self._states: dict[str, KeyState] = {}
+
+    def execute(self, op: Op) -> Any:
+        """A read (``get``) in the snapshot, or the commit (see the class docstring)."""
+        backend = self._backend
+        if getattr(backend._local, "in_user_code", False):
+            raise reentrant_call_error(op)
+        if op.name == "commit":
+            return self._commit(op)
+        key: str = op.keys[0]  # type: ignore[index]
+        if key in self._states:
+            return backend.execute(op)
+        return backend._with_retries(self._read, key)
+
+    def _read(self, key: str) -> list[Any]:
+        conn = self._conn
+        if conn is None:
+            conn = self._conn = self._backend._take()
+        if not conn.in_transaction:
+            conn.execute("BEGIN")
+        state = self._backend._load(conn, key)
+        self._states[key] = state
+        return [state.value, state.version]
+
+    def _commit(self, op: Op) -> Any:
+        backend = self._backend
+        conn = self._conn
+        if conn is None or not conn.in_transaction:  # nothing read: an ordinary op
+            self.close()
+            return backend.execute(op)
+        backend._take_turn()
+        try:
+            try:
+                result = self._write(conn, op)
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not _is_busy(exc):
+                    raise backend._unavailable(exc) from exc
+                # Another connection wrote since the snapshot: decide on the current state.
+                return backend._with_retries(backend._transaction, op, "BEGIN IMMEDIATE")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            backend._writer.release()
+            self.close()
+        return result
+
+    def _write(self, conn: sqlite3.Connection, op: Op) -> Any:
+        backend = self._backend
+        keys: tuple[str, ...] = op.keys  # type: ignore[assignment]
+        states = [
+            self._states.get(key) or backend._load(conn, key, items)
+            for key, items in zip(keys, needs_items(op), strict=True)
+        ]
+        try:
+            decision = decide(op, states)
+        except StoreError:
+            conn.execute(_CHECK_SNAPSHOT)  # refused on what was read: only if it is current
+            raise
+        if decision.effects:
+            by_key = dict(zip(keys, states, strict=True))
+            for kind, key, payload in decision.effects:
+                backend._write(conn, kind, key, payload, by_key[key], op.agent)
+        else:
+            conn.execute(_CHECK_SNAPSHOT)
+        conn.execute("COMMIT")
+        return decision.result
+
+    def close(self) -> None:
+        """Roll the database transaction back (it wrote nothing) and give the connection back."""
+        conn, self._conn = self._conn, None
+        self._states = {}
+        if conn is not None:
+            try:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+            except sqlite3.Error:
+                return  # closed with the store: nothing to give back
+            self._backend._give(conn)
+
+    def __del__(self) -> None:
+        # A transaction dropped without commit or abandon: end it all the same.
+        if self._conn is not None:
+            self.close()
+
+
+class _AsyncSession:
+    """:class:`_Session` for asyncio: its reads and its commit run in a worker thread."""
+
+    def __init__(self, sync: _Session) -> None:
+        self._sync = sync
+
+    async def execute(self, op: Op) -> Any:
+        return await asyncio.to_thread(self._sync.execute, op)
+
+    def close(self) -> None:
+        self._sync.close()  # a rollback of reads: it never waits for a lock
+
+
 class AsyncSQLiteBackend(AsyncBackend):
     """The SQLite backend for asyncio: each op runs in a worker thread (``asyncio.to_thread``)."""
 
@@ -457,6 +613,11 @@ class AsyncSQLiteBackend(AsyncBackend):
     async def execute(self, op: Op) -> Any:
         """Carry out one op in a worker thread, without blocking the event loop."""
         return await asyncio.to_thread(self._sync.execute, op)
+
+    def session(self) -> _AsyncSession | None:
+        """The sync backend's session (see ``SQLiteBackend.session``), awaited."""
+        sync = self._sync.session()
+        return _AsyncSession(sync) if sync is not None else None
 
     async def aclose(self) -> None:
         """Close every connection."""
