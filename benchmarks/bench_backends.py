@@ -187,7 +187,7 @@ class RedisBench:
         return make
 
     def server_time(self, name: str, count: int = 300) -> tuple[float, float]:
-        """Microseconds the server spent per op (SLOWLOG: every command it ran), racefree and raw."""
+        """Microseconds the server spent per op (SLOWLOG: all it ran), racefree and raw."""
         r = self.raw
         old = r.config_get("slowlog-*")
         r.config_set("slowlog-log-slower-than", 0)
@@ -399,6 +399,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--only", nargs="+", choices=OPERATIONS, default=list(OPERATIONS))
+    parser.add_argument(
+        "--backends", nargs="+", choices=("redis", "sqlite"), default=["redis", "sqlite"]
+    )
     args = parser.parse_args()
 
     server = None
@@ -423,6 +426,8 @@ def main() -> None:
                 ("sqlite", SQLiteBench(folder)),
             ]
             for backend, bench in benches:
+                if backend not in args.backends:
+                    continue
                 for name in args.only:
                     for clients in args.clients:
                         ours, raw = best_of(

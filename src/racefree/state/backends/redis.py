@@ -54,6 +54,7 @@ racefree needs nothing outside the standard library.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import itertools
 import re
 import threading
@@ -354,6 +355,26 @@ return out
 """
 
 _SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL}
+_SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCRIPTS.items()}
+
+
+def _pack(parts: list[Any]) -> bytes:
+    """One command in the Redis protocol (RESP), ready to send.
+
+    Scripts go straight to a pooled connection, packed here: redis-py's
+    general command path (argument encoding, response callbacks, timing
+    hooks) cost more per op than the script's own work in Redis.
+    """
+    out = [b"*%d\r\n" % len(parts)]
+    for part in parts:
+        data = part.encode() if type(part) is str else part if type(part) is bytes else b"%d" % part
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+def _evalsha(script: str, keys: list[str], args: list[Any]) -> bytes:
+    return _pack(["EVALSHA", _SHAS[script], len(keys), *keys, *args])
+
 
 # A step of an op: (script name, keys, args); the driver sends it and the reply comes back.
 Call = tuple[str, list[str], list[Any]]
@@ -840,9 +861,7 @@ class RedisBackend(_RedisBase, Backend):
             self._client.close()
             error = self._error(exc)
             raise error from error.__cause__
-        self._scripts = {
-            name: self._client.register_script(source) for name, source in _SCRIPTS.items()
-        }
+        self._pool = pool
 
     def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
@@ -868,7 +887,7 @@ class RedisBackend(_RedisBase, Backend):
             try:
                 script, keys, args = next(steps)
                 while True:
-                    reply = self._scripts[script](keys=keys, args=args)
+                    reply = self._call(script, keys, args)
                     script, keys, args = steps.send(reply)
             except StopIteration as done:
                 return done.value
@@ -877,6 +896,28 @@ class RedisBackend(_RedisBase, Backend):
                     error = self._error(exc)
                     raise error from error.__cause__
         raise AssertionError("unreachable")
+
+    def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one script: one ``EVALSHA`` (the first time on a server, a ``SCRIPT LOAD`` too)."""
+        pool = self._pool
+        conn = pool.get_connection()
+        try:
+            command = _evalsha(script, keys, args)
+            conn.send_packed_command([command])
+            try:
+                return conn.read_response()
+            except self._errors.NoScriptError:
+                conn.send_packed_command([_pack(["SCRIPT", "LOAD", _SCRIPTS[script]])])
+                conn.read_response()
+                conn.send_packed_command([command])
+                return conn.read_response()
+        except self._errors.ResponseError:
+            raise  # the server answered: the connection is fine
+        except BaseException:
+            conn.disconnect()  # a reply may still be on its way: never reuse the connection
+            raise
+        finally:
+            pool.release(conn)
 
     def close(self) -> None:
         """Close the connection pool."""
@@ -902,7 +943,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._keeper: AsyncGenerator[None, None] | None = None
         self._client: Any = None
-        self._scripts: dict[str, Any] = {}
+        self._pool: Any = None
         self._async_serial: asyncio.Lock | None = None
         self._async_places: asyncio.Semaphore | None = None
 
@@ -924,7 +965,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         )
         client = redis_asyncio.Redis.from_pool(pool)
         self._client = client
-        self._scripts = {name: client.register_script(source) for name, source in _SCRIPTS.items()}
+        self._pool = pool
         self._async_serial = asyncio.Lock() if self._serial is not None else None
         # Tasks queue here, in order, for a place in the pool (see RedisBackend.execute).
         self._async_places = asyncio.Semaphore(self._settings.max_connections)
@@ -966,7 +1007,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
             try:
                 script, keys, args = next(steps)
                 while True:
-                    reply = await self._scripts[script](keys=keys, args=args)
+                    reply = await self._call(script, keys, args)
                     script, keys, args = steps.send(reply)
             except StopIteration as done:
                 return done.value
@@ -975,6 +1016,28 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
                     error = self._error(exc)
                     raise error from error.__cause__
         raise AssertionError("unreachable")
+
+    async def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
+        """Run one script (see ``RedisBackend._call``)."""
+        pool = self._pool
+        conn = await pool.get_connection()
+        try:
+            command = _evalsha(script, keys, args)
+            await conn.send_packed_command([command])
+            try:
+                return await conn.read_response()
+            except self._errors.NoScriptError:
+                await conn.send_packed_command([_pack(["SCRIPT", "LOAD", _SCRIPTS[script]])])
+                await conn.read_response()
+                await conn.send_packed_command([command])
+                return await conn.read_response()
+        except self._errors.ResponseError:
+            raise
+        except BaseException:
+            await conn.disconnect()
+            raise
+        finally:
+            await pool.release(conn)
 
     async def aclose(self) -> None:
         """Close the connection pool (of the loop that last used the store)."""
