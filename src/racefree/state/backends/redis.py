@@ -134,7 +134,9 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 # (writes only when the key holds nothing). Such as 'x1', 'v4p1', 'w2P3'.
 # Answers {0, record} for a replay; {1, then per key: version, extra, was a
 # list, wrote} (extra: the new JSON text of a value, the first new index of a
-# list, or what a claim found: the text, or the items of a list); or, writing
+# list, or what a claim found: the text, or the items of a list), or only
+# {1, result} when the shape is given in upper case (no history is recorded,
+# so the caller needs the result alone: a shorter answer to parse); or, writing
 # nothing, {2, n, kind, text, version, writer, why} with the state of the n-th
 # key (from 1) when a check ('v') or a step ('s') refused it: the store then
 # raises the decision's own error. The record is stored when a key was
@@ -294,11 +296,10 @@ for _, p in ipairs(plans) do
   out[#out + 1] = (p.kind == 'l') and 1 or 0
   out[#out + 1] = p.wrote and 1 or 0
 end
-local shape, seconds = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2)
-if not any and seconds ~= '0' then return out end
-local record = ARGV[2]
+local given, seconds = string.sub(ARGV[3], 1, 1), string.sub(ARGV[3], 2)
+local shape = string.lower(given)
+local record, result = ARGV[2], nil
 if shape ~= 'r' then
-  local result
   if shape == 'n' then result = out[2]
   elseif shape == 'v' or shape == 'i' then result = out[3]
   elseif shape == 'b' then
@@ -306,11 +307,14 @@ if shape ~= 'r' then
   else result = '{' .. table.concat(parts, ',') .. '}' end
   record = record .. result .. ']'
 end
-if seconds == '0' then
-  redis.call('SET', KEYS[1], record)
-else
-  redis.call('SET', KEYS[1], record, 'EX', seconds)
+if any or seconds == '0' then
+  if seconds == '0' then
+    redis.call('SET', KEYS[1], record)
+  else
+    redis.call('SET', KEYS[1], record, 'EX', seconds)
+  end
 end
+if given ~= shape then return {1, result} end
 return out
 """
 
@@ -582,7 +586,9 @@ class _Plan:
         prefix = self.prefix
         record, seconds = self.record_key(op, token)
         names: list[str] = [record, self.key_set]
-        args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", f"{shape}{seconds}"]
+        short = self.history is None
+        given = shape.upper() if short else shape
+        args: list[Any] = [writer, dumps([op.name, list(keys)])[:-1] + ",", f"{given}{seconds}"]
         for key, (spec, texts) in zip(keys, specs, strict=True):
             names += (f"{prefix}:m:{key}", f"{prefix}:l:{key}")
             args += (key, spec, *texts)
@@ -603,6 +609,13 @@ class _Plan:
             states[index - 1] = _state(version, last, kind, text, [])
             decide(op, states)
             return _SLOW  # the script and the decision disagree: let the decision decide
+        if short:
+            answer = reply[1]
+            if shape in "ni":
+                return answer
+            if shape == "b":
+                return _text(answer) == "true"
+            return loads(answer)  # 'v' the new value, 'd' the versions
         rows = [reply[1 + 4 * i : 5 + 4 * i] for i in range(len(keys))]
         result: Any
         if shape == "n":
