@@ -10,15 +10,22 @@ atomic is its own business:
 
 * memory: one ``threading.Lock`` around read, decide and write;
 * SQLite: ``BEGIN IMMEDIATE`` ... ``COMMIT`` (one machine, many processes);
-* Redis: a Lua script reads the keys and their versions, the decision runs
-  in Python, and a second Lua script commits only if the versions are still
+* Redis: for an op that runs Python code (``update``, a custom reducer) a
+  Lua script reads the keys and their versions, the decision runs in
+  Python, and a second Lua script commits only if the versions are still
   the ones read (many machines); when they are not, the backend raises
   :class:`RetryOperation` and the store runs the op again.
 
 A backend may also recognise an op by its name and carry it out natively
-(Redis ``RPUSH`` for ``append``, say), provided the result, the versions and
-the stored value are exactly those the decision would give; the shared
-conformance suite holds every backend to that.
+(Redis decides every single-key write inside one script, appending with
+``RPUSH``), provided the result, the versions and the stored value are
+exactly those the decision would give, and that it refuses exactly what the
+decision refuses; the shared conformance suite holds every backend to that.
+
+A backend whose engine can keep a transaction open across calls may hand
+out a :class:`Session` from ``session()``: the store then sends a
+transaction's reads and its commit through it, so that they happen inside
+one database transaction (SQLite).
 
 The store validates keys and values and builds the op before it calls the
 backend, and it calls the backend from the agent's own thread or task, so

@@ -1,29 +1,41 @@
 """The Redis backend (``redis://host:port/db``, ``rediss://`` for TLS): many machines.
 
-Every op reaches Redis as one or two Lua scripts, and Redis runs each script
-atomically, whichever machine sent it.
+Every op reaches Redis as Lua scripts, and Redis runs each script
+atomically, whichever machine sent it; each script is one ``EVALSHA``, one
+round trip.
 
-``set``, ``increment``, ``append``, ``extend``, ``append_turn``, and ``apply``
-whose reducers are all ``add``, ``append`` or ``last_value``: one ``write``
-script reads, decides and writes in one step (one round trip; such ops never
-conflict, so they are never retried). It does Python's arithmetic exactly
+Every single-key write (``set``, ``compare_and_set``, ``increment``,
+``append``, ``extend``, ``append_turn``, ``claim``), ``apply`` whose reducers
+are all ``add``, ``append`` or ``last_value``, and a transaction's commit: one
+``write`` script checks, decides and writes in one step, the idempotency
+record and the versions with it. It does Python's arithmetic exactly
 (integers of any length up to 4,300 digits, floats as IEEE doubles) and
 appends with ``RPUSH``, never reading the list. When it must refuse the op
-it writes nothing and answers with the key's state; the shared decision then
-raises the same error as on every backend.
+(a version that moved, a key of the wrong type) it writes nothing and
+answers with the key's state; the shared decision then raises the same
+error as on every backend. ``get`` is one ``read`` script.
 
-Every other op:
+``update`` and ``apply`` through other reducers, which run Python code:
 
 * ``read``: the state (version, last writer, value) of the op's keys, and the
-  idempotency record if there is one, in one atomic step. Reads end here. A
-  list's items are not read when the decision does not need them
-  (:func:`~racefree.state._core.needs_items`: appends inside a transaction).
+  idempotency record if there is one, in one atomic step. A list's items are
+  not read when the decision does not need them
+  (:func:`~racefree.state._core.needs_items`).
 * the store decides in Python (the shared, I/O-free :mod:`~racefree.state._core`);
-* ``commit``: if every key is still at the version read, write the effects,
-  raise each written key's version by one, and store the op's record, all in
-  one step; otherwise write nothing and tell the store to run the op again
+* ``write`` again, with a version check per key: if every key is still at
+  the version read, it writes the effects and the op's record; otherwise it
+  writes nothing and the store runs the op again
   (:class:`~racefree.state.backends.base.RetryOperation`: optimistic
   concurrency, like ``WATCH``/``MULTI``/``EXEC`` but in one round trip).
+
+A transaction's reads are ``read`` scripts (one per key) and its commit one
+``write`` script that checks the versions read and folds the buffered writes
+(set, extend, increment) inside Redis. While a history is recorded the
+commit is read, decided and written as ``update`` is, since its events need
+the values the decision computes.
+
+The scripts go straight to a pooled connection, packed here (redis-py's
+general command path costs more per op than the script's work in Redis).
 
 Threads (and asyncio tasks) take a place in the connection pool first come,
 first served (``?max_connections=N``, default 64; ``?pool_timeout=SECONDS``,

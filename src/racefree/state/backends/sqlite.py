@@ -7,6 +7,16 @@ opening the same file respects (a deferred ``BEGIN`` that upgrades to a
 write later is what makes other savers fail with "database is locked").
 Read-only ops (``get``, ``snapshot``, ``versions``) use a plain ``BEGIN``:
 in WAL mode they read one consistent snapshot without blocking writers.
+Every single-key op is one such transaction, its statements run back to
+back inside it.
+
+A store transaction (``store.transaction()``) is one SQLite transaction too
+(:class:`_Session`): its reads begin a deferred transaction on a connection
+of its own, a snapshot, and its commit writes in that same transaction. If
+another connection wrote since the snapshot, SQLite refuses the commit's
+write lock (``SQLITE_BUSY_SNAPSHOT``); the commit is then run as an
+ordinary op, which compares the versions read and raises ``ConflictError``
+when one of them changed.
 
 The file is put in WAL mode with a busy timeout (``?timeout=SECONDS``,
 default 30): a process that finds the lock taken waits for it; when SQLite
