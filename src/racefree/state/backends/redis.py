@@ -156,63 +156,69 @@ _NAMESPACE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
 _WRITE = """
 local done = redis.call('GET', KEYS[1])
 if done then return {0, done} end
-local MAX_DIGITS = 4300
-local function mag_add(a, b)
-  local out, carry, i, j = {}, 0, #a, #b
-  while i > 0 or j > 0 or carry > 0 do
-    local s = carry
-    if i > 0 then s = s + string.byte(a, i) - 48; i = i - 1 end
-    if j > 0 then s = s + string.byte(b, j) - 48; j = j - 1 end
-    if s >= 10 then s = s - 10; carry = 1 else carry = 0 end
-    out[#out + 1] = s
+-- Python's exact arithmetic, built only for an op that adds (closures cost
+-- time in every call that makes them)
+local function arithmetic()
+  local MAX_DIGITS = 4300
+  local function mag_add(a, b)
+    local out, carry, i, j = {}, 0, #a, #b
+    while i > 0 or j > 0 or carry > 0 do
+      local s = carry
+      if i > 0 then s = s + string.byte(a, i) - 48; i = i - 1 end
+      if j > 0 then s = s + string.byte(b, j) - 48; j = j - 1 end
+      if s >= 10 then s = s - 10; carry = 1 else carry = 0 end
+      out[#out + 1] = s
+    end
+    return string.reverse(table.concat(out))
   end
-  return string.reverse(table.concat(out))
-end
-local function mag_sub(a, b)
-  local out, borrow, i, j = {}, 0, #a, #b
-  while i > 0 do
-    local s = string.byte(a, i) - 48 - borrow
-    if j > 0 then s = s - (string.byte(b, j) - 48); j = j - 1 end
-    if s < 0 then s = s + 10; borrow = 1 else borrow = 0 end
-    out[#out + 1] = s
-    i = i - 1
+  local function mag_sub(a, b)
+    local out, borrow, i, j = {}, 0, #a, #b
+    while i > 0 do
+      local s = string.byte(a, i) - 48 - borrow
+      if j > 0 then s = s - (string.byte(b, j) - 48); j = j - 1 end
+      if s < 0 then s = s + 10; borrow = 1 else borrow = 0 end
+      out[#out + 1] = s
+      i = i - 1
+    end
+    local r = string.gsub(string.reverse(table.concat(out)), '^0+', '')
+    if r == '' then return '0' end
+    return r
   end
-  local r = string.gsub(string.reverse(table.concat(out)), '^0+', '')
-  if r == '' then return '0' end
-  return r
-end
-local function int_add(x, y)
-  if #x < 16 and #y < 16 then return string.format('%.0f', tonumber(x) + tonumber(y)) end
-  local xn, yn = string.sub(x, 1, 1) == '-', string.sub(y, 1, 1) == '-'
-  local xm, ym = x, y
-  if xn then xm = string.sub(x, 2) end
-  if yn then ym = string.sub(y, 2) end
-  local negative, mag = xn, nil
-  if xn == yn then
-    mag = mag_add(xm, ym)
-  elseif #xm > #ym or (#xm == #ym and xm > ym) then
-    mag = mag_sub(xm, ym)
-  elseif xm == ym then
-    return '0'
-  else
-    mag, negative = mag_sub(ym, xm), yn
+  local function int_add(x, y)
+    if #x < 16 and #y < 16 then return string.format('%.0f', tonumber(x) + tonumber(y)) end
+    local xn, yn = string.sub(x, 1, 1) == '-', string.sub(y, 1, 1) == '-'
+    local xm, ym = x, y
+    if xn then xm = string.sub(x, 2) end
+    if yn then ym = string.sub(y, 2) end
+    local negative, mag = xn, nil
+    if xn == yn then
+      mag = mag_add(xm, ym)
+    elseif #xm > #ym or (#xm == #ym and xm > ym) then
+      mag = mag_sub(xm, ym)
+    elseif xm == ym then
+      return '0'
+    else
+      mag, negative = mag_sub(ym, xm), yn
+    end
+    if #mag > MAX_DIGITS then return nil end
+    if negative then return '-' .. mag end
+    return mag
   end
-  if #mag > MAX_DIGITS then return nil end
-  if negative then return '-' .. mag end
-  return mag
-end
-local function add(text, amount)
-  local c = string.sub(text, 1, 1)
-  if c ~= '-' and (c < '0' or c > '9') then return nil end
-  if string.find(text, '^-?%d+$') and string.find(amount, '^-?%d+$') then
-    return int_add(text, amount)
+  local function add(text, amount)
+    local c = string.sub(text, 1, 1)
+    if c ~= '-' and (c < '0' or c > '9') then return nil end
+    if string.find(text, '^-?%d+$') and string.find(amount, '^-?%d+$') then
+      return int_add(text, amount)
+    end
+    local r = tonumber(text) + tonumber(amount)
+    if r ~= r or r == math.huge or r == -math.huge then return nil end
+    local out = string.format('%.17g', r)
+    if not string.find(out, '[.eEn]') then out = out .. '.0' end
+    return out
   end
-  local r = tonumber(text) + tonumber(amount)
-  if r ~= r or r == math.huge or r == -math.huge then return nil end
-  local out = string.format('%.17g', r)
-  if not string.find(out, '[.eEn]') then out = out .. '.0' end
-  return out
+  return add
 end
+local add = nil
 local writer = false
 if ARGV[1] ~= '' then writer = string.sub(ARGV[1], 2) end
 local plans = {}
@@ -247,6 +253,7 @@ while a <= #ARGV do
       elseif code == 'a' then
         if empty then mode, cur = 'j', ARGV[i]
         elseif mode == 'j' then
+          add = add or arithmetic()
           cur = add(cur, ARGV[i])
           if not cur then why = 's' end
         else why = 's' end
