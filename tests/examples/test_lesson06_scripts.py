@@ -15,11 +15,12 @@ RACEFREE = Path(sys.executable).with_name("racefree")
 SCRIPTS = {
     "openai_agents_double_text": (
         "agents",
-        "Checker: interleaved turn on session table-for-friday (run 1, run 2)",
+        "Checker: interleaved turn on session table-for-friday (Concierge (run 1), Concierge "
+        "(run 2))",
     ),
     "adk_double_text": (
         "google.adk",
-        "Checker: lost update on session s1 state.cart (run 2, run 1)",
+        "Checker: lost update on session s1 state.cart (shopper (run 2), shopper (run 1))",
     ),
     "langgraph_double_text": ("langgraph", "Checker: lost update on thread ann (run 2, run 1)"),
 }

@@ -92,15 +92,25 @@ def test_the_recorder_shows_the_second_run_overwriting_the_first_runs_cart() -> 
     failure = result.failure
     assert failure is not None
     checker = {f.title: f for f in failure.run.failures if f.kind == "checker"}
-    lost = checker["Checker: lost update on session s1 state.cart (run 2, run 1)"]
+    runs = "(shopper (run 2), shopper (run 1))"
+    lost = checker[f"Checker: lost update on session s1 state.cart {runs}"]
     assert lost.name == "lost-update"
-    assert " ".join(lost.details).startswith(
-        "run 2 read session s1 state.cart at v1: []. run 1 wrote session s1 state.cart at "
-        'v2: ["milk"]. run 2 then wrote session s1 state.cart at v3 from its copy of v1: '
-        '["eggs"]. Run 1\'s write is gone.'
+    assert " ".join(lost.details) == (
+        "shopper (run 2) loaded session s1 state.cart at v1: []. shopper (run 1) applied a "
+        'state_delta to session s1 state.cart at v2: ["milk"]. shopper (run 2) then applied '
+        'a state_delta to session s1 state.cart at v3 from its copy of v1: ["eggs"]. '
+        "shopper (run 1)'s state_delta is gone. Use "
+        "racefree.integrations.adk.StoreSessionService with a reducer for this key ('append' "
+        "for a list, 'add' for a counter): it applies each state_delta atomically."
     )
-    assert "Checker: lost update on session s1 state.count (run 2, run 1)" in checker
-    assert "Checker: interleaved turn on session s1 events (run 1, run 2)" in checker
+    assert f"Checker: lost update on session s1 state.count {runs}" in checker
+    interleaved = checker[
+        "Checker: interleaved turn on session s1 events (shopper (run 1), shopper (run 2))"
+    ]
+    assert (
+        'shopper (run 2) appended {"author": "user", "content": "add eggs", "role": "user"} '
+        "to session s1 events." in " ".join(interleaved.details)
+    )
 
 
 def test_the_store_service_passes_exhaustive_search_under_the_runner() -> None:

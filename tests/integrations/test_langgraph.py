@@ -96,12 +96,36 @@ def test_the_recorder_shows_the_second_run_saving_over_the_first() -> None:
     checker = [f for f in failure.run.failures if f.kind == "checker"]
     assert checker[0].title == "Checker: lost update on thread t1 (run 2, run 1)"
     assert checker[0].name == "lost-update"
-    assert " ".join(checker[0].details).startswith(
-        "run 2 read thread t1 at v0. run 1 wrote thread t1 at v1. run 1 wrote thread t1 at "
-        "v2. run 2 then wrote thread t1 at v3 from its copy of v0. The writes of run 1 are gone."
+    assert " ".join(checker[0].details) == (
+        "run 2 loaded thread t1 at checkpoint 0. run 1 saved thread t1 as checkpoint 1. "
+        "run 1 saved thread t1 as checkpoint 2. run 2 then saved thread t1 as checkpoint 3 "
+        "from its copy of checkpoint 0. run 1's turn is gone. Use "
+        "racefree.integrations.langgraph.StoreCheckpointer, which admits one run per "
+        "thread_id at a time, or give concurrent conversations their own thread_id."
     )
     invariant = [f for f in failure.run.failures if f.kind == "invariant"]
     assert invariant and "every_question_answered_once" in invariant[0].title
+
+
+def test_runs_are_named_by_their_run_name_and_saves_by_their_nodes() -> None:
+    async def workflow() -> list[racefree.Event]:
+        saver = recorded()
+        app = graph(saver)
+        await asyncio.gather(
+            *(
+                app.ainvoke({"messages": [q]}, {**CONFIG, "run_name": name})
+                for q, name in zip(QUESTIONS, ("greeter", "farewell"), strict=True)
+            )
+        )
+        return saver.history.events
+
+    events = asyncio.run(workflow())
+    assert {e.agent for e in events} == {"greeter", "farewell"}
+    saves = [e for e in events if e.op == "write" and e.agent == "greeter"]
+    assert [e.meta["step"] for e in saves] == [-1, 0, 1]
+    assert [e.meta.get("nodes") for e in saves] == [None, ["__start__"], ["chatbot"]]
+    writes = [e for e in events if e.op == "extend" and e.agent == "greeter"]
+    assert writes[-1].meta["words"]["verb"] == "saved node chatbot's writes to"
 
 
 def test_the_store_checkpointer_passes_exhaustive_search_with_one_save_per_run() -> None:

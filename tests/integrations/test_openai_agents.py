@@ -53,10 +53,37 @@ def test_the_recorder_shows_two_runs_interleaving_their_turns() -> None:
     failure = result.failure
     assert failure is not None
     assert (failure.failure.kind, failure.failure.name) == ("checker", "interleaved-turn")
-    assert failure.failure.title == "Checker: interleaved turn on session t1 (run 1, run 2)"
+    assert failure.failure.title == (
+        "Checker: interleaved turn on session t1 (Concierge (run 1), Concierge (run 2))"
+    )
     story = " ".join(failure.failure.details)
-    assert story.startswith('run 1 began a turn on session t1: [{"content": "book a table"')
-    assert 'run 2 added [{"content": "for four people", "role": "user"}] to session t1' in story
+    assert story.startswith(
+        'Concierge (run 1) began a turn on session t1: [{"content": "book a table"'
+    )
+    assert (
+        'Concierge (run 2) saved [{"content": "for four people", "role": "user"}] to '
+        "session t1." in story
+    )
+    assert story.endswith(
+        "Use racefree.integrations.openai_agents.StoreSession, which appends each run's "
+        "turn whole, in one atomic step."
+    )
+
+
+def test_runs_are_named_after_the_agent_they_start_with() -> None:
+    # The SDK hands sessions no agent; the name comes from a private context variable of
+    # the installed SDK version (this test fails if a new version moves it).
+    async def main() -> RecordedSession:
+        session = RecordedSession(agents.SQLiteSession("t1"))
+        model = scripted_model(latency=0)
+        await agents.Runner.run(agents.Agent(name="Concierge", model=model), "hi", session=session)
+        await agents.Runner.run(
+            agents.Agent(name="Sommelier", model=model), "red?", session=session
+        )
+        return session
+
+    session = asyncio.run(main())
+    assert session.history.agents() == ["Concierge (run 1)", "Sommelier (run 2)"]
 
 
 def test_the_store_session_passes_exhaustive_search() -> None:
@@ -173,3 +200,93 @@ def test_wrapping_something_that_is_not_a_session_is_a_usage_error() -> None:
         r"get_items\(\) method\. Pass a session such as agents\.SQLiteSession\('id'\)\.$",
     ):
         RecordedSession({})
+
+
+def booking_agent(name: str, behavior: Any, *, then_answer: bool = False) -> Any:
+    """An agent on the SDK's own ScriptedModel that calls book(day), then maybe answers."""
+    from agents.testing import ScriptedModel, assistant_message, function_call
+
+    @agents.function_tool
+    async def book(day: str) -> str:
+        """Book a table for a day."""
+        await asyncio.sleep(1.0 if day == "friday" else 1.5)  # the booking system
+        return f"booked {day}"
+
+    @agents.function_tool
+    def cancel(day: str) -> str:
+        """Cancel a booking."""
+        return f"cancelled {day}"
+
+    day = "friday" if name == "Booker A" else "saturday"
+    steps: list[Any] = [[function_call("book", {"day": day}, call_id=f"call-{day}")]]
+    if then_answer:
+        steps.append([assistant_message(f"{day} is booked")])
+    return agents.Agent(
+        name=name, model=ScriptedModel(steps), tools=[book, cancel], tool_use_behavior=behavior
+    )
+
+
+def kinds(items: list[Any]) -> list[str]:
+    return [str(item.get("type") or item.get("role")) for item in items]
+
+
+@pytest.mark.parametrize(
+    "behavior",
+    ["stop_on_first_tool", {"stop_at_tool_names": ["book"]}],
+    ids=["stop_on_first_tool", "StopAtTools"],
+)
+def test_a_run_whose_output_is_a_tool_result_saves_its_turn(behavior: Any) -> None:
+    async def main() -> tuple[Any, list[Any], racefree.History]:
+        history = racefree.History()
+        session = StoreSession("t1", racefree.open_async_store("memory://", history=history))
+        result = await agents.Runner.run(
+            booking_agent("Booker A", behavior), "book friday", session=session
+        )
+        return result.final_output, await session.get_items(), history
+
+    output, items, history = asyncio.run(main())
+    assert output == "booked friday"
+    assert kinds(items) == ["user", "function_call", "function_call_output"]
+    turns = [e for e in history if e.op == "append_turn"]
+    assert [(e.agent, len(e.value)) for e in turns] == [("Booker A (run 1)", 3)]
+
+
+def test_a_tool_the_agent_does_not_stop_at_leaves_the_turn_open_until_the_answer() -> None:
+    async def main() -> tuple[list[Any], racefree.History]:
+        history = racefree.History()
+        session = StoreSession("t1", racefree.open_async_store("memory://", history=history))
+        agent = booking_agent("Booker A", {"stop_at_tool_names": ["cancel"]}, then_answer=True)
+        await agents.Runner.run(agent, "book friday", session=session)
+        return await session.get_items(), history
+
+    items, history = asyncio.run(main())
+    assert kinds(items) == ["user", "function_call", "function_call_output", "message"]
+    assert [len(e.value) for e in history if e.op == "append_turn"] == [4]  # one append
+
+
+def test_runs_that_end_at_a_tool_keep_their_turns_whole_in_every_ordering() -> None:
+    def whole_turns(items: list[Any]) -> None:
+        """Each question is followed at once by its own booking call and the call's result."""
+        assert kinds(items) == ["user", "function_call", "function_call_output"] * 2, items
+        for start in (0, 3):
+            day = items[start]["content"].split()[-1]
+            assert items[start + 1]["call_id"] == items[start + 2]["call_id"] == f"call-{day}"
+
+    async def workflow() -> list[Any]:
+        session = StoreSession("t1", racefree.open_async_store("memory://"))
+        await asyncio.gather(
+            agents.Runner.run(
+                booking_agent("Booker A", "stop_on_first_tool"), "book friday", session=session
+            ),
+            agents.Runner.run(
+                booking_agent("Booker B", "stop_on_first_tool"), "book saturday", session=session
+            ),
+        )
+        items: list[Any] = await session.get_items()
+        return items
+
+    result = racefree.explore(
+        workflow, strategy="exhaustive", schedules=10_000, invariants=[whole_turns], save_dir=None
+    )
+    assert result.ok, result.report()
+    assert result.complete and result.distinct >= 2

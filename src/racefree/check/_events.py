@@ -23,7 +23,9 @@ __all__ = [
     "is_read",
     "is_write",
     "short",
+    "version_name",
     "version_of",
+    "word",
 ]
 
 READS = frozenset({"read", "get", "snapshot"})
@@ -86,10 +88,43 @@ def event_list(history: History | Iterable[Event]) -> list[Event]:
     return events
 
 
+def word(event: Event, name: str, default: str) -> str:
+    """The recorder's word for ``name`` in this event's story, else ``default``.
+
+    A recorder (a framework integration, a hand-written history) tells the
+    story in its own words through meta ``{"words": {...}}``: ``verb`` (what
+    the event did to its key, in the past tense: ``"saved"``), ``version``
+    (what the key's versions are called: ``"checkpoint"``), ``change`` (what
+    a write of the key is to the people who read the story: ``"turn"``) and
+    ``fix`` (the sentence of advice that ends a lost-update story). The
+    checker decides from ops and order alone; words only change the text.
+    """
+    words = event.meta.get("words") if event.meta else None
+    if isinstance(words, dict):
+        value = words.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return default
+
+
+def version_name(event: Event, version: int) -> str:
+    """``v3``, or in the recorder's words (``checkpoint 3``)."""
+    noun = word(event, "version", "")
+    return f"{noun} {version}" if noun else f"v{version}"
+
+
 def version_of(event: Event, *, written: bool = False) -> str:
-    """`` at v3`` when the event knows its version, else an empty string."""
+    """`` at v3`` when the event knows its version, else an empty string.
+
+    In a recorder's words a version read is `` at checkpoint 3`` and one
+    written `` as checkpoint 4``.
+    """
     version = event.version_written if written else event.version_read
-    return "" if version is None else f" at v{version}"
+    if version is None:
+        return ""
+    if not word(event, "version", ""):
+        return f" at v{version}"
+    return f" {'as' if written else 'at'} {version_name(event, version)}"
 
 
 def short(value: Any, limit: int = 60) -> str:

@@ -20,7 +20,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
-from racefree.check._events import ATOMIC, OVERWRITES, READS, short, version_of
+from racefree.check._events import (
+    ATOMIC,
+    OVERWRITES,
+    READS,
+    short,
+    version_name,
+    version_of,
+    word,
+)
 from racefree.check.explain import Explanation, Step
 from racefree.check.findings import Finding, Lost
 from racefree.history import Event
@@ -57,8 +65,19 @@ def is_claim_write(event: Event) -> bool:
 
 
 def verb(event: Event) -> str:
-    """What an event did to its key, as a past-tense verb phrase."""
-    return _VERBS.get(event.op, f"did {event.op} on")
+    """What an event did to its key, as a past-tense verb phrase (the recorder's, if given)."""
+    return word(event, "verb", _VERBS.get(event.op, f"did {event.op} on"))
+
+
+def _looked(event: Event) -> str:
+    """The verb of an event that only read its key (a read, or an atomic op that wrote nothing)."""
+    return word(event, "verb", "read")
+
+
+_ADVICE = (
+    "Make the read-modify-write one atomic step: a store update() or append(), "
+    "or hold one lock from the read to the write."
+)
 
 
 def find_lost_updates(
@@ -175,11 +194,11 @@ def _finding(
     agent = overwrite.agent
     lost = tuple(Lost(v.agent, v.seq, v.value, restored=i in alive) for i, v in victims[:_LISTED])
     if looked.op in READS or looked.version_written is None:
-        first = f"{agent} read {key}{version_of(looked)}{_value(looked)}."
-        copy = f"its copy{_of(looked.version_read)}"
+        first = f"{agent} {_looked(looked)} {key}{version_of(looked)}{_value(looked)}."
+        copy = f"its copy{_of(looked.version_read, looked)}"
     else:
         first = f"{agent} {verb(looked)} {key}{version_of(looked, written=True)}."
-        copy = f"its copy{_of(looked.version_written)}"
+        copy = f"its copy{_of(looked.version_written, looked)}"
     steps = [Step(first, looked.seq)]
     for _, victim in victims[:_SHOWN]:
         value = f": {short(victim.value)}" if victim.value is not None else ""
@@ -201,22 +220,23 @@ def _finding(
     gone = [v for i, v in victims if i not in alive]
     back = [v for i, v in victims if i in alive]
     whose = _names(v.agent for _, v in victims)
-    single = len(victims) == 1
-    writes = f"{_possessive(whose)} write" if single else f"the writes of {whose}"
+    change = _change([v for _, v in victims])
+    # In a recorder's words all of one run's writes are its one change ("run 1's turn").
+    single = len({v.agent for _, v in victims} if change else victims) == 1
+    noun = change or "write"
+    # A sentence starts with an agent's name as the agent spells it ("run 1", "shopper").
+    writes = f"{_possessive(whose)} {noun}" if single else f"The {noun}s of {whose}"
     if back and not gone:
         conclusion = (
-            f"{writes[0].upper()}{writes[1:]} {'was' if single else 'were'} "
+            f"{writes} {'was' if single else 'were'} "
             "erased here, though a later write from an older copy brought "
             f"{'it' if single else 'them'} back"
         )
     else:
-        conclusion = f"{writes[0].upper()}{writes[1:]} {'is' if single else 'are'} gone"
+        conclusion = f"{writes} {'is' if single else 'are'} gone"
         if back:
             conclusion += f" ({_names(v.agent for v in back)} came back later)"
-    conclusion += (
-        ". Make the read-modify-write one atomic step: a store update() or append(), "
-        "or hold one lock from the read to the write."
-    )
+    conclusion += ". " + word(overwrite, "fix", _ADVICE)
     agents = tuple(dict.fromkeys([agent, *(v.agent for _, v in victims)]))
     witness = (looked, *(v for _, v in victims[:_LISTED]), overwrite)
     return Finding(
@@ -238,7 +258,7 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
     for entry in episode:
         looked = entry.looked
         if looked.op in READS or looked.version_written is None:
-            text = f"{looked.agent} read {key}{version_of(looked)}{_value(looked)}."
+            text = f"{looked.agent} {_looked(looked)} {key}{version_of(looked)}{_value(looked)}."
         else:
             text = f"{looked.agent} {verb(looked)} {key}{version_of(looked, written=True)}."
         told.setdefault(looked.seq, Step(text, looked.seq))
@@ -254,7 +274,7 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
             base = looked.version_read
         told[seq] = Step(
             f"{over.agent} then {verb(over)} {key}{version_of(over, written=True)} from its "
-            f"copy{_of(base)}{_value(over)}.",
+            f"copy{_of(base, over)}{_value(over)}.",
             seq,
         )
     steps = [told[seq] for seq in sorted(told)]
@@ -262,24 +282,23 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
         steps.append(Step(f"... and {len(victims) - _SHOWN} more write(s) overwritten."))
     gone = [v for i, v in victims.items() if i not in alive]
     back = [v for i, v in victims.items() if i in alive]
+    change = _change(list(victims.values()))
+    noun = change or "write"
     if gone:
         whose = _names(v.agent for v in gone)
-        if len(gone) == 1:
-            conclusion = f"{_possessive(whose)} write is gone"
+        if len({v.agent for v in gone} if change else gone) == 1:
+            conclusion = f"{_possessive(whose)} {noun} is gone"
         else:
-            conclusion = f"The writes of {whose} are gone"
+            conclusion = f"The {noun}s of {whose} are gone"
         if back:
             conclusion += f" ({_names(v.agent for v in back)} came back later)"
     else:
         conclusion = (
-            f"The writes of {_names(v.agent for v in back)} were erased here, though a later "
+            f"The {noun}s of {_names(v.agent for v in back)} were erased here, though a later "
             "write from an older copy brought them back"
         )
-    conclusion += (
-        ". Each agent wrote back a copy made before the others' writes. Make the "
-        "read-modify-write one atomic step: a store update() or append(), or hold one lock "
-        "from the read to the write."
-    )
+    fix = word(episode[-1].late, "fix", _ADVICE)
+    conclusion += ". Each agent wrote back a copy made before the others' writes. " + fix
     agents = tuple(
         dict.fromkeys([*(e.late.agent for e in episode), *(v.agent for v in victims.values())])
     )
@@ -303,8 +322,14 @@ def _value(event: Event) -> str:
     return "" if event.value is None else f": {short(event.value)}"
 
 
-def _of(version: int | None) -> str:
-    return "" if version is None else f" of v{version}"
+def _of(version: int | None, event: Event) -> str:
+    return "" if version is None else f" of {version_name(event, version)}"
+
+
+def _change(victims: list[Event]) -> str:
+    """The recorder's word for what the victims' writes were ("turn"), if they share one."""
+    words = {word(v, "change", "") for v in victims}
+    return words.pop() if len(words) == 1 else ""
 
 
 def _names(names: Iterable[str]) -> str:

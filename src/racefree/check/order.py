@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from racefree.check._events import APPENDS, OVERWRITES, is_write, short
+from racefree.check._events import APPENDS, OVERWRITES, is_write, short, word
 from racefree.check.explain import Explanation, Step
 from racefree.check.findings import Finding
 from racefree.history import Event
@@ -207,15 +207,25 @@ def _interleaved(key: str, first: Event, intruders: list[Event], last: Event) ->
     agent = first.agent
     steps = [Step(f"{agent} began a turn on {key}: {short(first.value)}.", first.seq)]
     for other in intruders[:3]:
-        steps.append(Step(f"{other.agent} added {short(other.value)} to {key}.", other.seq))
+        added = word(other, "verb", "added")
+        steps.append(Step(f"{other.agent} {added} {short(other.value)} to {key}.", other.seq))
     if len(intruders) > 3:
         steps.append(Step(f"... and {len(intruders) - 3} more message(s) from other agents."))
     steps.append(Step(f"{agent} continued its turn: {short(last.value)}.", last.seq))
     others = _names(e.agent for e in intruders)
     conclusion = (
         f"{agent}'s turn is split by messages from {others}: a reader of {key} (or the next "
-        "model call) sees a reply that no longer follows what it answers. Add the whole turn "
-        "in one atomic step (store.append_turn), or hold a lock for the turn."
+        "model call) sees a reply that no longer follows what it answers. "
+        + word(
+            first,
+            "fix",
+            word(
+                last,
+                "fix",
+                "Add the whole turn in one atomic step (store.append_turn), or hold a lock "
+                "for the turn.",
+            ),
+        )
     )
     return Finding(
         kind="interleaved-turn",

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from racefree.check._events import ATOMIC, OVERWRITES, READS, SUSPENSIONS, version_of
+from racefree.check._events import ATOMIC, OVERWRITES, READS, SUSPENSIONS, version_of, word
 from racefree.check.explain import Explanation, Step
 from racefree.check.findings import Finding
 from racefree.history import Event
@@ -131,7 +131,7 @@ def _finding(
     agent, key = write.agent, write.key or ""
     what = suspension.op if suspension.value is None else f"{suspension.op} ({suspension.value})"
     steps = [
-        Step(f"{agent} read {key}{version_of(read)}.", read.seq),
+        Step(f"{agent} {word(read, 'verb', 'read')} {key}{version_of(read)}.", read.seq),
         Step(f"{agent} then suspended: {what}; other agents could run.", suspension.seq),
     ]
     witness = [read, suspension]
@@ -140,7 +140,8 @@ def _finding(
         witness.append(other)
     steps.append(
         Step(
-            f"{agent} overwrote {key}{version_of(write, written=True)} from what it read.",
+            f"{agent} {word(write, 'verb', 'overwrote')} {key}{version_of(write, written=True)} "
+            "from what it read.",
             write.seq,
         )
     )

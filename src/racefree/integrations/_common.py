@@ -46,11 +46,16 @@ class PerObject:
 
 
 class RunNames:
-    """Names a framework's runs ``"run 1"``, ``"run 2"``... in the order they first touch state.
+    """Names a framework's runs in the order they first touch state.
 
-    An explicit ``with racefree.agent("...")`` always wins. A run is known by
-    an object the framework passes along for the whole run (a run context, a
-    session copy); without one, the current agent (task or thread name) acts.
+    A run is known by an object the framework passes along for the whole run
+    (a run context, a session copy); without one, the current agent (task or
+    thread name) acts, and an explicit ``with racefree.agent("...")`` always
+    wins. A run is named once, when it first touches state, and keeps that
+    name (events are never renamed): ``run 1``, ``run 2``..., or with the
+    framework's name for what runs (an agent's name) ``Concierge (run 1)``,
+    ``Concierge (run 2)``; a name the user gave the run itself (LangGraph's
+    ``run_name``) is used as it is.
     """
 
     def __init__(self, prefix: str = "run") -> None:
@@ -58,19 +63,22 @@ class RunNames:
         self._names = PerObject()
         self._count = 0
 
-    def name(self, run: Any = None) -> str:
-        """The acting run's name."""
+    def name(self, run: Any = None, label: str | None = None, *, numbered: bool = True) -> str:
+        """The acting run's name; ``label`` names it the first time (numbered unless told)."""
         explicit = _explicit_agent.get()
         if explicit is not None:
             return explicit
         if run is None:
             return current_agent()
-        name: str = self._names.get(run, self._next)
+        name: str = self._names.get(run, lambda: self._next(label, numbered))
         return name
 
-    def _next(self) -> str:
+    def _next(self, label: str | None, numbered: bool) -> str:
+        if label and not numbered:
+            return label
         self._count += 1
-        return f"{self._prefix} {self._count}"
+        number = f"{self._prefix} {self._count}"
+        return f"{label} ({number})" if label else number
 
 
 def jsonable(value: Any) -> Any:

@@ -5,8 +5,9 @@ subclasses: pass them to ``graph.compile(checkpointer=...)``.
 
 - :class:`RecordedCheckpointer` wraps your checkpointer (``InMemorySaver``,
   ``SqliteSaver``...) and records, on the key ``thread <thread_id>`` (with
-  ``/<checkpoint_ns>`` for a subgraph), by run (one ``invoke``; runs are
-  named ``run 1``, ``run 2``... or by ``racefree.agent``):
+  ``/<checkpoint_ns>`` for a subgraph), by run (one ``invoke``, named by its
+  ``run_name`` when the config has one, else ``run 1``, ``run 2``...; a
+  ``racefree.agent`` name wins):
 
   - ``get_tuple``: a ``read`` of the thread at the checkpoint returned (the
     version is the checkpoint's number on the thread, 1 for the first saved);
@@ -14,13 +15,16 @@ subclasses: pass them to ``graph.compile(checkpointer=...)``.
     thread's latest state, computed from the run's copy (``version_read``
     is the parent checkpoint's number);
   - ``put_writes``: an ``extend`` of ``thread <id> writes`` with the
-    channels written (the API promises they are kept together).
+    channels written (the API promises they are kept together) and the
+    node that wrote them (meta ``node``; a save lists the nodes of the step
+    it closes in meta ``nodes``, and its ``step``).
 
   Two runs on one ``thread_id`` both load checkpoint 3 and each saves a
   child of it; the thread's latest state is the one saved last, and the
-  other run's turn is gone from it. The checker tells it as a ``lost-update``:
-  "run 2 read thread t1 at v3. run 1 wrote thread t1 at v4. run 2 then
-  wrote thread t1 at v5 from its copy of v3. Run 1's write is gone."
+  other run's turn is gone from it. The checker tells it as a ``lost-update``
+  in LangGraph's words: "run 2 loaded thread t1 at checkpoint 3. run 1 saved
+  thread t1 as checkpoint 4. run 2 then saved thread t1 as checkpoint 5 from
+  its copy of checkpoint 3. run 1's turn is gone."
 
 - :class:`StoreCheckpointer` keeps checkpoints in a racefree store and
   **refuses a stale parent**: a checkpoint is saved only if its parent is
@@ -99,6 +103,21 @@ def _run_of(config: RunnableConfig) -> Any:
     return (config.get("configurable") or {}).get("__pregel_runtime")
 
 
+def _node_of(task_path: str) -> str | None:
+    """The node a task runs, from its path (``~__pregel_pull, chatbot``); None for a Send."""
+    parts = [part.strip() for part in task_path.lstrip("~").split(",")]
+    return parts[1] if len(parts) > 1 and parts[0] == "__pregel_pull" else None
+
+
+# The checker tells a recorded history in LangGraph's words (docs/checker.md, "Story words").
+_FIX = (
+    "Use racefree.integrations.langgraph.StoreCheckpointer, which admits one run per "
+    "thread_id at a time, or give concurrent conversations their own thread_id."
+)
+_LOADED = {"words": {"verb": "loaded", "version": "checkpoint"}}
+_SAVED = {"verb": "saved", "version": "checkpoint", "change": "turn", "fix": _FIX}
+
+
 class RecordedCheckpointer(BaseCheckpointSaver[Any]):
     """Any LangGraph checkpointer, with loads and saves recorded (see the module docstring).
 
@@ -118,6 +137,7 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         self.history = history if history is not None else History()
         self._runs = RunNames()
         self._numbers: dict[tuple[str, str], dict[str, int]] = {}  # thread -> checkpoint id -> n
+        self._nodes: dict[str, list[str]] = {}  # run -> nodes whose writes its next save holds
         for name in _FORWARDED:
             if hasattr(saver, name):
                 setattr(self, name, getattr(saver, name))
@@ -138,28 +158,55 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         thread = _thread(config)
         key = _key(*thread)
         hooks.point(kind, key)
-        return self._runs.name(_run_of(config)), thread, key
+        # An invocation's run_name (config={"run_name": ...}) is LangGraph's name for it.
+        label = config.get("run_name")
+        who = self._runs.name(
+            _run_of(config), label if isinstance(label, str) else None, numbered=False
+        )
+        return who, thread, key
 
     def _loaded(self, who: str, thread: tuple[str, str], found: CheckpointTuple | None) -> None:
         version = self._number(thread, found.checkpoint["id"]) if found else 0
-        self.history.record("read", _key(*thread), agent=who, version_read=version)
+        self.history.record(
+            "read", _key(*thread), agent=who, version_read=version, meta=dict(_LOADED)
+        )
 
     def _saved(
-        self, who: str, thread: tuple[str, str], config: RunnableConfig, checkpoint: Checkpoint
+        self,
+        who: str,
+        thread: tuple[str, str],
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
     ) -> None:
         parent = self._number(thread, get_checkpoint_id(config))
         written = self._number(thread, checkpoint["id"])
+        meta: dict[str, Any] = {"words": dict(_SAVED), "step": metadata.get("step")}
+        nodes = self._nodes.pop(who, [])
+        if nodes:  # the nodes of the step this checkpoint closes
+            meta["nodes"] = nodes
         self.history.record(
             "write",
             _key(*thread),
             agent=who,
             version_read=parent if parent is not None else 0,
             version_written=written,
+            meta=meta,
         )
 
-    def _wrote(self, who: str, thread: tuple[str, str], writes: Sequence[tuple[str, Any]]) -> None:
+    def _wrote(
+        self, who: str, thread: tuple[str, str], writes: Sequence[tuple[str, Any]], task_path: str
+    ) -> None:
         channels = [channel for channel, _ in writes]
-        self.history.record("extend", f"{_key(*thread)} writes", agent=who, value=channels)
+        node = _node_of(task_path)
+        verb = "saved pending writes to" if node is None else f"saved node {node}'s writes to"
+        meta: dict[str, Any] = {"words": {"verb": verb}}
+        if node is not None:
+            meta["node"] = node
+            self._nodes.setdefault(who, []).append(node)
+        self.history.record(
+            "extend", f"{_key(*thread)} writes", agent=who, value=channels, meta=meta
+        )
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         """The wrapped ``get_tuple``, recorded as a read of the thread."""
@@ -185,7 +232,7 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         """The wrapped ``put``, recorded as a write of the thread from the parent checkpoint."""
         who, thread, _ = self._before("write", config)
         saved = self.saver.put(config, checkpoint, metadata, new_versions)
-        self._saved(who, thread, config, checkpoint)
+        self._saved(who, thread, config, checkpoint, metadata)
         return saved
 
     async def aput(
@@ -198,7 +245,7 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         """The wrapped ``aput``, recorded as a write of the thread from the parent checkpoint."""
         who, thread, _ = self._before("write", config)
         saved = await self.saver.aput(config, checkpoint, metadata, new_versions)
-        self._saved(who, thread, config, checkpoint)
+        self._saved(who, thread, config, checkpoint, metadata)
         return saved
 
     def put_writes(
@@ -211,7 +258,7 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         """The wrapped ``put_writes``, recorded as one extend of the thread's pending writes."""
         who, thread, _ = self._before("extend", config)
         self.saver.put_writes(config, writes, task_id, task_path)
-        self._wrote(who, thread, writes)
+        self._wrote(who, thread, writes, task_path)
 
     async def aput_writes(
         self,
@@ -223,7 +270,7 @@ class RecordedCheckpointer(BaseCheckpointSaver[Any]):
         """The wrapped ``aput_writes``, recorded as one extend of the thread's pending writes."""
         who, thread, _ = self._before("extend", config)
         await self.saver.aput_writes(config, writes, task_id, task_path)
-        self._wrote(who, thread, writes)
+        self._wrote(who, thread, writes, task_path)
 
     def list(
         self,

@@ -9,9 +9,8 @@ which is how they tell one ``Runner.run`` from another.
   class...) and records each call on the key ``session <id>``: ``get_items``
   a ``read`` (the items seen; the version is the number of items),
   ``add_items`` an ``extend`` (the items, contiguous), ``pop_item`` a ``pop``,
-  ``clear_session`` a ``write`` of ``[]``. Runs are named ``run 1``,
-  ``run 2``... in the order they first touch the session (or by
-  ``racefree.agent``). The SDK saves a run's input when the run starts and
+  ``clear_session`` a ``write`` of ``[]``, each with the SDK's words for the
+  checker's story (loaded, saved). The SDK saves a run's input when the run starts and
   its answer when it ends, so two runs on one session interleave their turns:
   the checker reports an ``interleaved-turn`` in these words.
 - :class:`StoreSession` keeps the conversation in a racefree store. A run's
@@ -22,10 +21,17 @@ which is how they tell one ``Runner.run`` from another.
   hosts (Redis) too. A run that fails before its
   answer saves nothing: the question is not left behind without its answer,
   and a retry does not duplicate it. Calls made without a run context (your
-  own code calling ``add_items``) are each one atomic turn. Not handled: a
-  run whose final output is a tool's result (``tool_use_behavior=
-  "stop_on_first_tool"`` or ``StopAtTools``) never ends its turn with an
-  assistant message, so its items are never saved.
+  own code calling ``add_items``) are each one atomic turn. A run whose
+  final output is a tool's result (``tool_use_behavior="stop_on_first_tool"``,
+  ``StopAtTools`` naming the tool called, or a function deciding it) has no
+  assistant message: its turn (the question, the calls, their results) is
+  appended whole once every call has its result.
+
+Runs are named after the agent they start with: ``Concierge (run 1)``,
+``Concierge (run 2)`` (or by ``racefree.agent``). The SDK hands sessions no
+agent; the name (and the agent's ``tool_use_behavior``) is read from a
+private context variable of the SDK, pinned by the tests against the
+installed version; without it runs are ``run 1``, ``run 2``.
 
 Exploring the SDK: its tracing exports spans from a background thread that
 polls, and batches through a lock made on first use; under the explorer that
@@ -56,6 +62,75 @@ __all__ = ["RecordedSession", "StoreSession", "exploring", "scripted_model", "tu
 
 def _key(session_id: str) -> str:
     return f"session {session_id}"
+
+
+# The checker tells a recorded history in the SDK's words (docs/checker.md, "Story words").
+_FIX = (
+    "Use racefree.integrations.openai_agents.StoreSession, which appends each run's turn "
+    "whole, in one atomic step."
+)
+_WORDS = {
+    "read": {"verb": "loaded"},
+    "extend": {"verb": "saved", "change": "turn", "fix": _FIX},
+    "pop": {"verb": "popped the last item of", "fix": _FIX},
+    "write": {"verb": "cleared", "fix": _FIX},
+}
+
+
+def _words(op: str) -> dict[str, Any]:
+    return {"words": dict(_WORDS[op])}
+
+
+def _run_agents() -> list[Any]:
+    """The agents of the running ``Runner.run`` so far, the starting agent first.
+
+    The SDK hands sessions no agent. Each run does keep, in a context
+    variable, the agents whose tools it resolved
+    (``agents.run_internal.agent_tool_configuration``, private: the tests pin
+    it against the installed version); without it, an empty list.
+    """
+    try:
+        from agents.run_internal.agent_tool_configuration import _current_run
+    except ImportError:  # pragma: no cover - another SDK version
+        return []
+    run = _current_run.get()
+    return [resolution.agent for resolution in getattr(run, "resolutions", {}).values()]
+
+
+def _starting_agent() -> str | None:
+    """The name of the agent the running ``Runner.run`` started with, if the SDK shows it."""
+    for agent in _run_agents():
+        name = getattr(agent, "name", None)
+        return name if isinstance(name, str) and name else None
+    return None
+
+
+def _ends_at_tool(items: list[Any], agents: list[Any]) -> bool:
+    """True when ``items`` end with tool results that the run's agent may take as its output.
+
+    With ``tool_use_behavior="stop_on_first_tool"``, ``StopAtTools`` naming
+    one of the tools called, or a function deciding it, a run ends without an
+    assistant message: its final output is a tool's result. A function's
+    decision cannot be seen, so its turn is taken as ended; if the model is
+    then called again, its answer is saved as a turn of its own.
+    """
+    if not items or not isinstance(items[-1], dict):
+        return False
+    if not str(items[-1].get("type", "")).endswith("_call_output"):
+        return False
+    called = {
+        str(item.get("name"))
+        for item in items
+        if isinstance(item, dict) and str(item.get("type", "")).endswith("_call")
+    }
+    owners = [a for a in agents if called & {getattr(t, "name", None) for t in a.tools}]
+    for agent in owners or agents:
+        behavior = getattr(agent, "tool_use_behavior", "run_llm_again")
+        if behavior == "stop_on_first_tool" or callable(behavior):
+            return True
+        if isinstance(behavior, dict) and called & set(behavior.get("stop_at_tool_names", ())):
+            return True
+    return False
 
 
 def _takes_wrapper(method: Any) -> bool:
@@ -100,7 +175,7 @@ class RecordedSession:
         )
 
     def _who(self, wrapper: Any) -> str:
-        return self._runs.name(wrapper)
+        return self._runs.name(wrapper, _starting_agent())
 
     def _kwargs(self, wrapper: Any) -> dict[str, Any]:
         return {"wrapper": wrapper} if self._pass_wrapper and wrapper is not None else {}
@@ -113,7 +188,12 @@ class RecordedSession:
         if limit is None:
             self._count = len(items)
         self.history.record(
-            "read", self.key, agent=who, version_read=self._count, value=jsonable(items)
+            "read",
+            self.key,
+            agent=who,
+            version_read=self._count,
+            value=jsonable(items),
+            meta=_words("read"),
         )
         return items
 
@@ -132,6 +212,7 @@ class RecordedSession:
             version_read=before,
             version_written=self._count,
             value=jsonable(list(items)),
+            meta=_words("extend"),
         )
 
     async def pop_item(self, wrapper: Any = None) -> Any:
@@ -149,6 +230,7 @@ class RecordedSession:
             version_read=before,
             version_written=self._count,
             value=jsonable(item),
+            meta=_words("pop"),
         )
         return item
 
@@ -158,7 +240,9 @@ class RecordedSession:
         hooks.point("write", self.key)
         await self.session.clear_session(**self._kwargs(wrapper))
         self._count = 0
-        self.history.record("write", self.key, agent=who, version_written=0, value=[])
+        self.history.record(
+            "write", self.key, agent=who, version_written=0, value=[], meta=_words("write")
+        )
 
     def __repr__(self) -> str:
         return f"RecordedSession({self.session!r})"
@@ -168,6 +252,17 @@ def turn_is_complete(items: list[Any]) -> bool:
     """True when ``items`` end a turn: the assistant's message last, every tool call answered."""
     if not items:
         return False
+    last = items[-1]
+    return (
+        isinstance(last, dict)
+        and last.get("role") == "assistant"
+        and last.get("type", "message") == "message"
+        and _answered(items)
+    )
+
+
+def _answered(items: list[Any]) -> bool:
+    """True when every tool call in ``items`` has its output."""
     calls: set[Any] = set()
     answered: set[Any] = set()
     for item in items:
@@ -178,13 +273,7 @@ def turn_is_complete(items: list[Any]) -> bool:
             answered.add(item.get("call_id"))
         elif kind.endswith("_call") and item.get("call_id") is not None:
             calls.add(item.get("call_id"))
-    last = items[-1]
-    return (
-        isinstance(last, dict)
-        and last.get("role") == "assistant"
-        and last.get("type", "message") == "message"
-        and calls <= answered
-    )
+    return calls <= answered
 
 
 class _Turn:
@@ -241,7 +330,7 @@ class StoreSession:
         if wrapper is None:
             yield
             return
-        with _acting(self._runs.name(wrapper)):
+        with _acting(self._runs.name(wrapper, _starting_agent())):
             yield
 
     async def get_items(self, limit: int | None = None, wrapper: Any = None) -> list[Any]:
@@ -263,7 +352,9 @@ class StoreSession:
                 await self.store.append_turn(self.key, new)
             return
         turn.items.extend(new)
-        if turn_is_complete(turn.items):
+        if turn_is_complete(turn.items) or (
+            _answered(turn.items) and _ends_at_tool(turn.items, _run_agents())
+        ):
             with self._as_run(wrapper):
                 await self.store.append_turn(
                     self.key, turn.items, idempotency_key=f"{turn.token}:{turn.saved}"
@@ -386,8 +477,9 @@ def scripted_model(
 ) -> Any:
     """An SDK ``Model`` that answers the last user message with ``reply(text)`` after ``latency``.
 
-    No network: for tests and explorations (the SDK ships no fake model
-    outside its own test suite). The latency (seconds, or
+    No network: for tests and explorations. It answers any question, where
+    the SDK's own ``agents.testing.ScriptedModel`` (0.24 and later) plays a
+    fixed list of steps, tool calls included. The latency (seconds, or
     ``latency(question)``) is an ``asyncio.sleep``: give two runs different
     latencies and, under ``latency="any"``, the explorer may end either
     run's call first (calls that end at the same instant resume in the order
