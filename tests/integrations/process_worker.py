@@ -36,27 +36,46 @@ class Chat(TypedDict):
     messages: Annotated[list[str], operator.add]
 
 
-def langgraph(url: str, text: str) -> int:
+def langgraph(url: str, text: str, mode: str = "refuse") -> int:
+    """``refuse``: both load before either saves, the stale one is refused and retried.
+
+    ``lease``: LangGraph's default durability (a save per step) and one run per
+    thread_id at a time; the node counts the runs inside it at once (``overlap``).
+    """
     from langgraph.graph import END, START, StateGraph
 
     from racefree.errors import ConflictError
     from racefree.integrations.langgraph import StoreCheckpointer
 
     def chatbot(state: Chat) -> dict[str, list[str]]:
-        wait_for_everyone(url)  # both runs have loaded the thread before either saves
+        if mode == "refuse":
+            wait_for_everyone(url)  # both runs have loaded the thread before either saves
+        else:
+            store = racefree.open_store(url)
+            if store.increment("inside") > 1:
+                store.increment("overlap")
+            store.increment("arrived")
+            deadline = time.monotonic() + 2  # the other worker tries to get in meanwhile
+            while store.get("arrived", 0) < WORKERS and time.monotonic() < deadline:
+                time.sleep(0.01)
+            store.increment("inside", -1)
+            store.close()
         return {"messages": [f"answer to {state['messages'][-1]}"]}
 
     builder = StateGraph(Chat)
     builder.add_node("chatbot", chatbot)
     builder.add_edge(START, "chatbot")
     builder.add_edge("chatbot", END)
-    checkpointer = StoreCheckpointer(url)
+    checkpointer = StoreCheckpointer(url, one_run_per_thread=mode == "lease")
     graph = builder.compile(checkpointer=checkpointer)
     config: Any = {"configurable": {"thread_id": "ann"}}
     refused = 0
     while True:
         try:
-            graph.invoke({"messages": [text]}, config, durability="exit")
+            if mode == "refuse":
+                graph.invoke({"messages": [text]}, config, durability="exit")
+            else:
+                graph.invoke({"messages": [text]}, config)
             break
         except ConflictError:
             refused += 1

@@ -48,7 +48,7 @@ def test_langgraph_one_run_is_refused_and_its_retry_keeps_both_turns(shared_url:
     pytest.importorskip("langgraph")
     from racefree.integrations.langgraph import StoreCheckpointer
 
-    refused = run_workers("langgraph", shared_url, ("hi", "bye"))
+    refused = run_workers("langgraph", shared_url, ("hi", "bye"), "refuse")
     assert sorted(refused) == [0, 1]
     reader = StoreCheckpointer(shared_url)
     latest = reader.get_tuple({"configurable": {"thread_id": "ann"}})
@@ -56,6 +56,24 @@ def test_langgraph_one_run_is_refused_and_its_retry_keeps_both_turns(shared_url:
     assert latest is not None
     messages = latest.checkpoint["channel_values"]["messages"]
     assert sorted(messages) == ["answer to bye", "answer to hi", "bye", "hi"]
+
+
+def test_langgraph_runs_of_two_processes_take_the_thread_in_turn(shared_url: str) -> None:
+    pytest.importorskip("langgraph")
+    from racefree.integrations.langgraph import StoreCheckpointer
+
+    # Per-step saves (LangGraph's default), one run per thread_id at a time: the second
+    # process's run waits for the first's lease, so nothing is refused or asked twice.
+    assert run_workers("langgraph", shared_url, ("hi", "bye"), "lease") == [0, 0]
+    reader = StoreCheckpointer(shared_url)
+    latest = reader.get_tuple({"configurable": {"thread_id": "ann"}})
+    overlap = reader.store.get("overlap", 0)
+    reader.close()
+    assert latest is not None
+    messages = latest.checkpoint["channel_values"]["messages"]
+    assert sorted(messages) == ["answer to bye", "answer to hi", "bye", "hi"]
+    assert messages[1] == f"answer to {messages[0]}"  # each answer follows its question
+    assert overlap == 0  # never were both runs inside the graph at once
 
 
 def test_adk_both_processes_items_are_merged(shared_url: str) -> None:

@@ -46,14 +46,20 @@ def graph(checkpointer: Any) -> Any:
 
 
 def double_text(
-    checkpointer: Callable[[], Any], durability: str = "async"
+    checkpointer: Callable[[], Any], durability: str = "async", *, stagger: bool = False
 ) -> Callable[[], Awaitable[dict[str, Any]]]:
-    """Two invocations on one thread_id at once; a refused one is invoked again."""
+    """Two invocations on one thread_id at once; a refused one is invoked again.
+
+    With ``stagger`` the messages arrive 0.1 s and 0.2 s in, so that either
+    may be loaded first (the explorer may end either wait first).
+    """
 
     async def workflow() -> dict[str, Any]:
         app = graph(checkpointer())
 
         async def say(text: str) -> None:
+            if stagger:
+                await asyncio.sleep(0.1 if text == QUESTIONS[0] else 0.2)
             for _ in range(3):
                 try:
                     await app.ainvoke({"messages": [text]}, CONFIG, durability=durability)
@@ -130,7 +136,7 @@ def test_runs_are_named_by_their_run_name_and_saves_by_their_nodes() -> None:
 
 def test_the_store_checkpointer_passes_exhaustive_search_with_one_save_per_run() -> None:
     result = racefree.explore(
-        double_text(fixed, "exit"),
+        double_text(fixed, "exit", stagger=True),
         strategy="exhaustive",
         schedules=10_000,
         invariants=[every_question_answered_once],
@@ -140,11 +146,34 @@ def test_the_store_checkpointer_passes_exhaustive_search_with_one_save_per_run()
     assert result.complete and result.distinct >= 2
 
 
-def test_with_per_step_saves_a_retried_run_can_repeat_its_question() -> None:
-    # The documented limit: the refused run had saved its question, the other run built
-    # on it, and invoking the refused run again asks it a second time. No turn is lost.
+@pytest.mark.parametrize("durability", ["async", "sync"])
+def test_with_per_step_saves_both_turns_are_kept_exactly_once_in_every_ordering(
+    durability: str,
+) -> None:
+    # LangGraph's default durability: a run saves its question, then each step. One run
+    # per thread_id at a time: the second run waits for the first to end, never refused.
     result = racefree.explore(
-        double_text(fixed, "async"),
+        double_text(fixed, durability, stagger=True),
+        strategy="exhaustive",
+        schedules=10_000,
+        invariants=[every_question_answered_once],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete
+    assert result.distinct >= 2  # either message's run may have the thread first
+
+
+def refusing_only() -> StoreCheckpointer:
+    store = racefree.open_store("memory://", history=racefree.History())
+    return StoreCheckpointer(store, one_run_per_thread=False)
+
+
+def test_without_one_run_per_thread_a_retried_run_can_repeat_its_question() -> None:
+    # The limit of refusing a stale parent alone: the refused run had saved its question,
+    # the other run built on it, and invoking the refused run again asks it a second time.
+    result = racefree.explore(
+        double_text(refusing_only, "async"),
         strategy="exhaustive",
         schedules=10_000,
         invariants=[every_question_answered_once],
@@ -156,6 +185,54 @@ def test_with_per_step_saves_a_retried_run_can_repeat_its_question() -> None:
     messages = failure.run.result["messages"]
     assert sorted(set(messages)) == sorted([*QUESTIONS, *(f"answer to {q}" for q in QUESTIONS)])
     assert len(messages) > 4  # a question asked twice, nothing missing
+
+
+def test_a_run_that_fails_frees_its_thread_for_the_next_run() -> None:
+    attempts: list[str] = []
+
+    async def flaky(state: Chat) -> dict[str, list[str]]:
+        attempts.append(state["messages"][-1])
+        if len(attempts) == 1:
+            raise RuntimeError("the model is down")
+        return {"messages": [f"answer to {state['messages'][-1]}"]}
+
+    builder = StateGraph(Chat)
+    builder.add_node("chatbot", flaky)
+    builder.add_edge(START, "chatbot")
+    builder.add_edge("chatbot", END)
+    saver = fixed()
+    app = builder.compile(checkpointer=saver)
+
+    async def main() -> dict[str, Any]:
+        with pytest.raises(RuntimeError, match="the model is down"):
+            await app.ainvoke({"messages": ["hi"]}, CONFIG)
+        assert saver.store.get("langgraph t1/ lease") is None  # released as the run ended
+        await app.ainvoke({"messages": ["bye"]}, CONFIG)
+        assert saver.store.get("langgraph t1/ lease") is None
+        values: dict[str, Any] = (await app.aget_state(CONFIG)).values
+        return values
+
+    assert asyncio.run(main())["messages"] == ["hi", "bye", "answer to bye"]
+
+
+def test_a_lease_of_another_process_is_waited_for_until_it_expires() -> None:
+    saver = StoreCheckpointer(lease_seconds=0.2)
+    # A run of another process holds the thread; its process died without releasing it.
+    saver.store.set(
+        "langgraph t1/ lease",
+        {"holder": "elsewhere:run", "by": "run 1", "until": time.time() + 0.2},
+    )
+    app = graph(saver)
+    asyncio.run(app.ainvoke({"messages": ["hi"]}, CONFIG))
+    assert saver.store.get("langgraph t1/ lease") is None
+    assert app.get_state(CONFIG).values["messages"] == ["hi", "answer to hi"]
+
+
+def test_a_lease_shorter_than_nothing_is_a_usage_error() -> None:
+    with pytest.raises(
+        UsageError, match=r"^lease_seconds must be a positive number of seconds, not 0\.$"
+    ):
+        StoreCheckpointer(lease_seconds=0)
 
 
 def test_a_stale_parent_is_refused_naming_the_run_that_saved_since() -> None:
@@ -241,7 +318,9 @@ def test_bad_arguments_are_usage_errors() -> None:
         StoreCheckpointer().get_tuple({"configurable": {}})
 
 
-def threaded_double_text(checkpointer: Callable[[], Any]) -> Callable[[], dict[str, Any]]:
+def threaded_double_text(
+    checkpointer: Callable[[], Any], durability: str = "exit"
+) -> Callable[[], dict[str, Any]]:
     """The sync API: two threads each invoke the graph on one thread_id."""
 
     def reply(state: Chat) -> dict[str, list[str]]:
@@ -259,7 +338,7 @@ def threaded_double_text(checkpointer: Callable[[], Any]) -> Callable[[], dict[s
         def say(text: str) -> None:
             for _ in range(3):
                 try:
-                    app.invoke({"messages": [text]}, CONFIG, durability="exit")
+                    app.invoke({"messages": [text]}, CONFIG, durability=durability)
                     return
                 except ConflictError:
                     continue
@@ -294,3 +373,17 @@ def test_threads_on_the_sync_api_lose_a_turn_and_the_fix_passes_exhaustive_searc
     )
     assert fixed_run.ok, fixed_run.report()
     assert fixed_run.complete
+
+
+def test_threads_with_per_step_saves_keep_both_turns_within_a_budget() -> None:
+    # LangGraph's sync API saves from executor threads of its own: too many orderings to
+    # finish (300 take about 25 s); none of the first 300 of exhaustive search fails.
+    result = racefree.explore(
+        threaded_double_text(fixed, "sync"),
+        strategy="exhaustive",
+        schedules=300,
+        invariants=[every_question_answered_once],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.distinct == 300

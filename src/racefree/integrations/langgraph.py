@@ -46,8 +46,14 @@ subclasses: pass them to ``graph.compile(checkpointer=...)``.
 
 from __future__ import annotations
 
+import asyncio
 import base64
-from collections.abc import AsyncIterator, Iterator, Sequence
+import contextlib
+import inspect
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -64,9 +70,9 @@ from langgraph.checkpoint.base import (
 )
 
 from racefree import hooks
-from racefree.errors import ConflictError, UsageError
+from racefree.errors import ConflictError, StoreError, UsageError
 from racefree.history import History
-from racefree.integrations._common import RunNames
+from racefree.integrations._common import PerObject, RunNames
 from racefree.state import Store, Transaction, open_store
 
 __all__ = ["RecordedCheckpointer", "StoreCheckpointer"]
@@ -325,6 +331,77 @@ class _Stale(Exception):
         self.head = head
 
 
+# One run per thread: a lease in the store names the run that holds the thread. A run is
+# named per process, so that another process never mistakes it for its own; a run of this
+# process holds its lease until it ends (LangGraph's run loop closes), one of another
+# process until it ends or its lease expires (a crashed process).
+_PROCESS = uuid.uuid4().hex[:12]
+_RUNNING: set[str] = set()  # runs of this process that hold or may hold a lease
+_LOCK = threading.Lock()
+_FIRST_WAIT, _LONGEST_WAIT = 0.01, 0.5  # seconds between looks at another process's lease
+
+# Waiters for a lease held in this process wait to be woken (no polling, so the explorer
+# sees them blocked and every wait ends); another process's lease is looked at again.
+_generation = 0
+_async_waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+_sync_waiters: list[threading.Event] = []
+
+
+def _local(holder: str) -> bool:
+    return holder.startswith(f"{_PROCESS}:")
+
+
+def _notify() -> None:
+    """A lease of this process was released: wake the waiters, who look again."""
+    global _generation
+    with _LOCK:
+        _generation += 1
+        loops, events = list(_async_waiters), list(_sync_waiters)
+        _async_waiters.clear()
+        _sync_waiters.clear()
+    for loop, future in loops:
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_wake, future)
+    for event in events:
+        event.set()
+
+
+def _wake(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _at_run_end(end: Callable[[], None]) -> bool:
+    """Call ``end`` when the LangGraph run loading its checkpoint now ends; False if unseen.
+
+    A checkpointer is told of no run's end. The run loop that is loading
+    (``SyncPregelLoop`` / ``AsyncPregelLoop``, entering) closes an exit stack
+    when the run ends, whether it finished, failed, was interrupted or
+    cancelled; ``end`` joins that stack (the caller's frames are looked at:
+    a few, no further). Without it, an asyncio task's end stands in.
+    """
+    frame = inspect.currentframe()
+    for _ in range(8):
+        if frame is None:
+            break
+        loop = frame.f_locals.get("self")
+        stack: Any = getattr(loop, "stack", None)
+        if type(loop).__name__ in ("SyncPregelLoop", "AsyncPregelLoop") and hasattr(
+            stack, "callback"
+        ):
+            stack.callback(end)
+            return True
+        frame = frame.f_back
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:
+        task = None
+    if task is not None:
+        task.add_done_callback(lambda _: end())
+        return True
+    return False
+
+
 class StoreCheckpointer(BaseCheckpointSaver[int]):
     """A LangGraph checkpointer on a racefree store that refuses a stale parent.
 
@@ -335,8 +412,22 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
     docstring.
     """
 
-    def __init__(self, store: Store | str = "memory://", *, history: History | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | str = "memory://",
+        *,
+        history: History | None = None,
+        one_run_per_thread: bool = True,
+        lease_seconds: float = 60.0,
+    ) -> None:
         super().__init__()
+        if not lease_seconds > 0:
+            raise UsageError(
+                f"lease_seconds must be a positive number of seconds, not {lease_seconds!r}."
+            )
+        self.one_run_per_thread = one_run_per_thread
+        self.lease_seconds = float(lease_seconds)
+        self._holders = PerObject()  # a run (its LangGraph runtime) -> its name in leases
         self._owns_store = isinstance(store, str)
         if isinstance(store, str):
             store = open_store(store, history=history)
@@ -361,8 +452,135 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
     def _load(self, dumped: list[str]) -> Any:
         return self.serde.loads_typed((dumped[0], base64.b64decode(dumped[1])))
 
+    # --- one run per thread: a lease in the store -----------------------------------------
+
+    def _admission(self, config: RunnableConfig) -> tuple[str, str, str] | None:
+        """(lease key, this run's holder name, run name) when a run loads; else None.
+
+        A run is admitted when it loads its thread (top-level namespace: a
+        subgraph runs inside its parent's admission). Reads outside a run
+        (``get_state``) are not.
+        """
+        run = _run_of(config)
+        thread_id, ns = _thread(config)
+        if not self.one_run_per_thread or run is None or ns:
+            return None
+        holder: str = self._holders.get(run, lambda: f"{_PROCESS}:{uuid.uuid4().hex[:12]}")
+        return f"{self._prefix(thread_id, '')} lease", holder, self._runs.name(run)
+
+    def _try_lease(self, key: str, holder: str, who: str) -> dict[str, Any] | None:
+        """Take (or keep) the lease unless another run that has not ended holds it.
+
+        Returns None when this run has it, else the lease that keeps it out.
+        """
+
+        def take(tx: Transaction) -> tuple[dict[str, Any] | None, bool]:
+            lease = tx.get(key)
+            now = time.time()
+            if lease is not None and lease["holder"] != holder:
+                if _local(lease["holder"]) and not lease.get("expires"):
+                    held = lease["holder"] in _RUNNING  # known: the run has not ended
+                else:
+                    held = lease["until"] > now
+                if held:
+                    return dict(lease), False
+            tx.set(key, {"holder": holder, "by": who, "until": now + self.lease_seconds})
+            return None, lease is None or lease["holder"] != holder
+
+        with _LOCK:
+            _RUNNING.add(holder)
+        refused, new = self.store.transaction(take)
+        if refused is not None:
+            return refused
+        if new and not _at_run_end(lambda: self._release(key, holder)):
+            # No end of this run will be seen (a load from outside LangGraph's run loop):
+            # the lease only expires, lease_seconds after the run's last save.
+            with _LOCK:
+                _RUNNING.discard(holder)
+            self.store.update(key, lambda lease: {**lease, "expires": True} if lease else lease)
+        return None
+
+    def _release(self, key: str, holder: str) -> None:
+        """The run ended: free its lease and wake the runs waiting for the thread."""
+
+        def free(tx: Transaction) -> None:
+            lease = tx.get(key)
+            if lease is not None and lease["holder"] == holder:
+                tx.set(key, None)
+
+        with _LOCK:
+            _RUNNING.discard(holder)
+        # Called as the run loop closes, maybe after close(): then the lease expires
+        # (and this process's waiters see that its run has ended).
+        with contextlib.suppress(StoreError):
+            self.store.transaction(free)
+        _notify()
+
+    def _admit(self, config: RunnableConfig) -> None:
+        admission = self._admission(config)
+        if admission is None:
+            return
+        wait = _FIRST_WAIT
+        while True:
+            generation = _generation
+            lease = self._try_lease(*admission)
+            if lease is None:
+                return
+            if not _local(lease["holder"]) or lease.get("expires"):
+                time.sleep(wait)  # another process's run: look again
+                wait = min(wait * 2, _LONGEST_WAIT)
+                continue
+            event = threading.Event()  # made here, so an exploration controls it
+            with _LOCK:
+                if generation != _generation:  # released since we looked: look again
+                    continue
+                _sync_waiters.append(event)
+            event.wait()
+
+    async def _aadmit(self, config: RunnableConfig) -> None:
+        admission = self._admission(config)
+        if admission is None:
+            return
+        wait = _FIRST_WAIT
+        while True:
+            generation = _generation
+            lease = self._try_lease(*admission)
+            if lease is None:
+                return
+            if not _local(lease["holder"]) or lease.get("expires"):
+                await asyncio.sleep(wait)  # another process's run: look again
+                wait = min(wait * 2, _LONGEST_WAIT)
+                continue
+            loop = asyncio.get_running_loop()
+            future: asyncio.Future[None] = loop.create_future()
+            with _LOCK:
+                if generation != _generation:
+                    continue
+                _async_waiters.append((loop, future))
+            await future
+
+    def _renew(self, tx: Transaction, prefix: str, config: RunnableConfig) -> None:
+        """Inside a save: push the run's lease expiry back (a run that saves is alive)."""
+        run = _run_of(config)
+        if not self.one_run_per_thread or run is None:
+            return
+        lease = tx.get(f"{prefix} lease")
+        holder = self._holders.get(run, lambda: "")
+        if lease is not None and lease["holder"] == holder:
+            tx.set(f"{prefix} lease", {**lease, "until": time.time() + self.lease_seconds})
+
+    # --- reads ---------------------------------------------------------------------------
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """The checkpoint named by ``checkpoint_id``, else the thread's latest."""
+        """The checkpoint named by ``checkpoint_id``, else the thread's latest.
+
+        A run's first load waits until no other run holds the thread (see the
+        module docstring).
+        """
+        self._admit(config)
+        return self._get_tuple(config)
+
+    def _get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
         thread_id, ns = _thread(config)
         prefix = self._prefix(thread_id, ns)
         checkpoint_id = get_checkpoint_id(config)
@@ -430,6 +648,8 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
                     threads[thread_id].append(ns)
                 tx.set("langgraph threads", threads)
             tx.append(f"{prefix} checkpoints", checkpoint["id"])
+            if not ns:
+                self._renew(tx, prefix, config)
             return number
 
         try:
@@ -538,8 +758,9 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
     # The store's sync calls are short: the asyncio variants make them directly.
 
     async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        """As :meth:`get_tuple`."""
-        return self.get_tuple(config)
+        """As :meth:`get_tuple` (waiting for another run without blocking the event loop)."""
+        await self._aadmit(config)
+        return self._get_tuple(config)
 
     async def aput(
         self,
