@@ -8,10 +8,11 @@ and the thread's latest checkpoint is whichever was saved last. The other
 run's question and answer are no longer in the conversation.
 
 racefree's `RecordedCheckpointer` shows the explorer every load and save,
-named by run; `StoreCheckpointer` is the fix: a checkpoint whose parent is no
-longer the thread's latest is refused (`ConflictError`), nothing is written,
-and the app invokes that message again from the new latest checkpoint. With
-`durability="exit"` a run saves once, at its end, so the retry asks once.
+named by run; `StoreCheckpointer` is the fix: it admits one run per
+`thread_id` at a time (the second message's run waits until the first has
+ended, then loads its checkpoint), and refuses a save whose parent is no
+longer the thread's latest. The app is unchanged: LangGraph's default
+durability (a save per step), no retry loop.
 
     python langgraph_double_text.py [--store sqlite:///checkpoints.db]
     racefree explore langgraph_double_text:broken   # the same search from the CLI
@@ -28,7 +29,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 
 import racefree
-from racefree.errors import ConflictError
 from racefree.integrations import warm_up
 from racefree.integrations.langgraph import RecordedCheckpointer, StoreCheckpointer
 
@@ -58,15 +58,11 @@ async def double_text(checkpointer):
     graph = builder.compile(checkpointer=checkpointer)
     await checkpointer.adelete_thread("ann")
 
-    async def say(text):
-        for _ in range(3):  # the thread moved on: invoke again from its latest checkpoint
-            try:
-                return await graph.ainvoke({"messages": [text]}, CONFIG, durability="exit")
-            except ConflictError:
-                continue
-        raise RuntimeError(f"{text!r} was refused three times")
+    async def say(text, after):
+        await asyncio.sleep(after)  # the second message comes a moment after the first
+        return await graph.ainvoke({"messages": [text]}, CONFIG)
 
-    await asyncio.gather(*(say(m) for m in MESSAGES))
+    await asyncio.gather(say(MESSAGES[0], 0.1), say(MESSAGES[1], 0.2))
     return (await graph.aget_state(CONFIG)).values
 
 
@@ -106,6 +102,7 @@ if __name__ == "__main__":
     )
     print(f"\n2. racefree's StoreCheckpointer on {STORE}, every ordering:\n")
     print("\n".join(proof.summary()))
-    print("\nLook at the lost update on thread ann: run 2 saved from checkpoint 0 after run 1")
-    print("had saved checkpoint 1. StoreCheckpointer refuses that save; the retry starts from 1.")
+    print("\nLook at the lost update on thread ann: run 2 saved a checkpoint made from its copy")
+    print("of checkpoint 0 after run 1 had saved its turn. StoreCheckpointer lets one run at a")
+    print("time have the thread: the second waits, then starts from the first one's checkpoint.")
     sys.exit(0 if not found.ok and proof.ok else 1)

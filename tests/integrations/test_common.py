@@ -7,6 +7,7 @@ from typing import Any
 
 import racefree
 from racefree.integrations import RunNames, jsonable
+from racefree.integrations._common import PerObject
 
 
 class Run:
@@ -49,3 +50,24 @@ def test_jsonable_dumps_pydantic_models_and_names_anything_else() -> None:
 
     assert jsonable({"m": Model(), "n": [1, 2]}) == {"m": {"x": 1}, "n": [1, 2]}
     assert isinstance(jsonable(object()), str)
+
+
+def test_objects_that_take_no_weak_reference_are_kept_only_the_newest() -> None:
+    class Slotted:
+        __slots__ = ()
+
+    per = PerObject()
+    kept = [Slotted() for _ in range(PerObject.KEPT + 1)]
+    for number, obj in enumerate(kept):
+        per.get(obj, lambda n=number: n)
+    assert per.get(kept[-1], lambda: "new") == PerObject.KEPT
+    assert per.get(kept[0], lambda: "new") == "new"  # the oldest was let go
+
+
+def test_runs_are_named_after_the_framework_label_and_numbered() -> None:
+    names = RunNames()
+    first, second, third = Run(), Run(), Run()
+    assert names.name(first, "Concierge") == "Concierge (run 1)"
+    assert names.name(second, "Concierge") == "Concierge (run 2)"
+    assert names.name(first, "Sommelier") == "Concierge (run 1)"  # named once, kept
+    assert names.name(third, "greeter", numbered=False) == "greeter"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -26,12 +27,16 @@ class PerObject:
     Keyed by identity, because framework objects are often unhashable
     (pydantic models, dataclasses); dropped when the object is garbage
     collected, so an id reused by a new object never finds the old data.
-    Objects that take no weak reference are kept alive instead.
+    Objects that take no weak reference (LangGraph's per-run runtime) are
+    kept alive instead, the newest :attr:`KEPT` of them: the oldest is let
+    go with its data, so a long-lived recorder does not keep every run.
     """
+
+    KEPT = 1024
 
     def __init__(self) -> None:
         self._data: dict[int, Any] = {}
-        self._keep: list[Any] = []
+        self._keep: OrderedDict[int, Any] = OrderedDict()
 
     def get(self, obj: Any, make: Callable[[], Any]) -> Any:
         """The data for ``obj``, made by ``make()`` the first time."""
@@ -41,7 +46,10 @@ class PerObject:
             try:
                 weakref.finalize(obj, self._data.pop, key, None)
             except TypeError:
-                self._keep.append(obj)
+                self._keep[key] = obj
+                if len(self._keep) > self.KEPT:
+                    old, _ = self._keep.popitem(last=False)
+                    self._data.pop(old, None)
         return self._data[key]
 
 

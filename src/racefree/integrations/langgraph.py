@@ -27,21 +27,26 @@ subclasses: pass them to ``graph.compile(checkpointer=...)``.
   its copy of checkpoint 3. run 1's turn is gone."
 
 - :class:`StoreCheckpointer` keeps checkpoints in a racefree store and
-  **refuses a stale parent**: a checkpoint is saved only if its parent is
-  still the thread's latest checkpoint, decided in one atomic transaction
-  (across processes with ``sqlite:///``, across hosts with ``redis://``).
-  Otherwise ``ConflictError`` names the run that saved in between, and
-  nothing is written: no turn is ever lost. Pending writes
-  (``put_writes``) are merged in one atomic step, so parallel branches never
-  drop each other's writes. With ``durability="exit"`` a run saves once, at
-  its end, so a refused run has saved nothing and invoking it again applies
-  its input exactly once. With per-step saves (``"sync"``, ``"async"``, the
-  default) a run may be refused after saving its input; another run may have
-  built on that input already, and then invoking the refused run again would
-  repeat its question: use ``durability="exit"`` for runs that may be retried.
-  Branching from an older checkpoint (time travel with ``checkpoint_id``) is
-  refused as stale too: copy the thread first. ``DeltaChannel`` histories
-  (beta in LangGraph) are not supported.
+  **admits one run per thread_id at a time**: a run's first load of its
+  thread takes the thread's lease (a record in the store); another run
+  loading the thread waits until that run ends (its run loop closes: it
+  finished, failed, was interrupted or cancelled), then loads its last
+  checkpoint. A run of another process holds the lease until it ends or
+  ``lease_seconds`` after its last save (a crashed process). So two runs on
+  one thread keep both turns exactly once at every durability, LangGraph's
+  default (a save per step) too, with no retry. Underneath it **refuses a
+  stale parent**: a checkpoint is saved only if its parent is still the
+  thread's latest checkpoint, decided in one atomic transaction (across
+  processes with ``sqlite:///``, across hosts with ``redis://``); otherwise
+  ``ConflictError`` names the run that saved in between, and nothing is
+  written: no turn is ever lost. With ``one_run_per_thread=False`` only the
+  refusal is left; then a run refused after saving its input (per-step
+  saves) repeats its question when invoked again, and ``durability="exit"``
+  avoids it. Pending writes (``put_writes``) are merged in one atomic step,
+  so parallel branches never drop each other's writes. Branching from an
+  older checkpoint (time travel with ``checkpoint_id``) is refused as stale
+  too: copy the thread first. ``DeltaChannel`` histories (beta in
+  LangGraph) are not supported.
 """
 
 from __future__ import annotations
