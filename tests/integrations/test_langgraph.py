@@ -387,3 +387,77 @@ def test_threads_with_per_step_saves_keep_both_turns_within_a_budget() -> None:
     )
     assert result.ok, result.report()
     assert result.distinct == 300
+
+
+class Found(TypedDict):
+    results: list[str]  # no reducer: one value per step
+
+
+class Gathered(TypedDict):
+    results: Annotated[list[str], operator.add]
+
+
+def fan_out(schema: Any) -> tuple[Callable[[], Awaitable[dict[str, Any]]], list[racefree.Event]]:
+    """Two parallel branches (one superstep) each write the key ``results``.
+
+    Returns the workflow and the list that receives its runs' recorded events.
+    """
+    events: list[racefree.Event] = []
+
+    async def search(state: Any) -> dict[str, list[str]]:
+        await asyncio.sleep(1.0)
+        return {"results": ["web"]}
+
+    async def lookup(state: Any) -> dict[str, list[str]]:
+        await asyncio.sleep(1.5)
+        return {"results": ["docs"]}
+
+    async def workflow() -> dict[str, Any]:
+        builder = StateGraph(schema)
+        builder.add_node("search", search)
+        builder.add_node("lookup", lookup)
+        builder.add_edge(START, "search")
+        builder.add_edge(START, "lookup")
+        builder.add_edge("search", END)
+        builder.add_edge("lookup", END)
+        saver = recorded()
+        app = builder.compile(checkpointer=saver)
+        try:
+            state: dict[str, Any] = await app.ainvoke({"results": []}, CONFIG)
+        finally:
+            events.extend(saver.history.events)
+        return state
+
+    return workflow, events
+
+
+def test_parallel_branches_writing_one_key_without_a_reducer_fail_in_langgraph() -> None:
+    workflow, events = fan_out(Found)
+    result = racefree.explore(workflow, schedules=20, save_dir=None)
+    failure = result.failure
+    assert failure is not None
+    assert (failure.failure.kind, failure.failure.name) == ("exception", "InvalidUpdateError")
+    assert failure.failure.title.startswith(
+        "The workflow raised InvalidUpdateError: At key 'results': Can receive only one "
+        "value per step."
+    )
+    # The recorder shows both branches' writes of the key, one step, before the save fails.
+    writes = {(e.meta["node"], tuple(e.value)) for e in events if e.meta.get("node")}
+    assert {("search", ("results",)), ("lookup", ("results",))} <= writes
+
+
+def test_a_reducer_on_the_key_merges_the_branches_in_every_ordering() -> None:
+    def both_results(state: dict[str, Any]) -> None:
+        """Both branches' results are in the state."""
+        assert sorted(state["results"]) == ["docs", "web"], state
+
+    workflow, _ = fan_out(Gathered)
+    result = racefree.explore(
+        workflow,
+        strategy="exhaustive",
+        schedules=1000,
+        invariants=[both_results],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete
