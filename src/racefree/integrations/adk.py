@@ -119,15 +119,18 @@ def _runner_agent() -> str | None:
     from google.adk.runners import Runner
 
     frame = inspect.currentframe()
-    for _ in range(6):
-        if frame is None:
-            return None
-        owner = frame.f_locals.get("self")
-        if isinstance(owner, Runner):
-            name = getattr(owner.agent, "name", None)
-            return name if isinstance(name, str) and name else None
-        frame = frame.f_back
-    return None
+    try:
+        for _ in range(6):
+            if frame is None:
+                return None
+            owner = frame.f_locals.get("self")
+            if isinstance(owner, Runner):
+                name = getattr(owner.agent, "name", None)
+                return name if isinstance(name, str) and name else None
+            frame = frame.f_back
+        return None
+    finally:
+        del frame  # a frame held in a local would keep every caller's locals alive
 
 
 def message_of(event: AdkEvent) -> dict[str, Any]:

@@ -386,17 +386,20 @@ def _at_run_end(end: Callable[[], None]) -> bool:
     a few, no further). Without it, an asyncio task's end stands in.
     """
     frame = inspect.currentframe()
-    for _ in range(8):
-        if frame is None:
-            break
-        loop = frame.f_locals.get("self")
-        stack: Any = getattr(loop, "stack", None)
-        if type(loop).__name__ in ("SyncPregelLoop", "AsyncPregelLoop") and hasattr(
-            stack, "callback"
-        ):
-            stack.callback(end)
-            return True
-        frame = frame.f_back
+    try:
+        for _ in range(8):
+            if frame is None:
+                break
+            loop = frame.f_locals.get("self")
+            stack: Any = getattr(loop, "stack", None)
+            if type(loop).__name__ in ("SyncPregelLoop", "AsyncPregelLoop") and hasattr(
+                stack, "callback"
+            ):
+                stack.callback(end)
+                return True
+            frame = frame.f_back
+    finally:
+        del frame  # a frame held in a local would keep every caller's locals alive
     try:
         task = asyncio.current_task()
     except RuntimeError:
@@ -408,13 +411,15 @@ def _at_run_end(end: Callable[[], None]) -> bool:
 
 
 class StoreCheckpointer(BaseCheckpointSaver[int]):
-    """A LangGraph checkpointer on a racefree store that refuses a stale parent.
+    """A LangGraph checkpointer on a racefree store: one run per thread_id, no stale parent.
 
     ``StoreCheckpointer("sqlite:///checkpoints.db")``, or pass an open
     :class:`~racefree.Store` (give ``history=`` to :func:`racefree.open_store`
-    to record its operations). Values are kept as the graph's serializer
-    makes them (base64 in the store's JSON). The guarantee is in the module
-    docstring.
+    to record its operations). ``one_run_per_thread=False`` turns the lease
+    off (only a stale parent is refused); ``lease_seconds`` is how long after
+    its last save another process's run keeps a thread when its end is not
+    seen (it crashed). Values are kept as the graph's serializer makes them
+    (base64 in the store's JSON). The guarantee is in the module docstring.
     """
 
     def __init__(
@@ -521,10 +526,14 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
             self.store.transaction(free)
         _notify()
 
-    def _admit(self, config: RunnableConfig) -> None:
-        admission = self._admission(config)
-        if admission is None:
-            return
+    def _looks(self, admission: tuple[str, str, str]) -> Iterator[tuple[str, int | float]]:
+        """Look at the lease until this run has it; between looks, say how to wait.
+
+        Yields ``("sleep", seconds)`` for a lease of another process (looked
+        at again and again) or ``("wake", generation)`` for one of this
+        process (wait to be woken, unless a release came since ``generation``).
+        The sync and asyncio admissions drive it, each waiting its own way.
+        """
         wait = _FIRST_WAIT
         while True:
             generation = _generation
@@ -532,12 +541,22 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
             if lease is None:
                 return
             if not _local(lease["holder"]) or lease.get("expires"):
-                time.sleep(wait)  # another process's run: look again
+                yield "sleep", wait
                 wait = min(wait * 2, _LONGEST_WAIT)
+            else:
+                yield "wake", generation
+
+    def _admit(self, config: RunnableConfig) -> None:
+        admission = self._admission(config)
+        if admission is None:
+            return
+        for how, value in self._looks(admission):
+            if how == "sleep":
+                time.sleep(value)
                 continue
-            event = threading.Event()  # made here, so an exploration controls it
+            event = threading.Event()  # made here, so that an exploration controls it
             with _LOCK:
-                if generation != _generation:  # released since we looked: look again
+                if value != _generation:  # released since the look: look again
                     continue
                 _sync_waiters.append(event)
             event.wait()
@@ -546,20 +565,14 @@ class StoreCheckpointer(BaseCheckpointSaver[int]):
         admission = self._admission(config)
         if admission is None:
             return
-        wait = _FIRST_WAIT
-        while True:
-            generation = _generation
-            lease = self._try_lease(*admission)
-            if lease is None:
-                return
-            if not _local(lease["holder"]) or lease.get("expires"):
-                await asyncio.sleep(wait)  # another process's run: look again
-                wait = min(wait * 2, _LONGEST_WAIT)
+        for how, value in self._looks(admission):
+            if how == "sleep":
+                await asyncio.sleep(value)
                 continue
             loop = asyncio.get_running_loop()
             future: asyncio.Future[None] = loop.create_future()
             with _LOCK:
-                if generation != _generation:
+                if value != _generation:
                     continue
                 _async_waiters.append((loop, future))
             await future
