@@ -132,6 +132,10 @@ def test_runs_are_named_by_their_run_name_and_saves_by_their_nodes() -> None:
     assert [e.meta.get("nodes") for e in saves] == [None, ["__start__"], ["chatbot"]]
     writes = [e for e in events if e.op == "extend" and e.agent == "greeter"]
     assert writes[-1].meta["words"]["verb"] == "saved node chatbot's writes to"
+    [lost, *_] = racefree.check(racefree.History(events)).of_kind("lost-update")
+    assert lost.explanation.story().startswith(
+        "farewell loaded thread t1 at checkpoint 0. greeter saved thread t1 as checkpoint 1."
+    )
 
 
 def test_the_store_checkpointer_passes_exhaustive_search_with_one_save_per_run() -> None:
