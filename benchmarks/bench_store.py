@@ -14,6 +14,7 @@ Figures are recorded in docs/benchmarks.md; nothing here is a test.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
@@ -24,6 +25,8 @@ from functools import partial
 from typing import Any
 
 import racefree
+
+OPS = ("append", "update", "transaction")
 
 ITEM = {"role": "assistant", "content": "The answer is 42.", "tokens": 7}
 
@@ -74,6 +77,31 @@ def bare_update(n: int, lock: threading.Lock, data: dict[str, Any]) -> None:
             data["counter"] = bump(data.get("counter"))
 
 
+def profile_turn(tx: racefree.Transaction) -> None:
+    profile = tx.get("profile") or {"tokens": 0}
+    tx.set("profile", {**profile, "tokens": profile["tokens"] + 1})
+    tx.append("history", ITEM)
+
+
+def store_transaction(n: int, store: racefree.Store) -> None:
+    transaction = store.transaction
+    for _ in range(n):
+        transaction(profile_turn)
+
+
+def json_copy(value: Any) -> Any:
+    """What a careful hand-written store does to keep callers off its state: a JSON round trip."""
+    return json.loads(json.dumps(value, allow_nan=False))
+
+
+def bare_transaction(n: int, lock: threading.Lock, data: dict[str, Any]) -> None:
+    for _ in range(n):
+        with lock:
+            profile = json_copy(data.get("profile")) or {"tokens": 0}
+            data["profile"] = json_copy({**profile, "tokens": profile["tokens"] + 1})
+            data.setdefault("history", []).append(json_copy(ITEM))
+
+
 def measure(op: str, threads: int, total: int, repeat: int) -> tuple[float, float]:
     """Best ops/s of (store, bare) for one op and thread count."""
     per_thread = total // threads
@@ -87,10 +115,16 @@ def measure(op: str, threads: int, total: int, repeat: int) -> tuple[float, floa
             s = timed(threads, per_thread, partial(store_append, store=store))
             b = timed(threads, per_thread, partial(bare_append, lock=lock, log=log))
             assert len(store.get("history")) == len(log) == per_thread * threads
-        else:
+        elif op == "update":
             s = timed(threads, per_thread, partial(store_update, store=store))
             b = timed(threads, per_thread, partial(bare_update, lock=lock, data=data))
             assert store.get("counter") == data["counter"] == per_thread * threads
+        else:
+            s = timed(threads, per_thread, partial(store_transaction, store=store))
+            b = timed(threads, per_thread, partial(bare_transaction, lock=lock, data=data))
+            done = per_thread * threads
+            assert store.get("profile")["tokens"] == data["profile"]["tokens"] == done
+            assert len(store.get("history")) == len(data["history"]) == done
         best_store = max(best_store, per_thread * threads / s)
         best_bare = max(best_bare, per_thread * threads / b)
     return best_store, best_bare
@@ -100,20 +134,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=200_000, help="operations per cell")
     parser.add_argument("--repeat", type=int, default=3, help="runs per cell (best kept)")
+    parser.add_argument(
+        "--only", dest="ops_to_run", nargs="+", default=list(OPS), choices=OPS, help="ops to run"
+    )
     args = parser.parse_args()
     print(
         f"racefree {racefree.__version__}, Python {platform.python_version()} "
         f"({sys.implementation.name}), {os.cpu_count()} CPUs, {platform.platform()}"
     )
     print(f"{args.ops} operations per cell, best of {args.repeat}\n")
-    header = f"| {'op':<7}| threads | {'store ops/s':>12} | {'bare ops/s':>12} | ratio |"
+    header = f"| {'op':<12}| threads | {'store ops/s':>12} | {'bare ops/s':>12} | ratio |"
     print(header)
-    print("|--------|--------:|-------------:|-------------:|------:|")
-    for op in ("append", "update"):
+    print("|-------------|--------:|-------------:|-------------:|------:|")
+    for op in args.ops_to_run:
         for threads in (1, 4, 16):
             store, bare = measure(op, threads, args.ops, args.repeat)
             print(
-                f"| {op:<7}| {threads:>7} | {store:>12,.0f} | {bare:>12,.0f} | "
+                f"| {op:<12}| {threads:>7} | {store:>12,.0f} | {bare:>12,.0f} | "
                 f"{store / bare:>5.2f} |",
                 flush=True,
             )

@@ -396,7 +396,7 @@ def _decide_commit(op: Op, states: Sequence[KeyState]) -> Decision:
             kind, payload = apply_pending(key, state.value, pending)
             effects.append((kind, key, payload))
             versions[key] = state.version + 1
-    return Decision(versions, tuple(effects))
+    return _new(Decision, (versions, tuple(effects), False))
 
 
 def apply_pending(key: str, current: Any, pending: Sequence[tuple[str, Any]]) -> tuple[int, Any]:
@@ -405,9 +405,16 @@ def apply_pending(key: str, current: Any, pending: Sequence[tuple[str, Any]]) ->
     ``pending`` holds ``("set", value)``, ``("extend", items)`` and
     ``("increment", amount)`` in the order the transaction made them. Used at
     commit and for the transaction's own view of its writes. The payload
-    never aliases ``current``.
+    never aliases ``current``; it may be the list of items of a single
+    ``extend``.
     """
-    if type(current) is list and all(kind == "extend" for kind, _ in pending):
+    if len(pending) == 1:  # the common case, without the loops below
+        kind, arg = pending[0]
+        if kind == "set":
+            return PUT, arg
+        if kind == "extend" and type(current) is list:
+            return EXTEND, arg
+    elif type(current) is list and all(kind == "extend" for kind, _ in pending):
         return EXTEND, [item for _, items in pending for item in items]
     value = current
     for kind, arg in pending:
