@@ -2,12 +2,20 @@
 
     .venv/bin/python benchmarks/bench_store.py [--ops 200000] [--repeat 3]
 
-For append and update, with 1, 4 and 16 threads, the same total number of
-operations is run through ``racefree.open_store()`` (recorder off) and through
-a bare ``threading.Lock`` guarding a plain list / dict. Threads start together
-at a barrier; the best of ``--repeat`` runs is kept. The store does work the
-baseline does not: it checks the key, validates and copies the value (so no
-caller aliases stored state), keeps versions and returns the new index.
+For append, update and a transaction, with 1, 4 and 16 threads, the same
+total number of operations is run through ``racefree.open_store()``
+(recorder off) and through a bare ``threading.Lock`` guarding a plain list /
+dict. Threads start together at a barrier; the best of ``--repeat`` runs is
+kept. The store does work the baseline does not: it checks the key,
+validates and copies the value (so no caller aliases stored state), keeps
+versions and returns the new index. The transaction's baseline is the
+careful hand-written equivalent: one lock around the read and both writes,
+each value copied through ``json`` on its way in and out.
+
+A second table takes an append apart, one thread: the baseline, then the
+baseline plus one piece of the store's work at a time, then the store
+itself with and without its fast path. Its last column is the ratio to
+the baseline, so it shows which piece costs what.
 Figures are recorded in docs/benchmarks.md; nothing here is a test.
 """
 
@@ -25,6 +33,7 @@ from functools import partial
 from typing import Any
 
 import racefree
+from racefree.state._values import check_key, to_json
 
 OPS = ("append", "update", "transaction")
 
@@ -130,6 +139,58 @@ def measure(op: str, threads: int, total: int, repeat: int) -> tuple[float, floa
     return best_store, best_bare
 
 
+def _steps_of_an_append(n: int) -> list[tuple[str, Callable[[], None]]]:
+    """Loops of ``n`` appends, each adding one piece of the store's work to the baseline."""
+    lock = threading.Lock()
+    log: list[Any] = []
+    fast_store = racefree.open_store()
+    general_store = racefree.open_store()
+    general_store._fast = None  # every op built as data and dispatched (the general path)
+    backend: Any = fast_store._backend
+
+    def bare() -> None:
+        for _ in range(n):
+            with lock:
+                log.append(ITEM)
+
+    def plus_copy() -> None:
+        for _ in range(n):
+            item = ITEM.copy()
+            with lock:
+                log.append(item)
+
+    def plus_check_and_copy() -> None:
+        for _ in range(n):
+            item = to_json(ITEM)
+            with lock:
+                log.append(item)
+
+    def fast_path_call() -> None:
+        append = backend.append
+        for _ in range(n):
+            append(check_key("history"), to_json(ITEM))
+
+    return [
+        ("bare lock + list.append (the baseline)", bare),
+        ("+ a C copy of the item (dict.copy), no check", plus_copy),
+        ("+ the store's check and copy (to_json) instead", plus_check_and_copy),
+        ("+ key check, backend fast append (lock, version)", fast_path_call),
+        ("store.append (fast path)", partial(store_append, n, fast_store)),
+        ("store.append, general path (op as data)", partial(store_append, n, general_store)),
+    ]
+
+
+def append_breakdown(n: int, repeat: int) -> list[tuple[str, float]]:
+    """Best ops/s of each step of an append, one thread, the steps interleaved per round."""
+    best: dict[str, float] = {}
+    for _ in range(repeat):
+        for label, loop in _steps_of_an_append(n):
+            start = time.perf_counter()
+            loop()
+            best[label] = max(best.get(label, 0.0), n / (time.perf_counter() - start))
+    return list(best.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=200_000, help="operations per cell")
@@ -152,6 +213,17 @@ def main() -> None:
             print(
                 f"| {op:<12}| {threads:>7} | {store:>12,.0f} | {bare:>12,.0f} | "
                 f"{store / bare:>5.2f} |",
+                flush=True,
+            )
+    if "append" in args.ops_to_run:
+        print("\nOne append taken apart (1 thread):\n")
+        print(f"| {'step':<50} | {'ops/s':>11} | ns/op | ratio |")
+        print(f"|{'-' * 52}|------------:|------:|------:|")
+        steps = append_breakdown(args.ops, args.repeat)
+        baseline = steps[0][1]
+        for label, rate in steps:
+            print(
+                f"| {label:<50} | {rate:>11,.0f} | {1e9 / rate:>5.0f} | {rate / baseline:>5.2f} |",
                 flush=True,
             )
 

@@ -378,21 +378,33 @@ def _concurrent_write(
 
 def _decide_commit(op: Op, states: Sequence[KeyState]) -> Decision:
     # args: one (read version or None, pending writes) per key, aligned with keys.
-    for key, state, (read_version, _) in zip(op.keys, states, op.args, strict=True):  # type: ignore[arg-type]
-        if read_version is not None and state.version != read_version:
+    # Loops by index: zip(strict=True) and nested unpacking cost more than the
+    # rest of a small transaction's decision.
+    keys: tuple[str, ...] = op.keys  # type: ignore[assignment]
+    args = op.args
+    count = len(keys)
+    if len(states) != count or len(args) != count:
+        raise ValueError("commit: one state and one (version, writes) pair per key")
+    for i in range(count):
+        read_version = args[i][0]
+        if read_version is not None and states[i].version != read_version:
+            key = keys[i]
             raise ConflictError(
                 f"The transaction read {key!r} at version {read_version}, but another "
-                f"agent has since written version {state.version}, so nothing was "
+                f"agent has since written version {states[i].version}, so nothing was "
                 "committed. Run the transaction again; store.transaction(fn) re-runs "
                 "fn by itself.",
                 key=key,
                 expected=read_version,
-                actual=state.version,
+                actual=states[i].version,
             )
     effects: list[Effect] = []
     versions: dict[str, int] = {}
-    for key, state, (_, pending) in zip(op.keys, states, op.args, strict=True):  # type: ignore[arg-type]
+    for i in range(count):
+        pending = args[i][1]
         if pending:
+            key = keys[i]
+            state = states[i]
             kind, payload = apply_pending(key, state.value, pending)
             effects.append((kind, key, payload))
             versions[key] = state.version + 1

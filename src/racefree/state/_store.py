@@ -453,7 +453,7 @@ class Store(_StoreBase):
         if fast is not None and idempotency_key is None and _hooks._scheduler is None:
             if type(key) is not str or key not in _known_keys:
                 key = check_key(key)
-            return fast.extend("append", key, [to_json(item)])
+            return fast.append(key, to_json(item))
         result: int = self._run(self._op_append(key, item, idempotency_key))
         return result
 
@@ -461,7 +461,7 @@ class Store(_StoreBase):
         """Append all ``items`` at once, contiguously; returns the index of the first."""
         fast = self._fast
         if fast is not None and idempotency_key is None and _hooks._scheduler is None:
-            return fast.extend("extend", check_key(key), _list_of("extend()", items))
+            return fast.extend(check_key(key), _list_of("extend()", items))
         result: int = self._run(self._op_extend(key, items, idempotency_key))
         return result
 
@@ -659,7 +659,7 @@ class AsyncStore(_StoreBase):
         """Append ``item`` to the list at ``key``; returns the item's index."""
         fast = self._fast
         if fast is not None and idempotency_key is None and _hooks._scheduler is None:
-            return fast.extend("append", check_key(key), [to_json(item)])
+            return fast.append(check_key(key), to_json(item))
         result: int = await self._run(self._op_append(key, item, idempotency_key))
         return result
 
@@ -667,7 +667,7 @@ class AsyncStore(_StoreBase):
         """Append all ``items`` at once, contiguously; returns the index of the first."""
         fast = self._fast
         if fast is not None and idempotency_key is None and _hooks._scheduler is None:
-            return fast.extend("extend", check_key(key), _list_of("extend()", items))
+            return fast.extend(check_key(key), _list_of("extend()", items))
         result: int = await self._run(self._op_extend(key, items, idempotency_key))
         return result
 

@@ -107,10 +107,16 @@ class FastPath(Protocol):
     def read(self, key: str) -> tuple[Any, int]:
         """``(value, version)`` of ``key``, the value a copy: ``Op("get", (key,), ())``."""
 
-    def extend(self, name: str, key: str, items: list[Any]) -> int:
-        """Append ``items`` (owned by the backend from now on): ``Op(name, (key,), (items,))``.
+    def append(self, key: str, item: Any) -> int:
+        """Append ``item`` (owned by the backend from now on): ``Op("append", (key,), ([item],))``.
 
-        ``name`` is ``"append"`` or ``"extend"``; the op has no agent.
+        The op has no agent.
+        """
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """Append ``items`` (owned by the backend from now on): ``Op("extend", (key,), (items,))``.
+
+        The op has no agent.
         """
 
     def execute(self, op: Op) -> Any:

@@ -175,8 +175,30 @@ class MemoryBackend(Backend):
         finally:
             lock.release()
 
-    def extend(self, name: str, key: str, items: list[Any]) -> int:
-        """``append`` / ``extend`` of ``items`` (owned by the caller) with no agent or key.
+    def append(self, key: str, item: Any) -> int:
+        """``append`` of ``item`` (owned by the caller) with no agent or idempotency key.
+
+        As :meth:`extend`, without building a list for the one item.
+        """
+        lock = self._lock
+        if not lock.acquire(False):
+            self._wait_for(lock, "append")
+        try:
+            cell = self._cells.get(key)
+            if cell is not None:
+                value = cell.value
+                if type(value) is list:
+                    value.append(item)
+                    cell.version += 1
+                    cell.writer = None
+                    return len(value) - 1
+        finally:
+            lock.release()
+        result: int = self.execute(_new(Op, ("append", (key,), ([item],), None, None)))
+        return result
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """``extend`` of ``items`` (owned by the caller) with no agent or idempotency key.
 
         Only the common case is done here, a key that holds a list; a key
         never written or of another type goes through :meth:`execute`, so
@@ -184,7 +206,7 @@ class MemoryBackend(Backend):
         """
         lock = self._lock
         if not lock.acquire(False):
-            self._wait_for(lock, name)
+            self._wait_for(lock, "extend")
         try:
             cell = self._cells.get(key)
             if cell is not None:
@@ -197,7 +219,7 @@ class MemoryBackend(Backend):
                     return index
         finally:
             lock.release()
-        result: int = self.execute(_new(Op, (name, (key,), (items,), None, None)))
+        result: int = self.execute(_new(Op, ("extend", (key,), (items,), None, None)))
         return result
 
     def close(self) -> None:
