@@ -1018,7 +1018,11 @@ class AsyncTransaction(_TransactionBase):
         op = self._op_commit()
         try:
             if op is not None:
-                self._done_commit(op, await self._send(op))
+                fast = self._fast
+                if fast is not None and _hooks._scheduler is None:
+                    self._done_commit(op, fast.execute(op))
+                else:
+                    self._done_commit(op, await self._send(op))
         finally:
             self._end()
 
