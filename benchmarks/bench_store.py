@@ -191,6 +191,47 @@ def append_breakdown(n: int, repeat: int) -> list[tuple[str, float]]:
     return list(best.items())
 
 
+def calls_per_op(work: Callable[[], object], n: int = 200) -> float:
+    """Function calls (Python and C) that one ``work()`` makes, counted with ``sys.setprofile``."""
+    work()  # warm up: the key exists, caches are filled
+    calls = 0
+
+    def count(frame: object, event: str, arg: object) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(count)
+    try:
+        for _ in range(n):
+            work()
+    finally:
+        sys.setprofile(None)
+    return calls / n - 1  # the call of work itself
+
+
+def call_counts() -> list[tuple[str, float, float]]:
+    """Calls per op of the store with its fast path and on the general path."""
+    rows = []
+    for label, op in (
+        ("append", lambda s: s.append("history", ITEM)),
+        ("get", lambda s: s.get("history")),
+        ("transaction", lambda s: s.transaction(profile_turn)),
+    ):
+        fast_store, general_store = racefree.open_store(), racefree.open_store()
+        general_store._fast = None
+        fast_store.set("history", [])
+        general_store.set("history", [])
+        rows.append(
+            (
+                label,
+                calls_per_op(partial(op, fast_store)),
+                calls_per_op(partial(op, general_store)),
+            )
+        )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=200_000, help="operations per cell")
@@ -215,6 +256,11 @@ def main() -> None:
                 f"{store / bare:>5.2f} |",
                 flush=True,
             )
+    print("\nFunction calls per op (sys.setprofile; Python and C functions):\n")
+    print("| op          | fast path | general path |")
+    print("|-------------|----------:|-------------:|")
+    for label, fast, general in call_counts():
+        print(f"| {label:<12}| {fast:>9.0f} | {general:>12.0f} |")
     if "append" in args.ops_to_run:
         print("\nOne append taken apart (1 thread):\n")
         print(f"| {'step':<50} | {'ops/s':>11} | ns/op | ratio |")

@@ -780,6 +780,9 @@ class AsyncStore(_StoreBase):
 class _TransactionBase:
     """Buffered writes and validated reads; shared by both transaction kinds."""
 
+    # One transaction object per attempt: slots make it cheaper to build.
+    __slots__ = ("_base", "_fast", "_finished", "_pending", "_reads", "_session", "_store")
+
     def __init__(self, store: Any) -> None:
         session = store._backend.session()
         self._store = store
@@ -865,7 +868,7 @@ class _TransactionBase:
         self._finished = True
         reads = self._reads
         pending = self._pending
-        keys = tuple(sorted(reads.keys() | pending.keys()))
+        keys = tuple(sorted({**pending, **reads}))
         if not keys:
             return None
         # The pending lists go into the op as they are: the transaction is
@@ -908,6 +911,7 @@ class Transaction(_TransactionBase):
     or raises ``ConflictError`` and writes nothing.
     """
 
+    __slots__ = ()
     _store: Store
 
     def _send(self, op: Op) -> Any:
@@ -984,6 +988,7 @@ class Transaction(_TransactionBase):
 class AsyncTransaction(_TransactionBase):
     """An optimistic, all-or-nothing transaction on an :class:`AsyncStore` (see ``Transaction``)."""
 
+    __slots__ = ()
     _store: AsyncStore
 
     async def _send(self, op: Op) -> Any:
