@@ -16,6 +16,13 @@ A second table takes an append apart, one thread: the baseline, then the
 baseline plus one piece of the store's work at a time, then the store
 itself with and without its fast path. Its last column is the ratio to
 the baseline, so it shows which piece costs what.
+
+``--loop NAME`` runs only ``--ops`` iterations of one loop (after a warm-up
+of every loop) and prints nothing: run it under
+``valgrind --tool=callgrind`` with ``--ops 0`` and ``--ops N`` and the
+difference of the instruction counts, divided by N, is the cost of one op
+in machine instructions, a figure that does not depend on how busy the
+machine is.
 Figures are recorded in docs/benchmarks.md; nothing here is a test.
 """
 
@@ -232,6 +239,35 @@ def call_counts() -> list[tuple[str, float, float]]:
     return rows
 
 
+def _loops() -> dict[str, Callable[[int], None]]:
+    """The loops ``--loop`` can run: each op and its baseline, and the store's check of one item."""
+    store = racefree.open_store()
+    store.set("history", [])
+    lock = threading.Lock()
+    log: list[Any] = []
+    data: dict[str, Any] = {}
+
+    def check_and_copy(n: int) -> None:
+        for _ in range(n):
+            to_json(ITEM)
+
+    return {
+        "append": partial(store_append, store=store),
+        "bare-append": partial(bare_append, lock=lock, log=log),
+        "transaction": partial(store_transaction, store=store),
+        "bare-transaction": partial(bare_transaction, lock=lock, data=data),
+        "to_json": check_and_copy,
+    }
+
+
+def run_loop(name: str, n: int) -> None:
+    """Warm every loop up the same way, then run ``n`` iterations of one."""
+    loops = _loops()
+    for loop in loops.values():
+        loop(50)
+    loops[name](n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ops", type=int, default=200_000, help="operations per cell")
@@ -239,7 +275,15 @@ def main() -> None:
     parser.add_argument(
         "--only", dest="ops_to_run", nargs="+", default=list(OPS), choices=OPS, help="ops to run"
     )
+    parser.add_argument(
+        "--loop",
+        choices=("append", "bare-append", "transaction", "bare-transaction", "to_json"),
+        help="only run --ops iterations of this loop, silently (for valgrind)",
+    )
     args = parser.parse_args()
+    if args.loop:
+        run_loop(args.loop, args.ops)
+        return
     print(
         f"racefree {racefree.__version__}, Python {platform.python_version()} "
         f"({sys.implementation.name}), {os.cpu_count()} CPUs, {platform.platform()}"
