@@ -378,25 +378,37 @@ def _concurrent_write(
 
 def _decide_commit(op: Op, states: Sequence[KeyState]) -> Decision:
     # args: one (read version or None, pending writes) per key, aligned with keys.
-    for key, state, (read_version, _) in zip(op.keys, states, op.args, strict=True):  # type: ignore[arg-type]
-        if read_version is not None and state.version != read_version:
+    # Loops by index: zip(strict=True) and nested unpacking cost more than the
+    # rest of a small transaction's decision.
+    keys: tuple[str, ...] = op.keys  # type: ignore[assignment]
+    args = op.args
+    count = len(keys)
+    if len(states) != count or len(args) != count:
+        raise ValueError("commit: one state and one (version, writes) pair per key")
+    for i in range(count):
+        read_version = args[i][0]
+        if read_version is not None and states[i].version != read_version:
+            key = keys[i]
             raise ConflictError(
                 f"The transaction read {key!r} at version {read_version}, but another "
-                f"agent has since written version {state.version}, so nothing was "
+                f"agent has since written version {states[i].version}, so nothing was "
                 "committed. Run the transaction again; store.transaction(fn) re-runs "
                 "fn by itself.",
                 key=key,
                 expected=read_version,
-                actual=state.version,
+                actual=states[i].version,
             )
     effects: list[Effect] = []
     versions: dict[str, int] = {}
-    for key, state, (_, pending) in zip(op.keys, states, op.args, strict=True):  # type: ignore[arg-type]
+    for i in range(count):
+        pending = args[i][1]
         if pending:
+            key = keys[i]
+            state = states[i]
             kind, payload = apply_pending(key, state.value, pending)
             effects.append((kind, key, payload))
             versions[key] = state.version + 1
-    return Decision(versions, tuple(effects))
+    return _new(Decision, (versions, tuple(effects), False))
 
 
 def apply_pending(key: str, current: Any, pending: Sequence[tuple[str, Any]]) -> tuple[int, Any]:
@@ -405,9 +417,16 @@ def apply_pending(key: str, current: Any, pending: Sequence[tuple[str, Any]]) ->
     ``pending`` holds ``("set", value)``, ``("extend", items)`` and
     ``("increment", amount)`` in the order the transaction made them. Used at
     commit and for the transaction's own view of its writes. The payload
-    never aliases ``current``.
+    never aliases ``current``; it may be the list of items of a single
+    ``extend``.
     """
-    if type(current) is list and all(kind == "extend" for kind, _ in pending):
+    if len(pending) == 1:  # the common case, without the loops below
+        kind, arg = pending[0]
+        if kind == "set":
+            return PUT, arg
+        if kind == "extend" and type(current) is list:
+            return EXTEND, arg
+    elif type(current) is list and all(kind == "extend" for kind, _ in pending):
         return EXTEND, [item for _, items in pending for item in items]
     value = current
     for kind, arg in pending:

@@ -21,9 +21,9 @@ from racefree.agent import current_agent
 from racefree.errors import ConflictError, ContentionError, UsageError
 from racefree.history import History
 from racefree.state._core import EXTEND, Op, apply_pending
-from racefree.state._values import check_key, copy_json, to_json
+from racefree.state._values import _known_keys, check_key, copy_json, to_json
 from racefree.state.backends import open_async_backend, open_backend, redact
-from racefree.state.backends.base import AsyncBackend, Backend, RetryOperation
+from racefree.state.backends.base import AsyncBackend, Backend, FastPath, RetryOperation
 
 __all__ = [
     "REDUCERS",
@@ -155,6 +155,8 @@ class _StoreBase:
         self._max_attempts = max_attempts
         # (agent, key) -> the highest version of key that agent has seen.
         self._seen: dict[tuple[str, str], int] = {}
+        # The backend's direct calls for the common ops (memory, no history), or None.
+        self._fast: FastPath | None = None
 
     # ------------------------------------------------------------ properties
 
@@ -201,6 +203,15 @@ class _StoreBase:
         key = check_key(key)
         agent = current_agent() if self._recording or self._tracks(key) else None
         return Op("get", (key,), (), None, agent)
+
+    def _fast_read(self, fast: FastPath, key: str) -> tuple[Any, int]:
+        """``get`` on the fast path: what ``_op_get`` and ``_done_get_versioned`` do."""
+        if type(key) is not str or key not in _known_keys:
+            key = check_key(key)
+        raw = fast.read(key)
+        if self._tracks(key):
+            self._saw(current_agent(), key, raw[1])
+        return raw
 
     def _done_get_versioned(self, op: Op, raw: list[Any]) -> Versioned:
         value, version = raw
@@ -368,6 +379,8 @@ class Store(_StoreBase):
             max_attempts=max_attempts,
         )
         self._backend = backend
+        if self._history is None:
+            self._fast = backend.fast_path()
         # A pessimistic backend never asks for a retry: call it directly.
         execute = self._run_with_retries if backend.optimistic else backend.execute
 
@@ -391,12 +404,19 @@ class Store(_StoreBase):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it was never written."""
-        op = self._op_get(key)
-        value, version = self._done_get_versioned(op, self._run(op))
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            value, version = self._fast_read(fast, key)
+        else:
+            op = self._op_get(key)
+            value, version = self._done_get_versioned(op, self._run(op))
         return value if version else default
 
     def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` of ``key`` read together; ``(None, 0)`` if never written."""
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            return _new(Versioned, self._fast_read(fast, key))
         op = self._op_get(key)
         return self._done_get_versioned(op, self._run(op))
 
@@ -429,11 +449,19 @@ class Store(_StoreBase):
 
     def append(self, key: str, item: Any, *, idempotency_key: str | None = None) -> int:
         """Append ``item`` to the list at ``key``; returns the item's index."""
+        fast = self._fast
+        if fast is not None and idempotency_key is None and _hooks._scheduler is None:
+            if type(key) is not str or key not in _known_keys:
+                key = check_key(key)
+            return fast.append(key, to_json(item))
         result: int = self._run(self._op_append(key, item, idempotency_key))
         return result
 
     def extend(self, key: str, items: Any, *, idempotency_key: str | None = None) -> int:
         """Append all ``items`` at once, contiguously; returns the index of the first."""
+        fast = self._fast
+        if fast is not None and idempotency_key is None and _hooks._scheduler is None:
+            return fast.extend(check_key(key), _list_of("extend()", items))
         result: int = self._run(self._op_extend(key, items, idempotency_key))
         return result
 
@@ -519,7 +547,8 @@ class Store(_StoreBase):
                 last = exc
                 continue
             finally:
-                tx._end()
+                if tx._session is not None:
+                    tx._end()
             return result
         assert last is not None
         raise _contention("the transaction", last, attempts) from None
@@ -562,6 +591,8 @@ class AsyncStore(_StoreBase):
             max_attempts=max_attempts,
         )
         self._backend = backend
+        if self._history is None:
+            self._fast = backend.fast_path()
         execute = self._run_with_retries if backend.optimistic else backend.execute
 
         async def run(op: Op) -> Any:
@@ -584,12 +615,19 @@ class AsyncStore(_StoreBase):
 
     async def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it was never written."""
-        op = self._op_get(key)
-        value, version = self._done_get_versioned(op, await self._run(op))
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            value, version = self._fast_read(fast, key)
+        else:
+            op = self._op_get(key)
+            value, version = self._done_get_versioned(op, await self._run(op))
         return value if version else default
 
     async def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` of ``key`` read together; ``(None, 0)`` if never written."""
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            return _new(Versioned, self._fast_read(fast, key))
         op = self._op_get(key)
         return self._done_get_versioned(op, await self._run(op))
 
@@ -619,11 +657,17 @@ class AsyncStore(_StoreBase):
 
     async def append(self, key: str, item: Any, *, idempotency_key: str | None = None) -> int:
         """Append ``item`` to the list at ``key``; returns the item's index."""
+        fast = self._fast
+        if fast is not None and idempotency_key is None and _hooks._scheduler is None:
+            return fast.append(check_key(key), to_json(item))
         result: int = await self._run(self._op_append(key, item, idempotency_key))
         return result
 
     async def extend(self, key: str, items: Any, *, idempotency_key: str | None = None) -> int:
         """Append all ``items`` at once, contiguously; returns the index of the first."""
+        fast = self._fast
+        if fast is not None and idempotency_key is None and _hooks._scheduler is None:
+            return fast.extend(check_key(key), _list_of("extend()", items))
         result: int = await self._run(self._op_extend(key, items, idempotency_key))
         return result
 
@@ -736,12 +780,20 @@ class AsyncStore(_StoreBase):
 class _TransactionBase:
     """Buffered writes and validated reads; shared by both transaction kinds."""
 
-    def __init__(self, store: _StoreBase) -> None:
-        self._base = store
+    # One transaction object per attempt: slots make it cheaper to build.
+    __slots__ = ("_base", "_fast", "_finished", "_pending", "_reads", "_session", "_store")
+
+    def __init__(self, store: Any) -> None:
+        session = store._backend.session()
+        self._store = store
+        self._base: _StoreBase = store
         self._reads: dict[str, int] = {}
         self._pending: dict[str, list[tuple[str, Any]]] = {}
         self._finished = False
-        self._session: Any = None  # the backend's database transaction for this one, if any
+        self._session: Any = session  # the backend's database transaction for this one, if any
+        # Reads go straight to the backend's fast path when it has one and no
+        # session holds them in a database transaction.
+        self._fast: FastPath | None = store._fast if session is None else None
 
     def _check_open(self) -> None:
         if self._finished:
@@ -750,14 +802,20 @@ class _TransactionBase:
                 "one with store.transaction()."
             )
 
-    def _op_read(self, key: str) -> Op:
-        self._check_open()
-        key = check_key(key)
-        return Op("get", (key,), (), None, current_agent() if self._base._recording else None)
+    def _read_key(self, key: str) -> str:
+        if self._finished:
+            self._check_open()
+        if type(key) is not str or key not in _known_keys:
+            key = check_key(key)
+        return key
 
-    def _view(self, op: Op, raw: list[Any]) -> Versioned:
+    def _op_read(self, key: str) -> Op:
+        return _new(
+            Op, ("get", (key,), (), None, current_agent() if self._base._recording else None)
+        )
+
+    def _view(self, key: str, raw: tuple[Any, int] | list[Any]) -> tuple[Any, int]:
         """Record the read version and lay this transaction's own writes over the value."""
-        key: str = op.keys[0]  # type: ignore[index]
         value, version = raw
         first = self._reads.setdefault(key, version)
         if first != version:
@@ -774,11 +832,18 @@ class _TransactionBase:
             kind, payload = apply_pending(key, value, pending)
             value = [*value, *payload] if kind == EXTEND else payload
             value = copy_json(value)
-        return Versioned(value, version)
+        return value, version
 
     def _write(self, key: str, kind: str, arg: Any) -> None:
-        self._check_open()
-        self._pending.setdefault(check_key(key), []).append((kind, arg))
+        if self._finished:
+            self._check_open()
+        if type(key) is not str or key not in _known_keys:
+            key = check_key(key)
+        pending = self._pending.get(key)
+        if pending is None:
+            self._pending[key] = [(kind, arg)]
+        else:
+            pending.append((kind, arg))
 
     def set(self, key: str, value: Any) -> None:
         """Set ``key`` at commit."""
@@ -798,19 +863,32 @@ class _TransactionBase:
         self._write(key, "increment", amount)
 
     def _op_commit(self) -> Op | None:
-        self._check_open()
+        if self._finished:
+            self._check_open()
         self._finished = True
-        keys = tuple(sorted(self._reads.keys() | self._pending.keys()))
+        reads = self._reads
+        pending = self._pending
+        keys = tuple(sorted({**pending, **reads}))
         if not keys:
             return None
-        args = tuple((self._reads.get(key), tuple(self._pending.get(key, ()))) for key in keys)
-        return Op("commit", keys, args, None, current_agent())
+        # The pending lists go into the op as they are: the transaction is
+        # finished, so nothing appends to them any more.
+        args = tuple([(reads.get(key), pending.get(key, ())) for key in keys])
+        return _new(Op, ("commit", keys, args, None, current_agent()))
 
     def _done_commit(self, op: Op, versions: dict[str, int]) -> None:
-        base = self._base
+        # What _tracks and _saw do for each key, in one loop (a transaction's hot path).
+        agent = op.agent
+        if agent is None:
+            return
+        reads = self._reads
+        reducers = self._base._reducers
+        seen = self._base._seen
         for key in op.keys or ():
-            if base._tracks(key):
-                base._saw(op.agent, key, versions.get(key, self._reads.get(key, 0)))
+            if reducers.get(key, "last_value") == "last_value":
+                version = versions[key] if key in versions else reads.get(key, 0)
+                if seen.get((agent, key), -1) < version:
+                    seen[(agent, key)] = version
 
     def _abandon(self) -> None:
         self._finished = True
@@ -833,10 +911,8 @@ class Transaction(_TransactionBase):
     or raises ``ConflictError`` and writes nothing.
     """
 
-    def __init__(self, store: Store) -> None:
-        super().__init__(store)
-        self._store = store
-        self._session = store._backend.session()
+    __slots__ = ()
+    _store: Store
 
     def _send(self, op: Op) -> Any:
         session = self._session
@@ -848,13 +924,21 @@ class Transaction(_TransactionBase):
 
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key`` as this transaction sees it (its own writes included)."""
-        value, version = self.get_versioned(key)
+        key = self._read_key(key)
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            value, version = self._view(key, fast.read(key))
+        else:
+            value, version = self._view(key, self._send(self._op_read(key)))
         return value if version or key in self._pending else default
 
     def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` as this transaction sees it; the version is the one read."""
-        op = self._op_read(key)
-        return self._view(op, self._send(op))
+        key = self._read_key(key)
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            return _new(Versioned, self._view(key, fast.read(key)))
+        return _new(Versioned, self._view(key, self._send(self._op_read(key))))
 
     def update(self, key: str, fn: Callable[[Any], Any]) -> Any:
         """Read ``key``, set it to ``fn(value)`` at commit; returns the new value."""
@@ -867,9 +951,14 @@ class Transaction(_TransactionBase):
         op = self._op_commit()
         try:
             if op is not None:
-                self._done_commit(op, self._send(op))
+                fast = self._fast
+                if fast is not None and _hooks._scheduler is None:
+                    self._done_commit(op, fast.execute(op))
+                else:
+                    self._done_commit(op, self._send(op))
         finally:
-            self._end()
+            if self._session is not None:
+                self._end()
 
     def __enter__(self) -> Transaction:
         self._check_open()
@@ -899,10 +988,8 @@ class Transaction(_TransactionBase):
 class AsyncTransaction(_TransactionBase):
     """An optimistic, all-or-nothing transaction on an :class:`AsyncStore` (see ``Transaction``)."""
 
-    def __init__(self, store: AsyncStore) -> None:
-        super().__init__(store)
-        self._store = store
-        self._session = store._backend.session()
+    __slots__ = ()
+    _store: AsyncStore
 
     async def _send(self, op: Op) -> Any:
         session = self._session
@@ -919,8 +1006,11 @@ class AsyncTransaction(_TransactionBase):
 
     async def get_versioned(self, key: str) -> Versioned:
         """``(value, version)`` as this transaction sees it; the version is the one read."""
-        op = self._op_read(key)
-        return self._view(op, await self._send(op))
+        key = self._read_key(key)
+        fast = self._fast
+        if fast is not None and _hooks._scheduler is None:
+            return _new(Versioned, self._view(key, fast.read(key)))
+        return _new(Versioned, self._view(key, await self._send(self._op_read(key))))
 
     async def update(self, key: str, fn: Callable[[Any], Any]) -> Any:
         """Read ``key``, set it to ``fn(value)`` at commit; returns the new value."""
@@ -933,7 +1023,11 @@ class AsyncTransaction(_TransactionBase):
         op = self._op_commit()
         try:
             if op is not None:
-                self._done_commit(op, await self._send(op))
+                fast = self._fast
+                if fast is not None and _hooks._scheduler is None:
+                    self._done_commit(op, fast.execute(op))
+                else:
+                    self._done_commit(op, await self._send(op))
         finally:
             self._end()
 

@@ -109,20 +109,21 @@ def to_json(value: Any) -> Any:
         return value
     try:
         if t is dict:  # the common case (a message), without one more call
-            out: dict[str, Any] = {}
-            for k, item in value.items():
-                if type(k) is not str:
-                    raise _NotJson
+            # Copy in C first, then check the copy and replace its containers
+            # by checked copies: a flat message costs one pass of type tests.
+            out: dict[str, Any] = value.copy()
+            for k, item in out.items():
                 ti = type(item)
-                if (
+                if type(k) is str and (
                     ti is str
                     or (ti is int and _INT_LOW < item < _INT_HIGH)
                     or ti is bool
                     or item is None
                 ):
-                    out[k] = item
-                else:
-                    out[k] = _walk(item, MAX_DEPTH - 1)
+                    continue
+                if type(k) is not str:
+                    raise _NotJson
+                out[k] = _walk(item, MAX_DEPTH - 1)
             return out
         return _walk(value, MAX_DEPTH)
     except _NotJson:
@@ -170,20 +171,19 @@ def _walk(value: Any, depth: int) -> Any:
             raise _NotJson
         depth -= 1
         if t is dict:
-            out: dict[str, Any] = {}
-            for k, item in value.items():
-                if type(k) is not str:
-                    raise _NotJson
+            out: dict[str, Any] = value.copy()
+            for k, item in out.items():
                 ti = type(item)
-                if (
+                if type(k) is str and (
                     ti is str
                     or ti is bool
                     or item is None
                     or (ti is int and _INT_LOW < item < _INT_HIGH)
                 ):
-                    out[k] = item
-                else:
-                    out[k] = _walk(item, depth)
+                    continue
+                if type(k) is not str:
+                    raise _NotJson
+                out[k] = _walk(item, depth)
             return out
         return [
             item
@@ -291,6 +291,18 @@ def check_number(value: Any) -> bool:
 
 def copy_json(value: Any) -> Any:
     """Deep-copy a value that already passed :func:`to_json` (tuples become lists)."""
+    t = type(value)
+    if t is dict:  # the common case (a message), without one more call
+        out = value.copy()
+        try:
+            for k, item in out.items():
+                if type(item) is list or type(item) is dict:
+                    out[k] = _copy(item)
+        except RecursionError:
+            return on_fresh_stack(_copy, value)
+        return out
+    if t is not list and t is not tuple:
+        return value
     try:
         return _copy(value)
     except RecursionError:
@@ -298,18 +310,18 @@ def copy_json(value: Any) -> Any:
 
 
 def _copy(value: Any) -> Any:
-    t = type(value)
-    if t is list or t is tuple:
-        return [
-            item if (type(item) is not list and type(item) is not dict) else _copy(item)
-            for item in value
-        ]
-    if t is dict:
-        return {
-            k: item if (type(item) is not list and type(item) is not dict) else _copy(item)
-            for k, item in value.items()
-        }
-    return value
+    # A shallow copy in C, then a deeper copy only of the items that are
+    # containers: a flat message costs one C call and one pass of type checks.
+    if type(value) is dict:
+        out = value.copy()
+        for k, item in out.items():
+            if type(item) is list or type(item) is dict:
+                out[k] = _copy(item)
+        return out
+    return [
+        item if (type(item) is not list and type(item) is not dict) else _copy(item)
+        for item in value
+    ]
 
 
 def on_fresh_stack(fn: Callable[..., Any], *args: Any) -> Any:

@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from racefree.history import History
 from racefree.state._core import Op
 
-__all__ = ["AsyncBackend", "AsyncSession", "Backend", "RetryOperation", "Session"]
+__all__ = ["AsyncBackend", "AsyncSession", "Backend", "FastPath", "RetryOperation", "Session"]
 
 
 class RetryOperation(Exception):
@@ -88,6 +88,41 @@ class AsyncSession(Protocol):
         """End the database transaction without writing (quick: it never waits)."""
 
 
+class FastPath(Protocol):
+    """The most common ops, called directly instead of through an :class:`Op` (optional).
+
+    A backend that can carry out a read or an append in far less time than
+    it takes to build and dispatch an op (memory) hands this out from
+    ``fast_path()``. The store calls it only when nothing watches the op:
+    no history is attached (the backend returns ``None`` otherwise), no
+    exploration is running (``racefree.hooks``), and no idempotency key is
+    given; keys and values are checked by the store as for any op. Each
+    method gives exactly the result, versions and stored value of
+    :meth:`Backend.execute` on the op it stands for (the conformance tests
+    compare the two); it may hand any case other than the common one to
+    ``execute``. The methods never do I/O, so an asyncio store may call them
+    without awaiting.
+    """
+
+    def read(self, key: str) -> tuple[Any, int]:
+        """``(value, version)`` of ``key``, the value a copy: ``Op("get", (key,), ())``."""
+
+    def append(self, key: str, item: Any) -> int:
+        """Append ``item`` (owned by the backend from now on): ``Op("append", (key,), ([item],))``.
+
+        The op has no agent.
+        """
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """Append ``items`` (owned by the backend from now on): ``Op("extend", (key,), (items,))``.
+
+        The op has no agent.
+        """
+
+    def execute(self, op: Op) -> Any:
+        """Any other op, as :meth:`Backend.execute` (never raising ``RetryOperation``)."""
+
+
 class Backend(abc.ABC):
     """A synchronous backend: every method blocks until it is done."""
 
@@ -127,6 +162,10 @@ class Backend(abc.ABC):
         """
         return None
 
+    def fast_path(self) -> FastPath | None:
+        """The common ops without an op (see :class:`FastPath`), or ``None``, the default."""
+        return None
+
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections and files; calling it twice is harmless."""
@@ -156,6 +195,10 @@ class AsyncBackend(abc.ABC):
 
     def session(self) -> AsyncSession | None:
         """A database transaction for one store transaction, or ``None`` (``Backend.session``)."""
+        return None
+
+    def fast_path(self) -> FastPath | None:
+        """The common ops, called without awaiting (see :class:`FastPath`), or ``None``."""
         return None
 
     @abc.abstractmethod

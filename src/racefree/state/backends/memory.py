@@ -36,6 +36,8 @@ GUARANTEE = "Safe across the threads and asyncio tasks of one process."
 
 _SPINS = 200
 
+_new = tuple.__new__  # builds an Op without the NamedTuple's generated __new__ (hot path)
+
 
 def _acquire_contended(lock: Lock) -> None:
     """Take a lock that another thread holds, without forming a lock convoy.
@@ -80,69 +82,144 @@ class MemoryBackend(Backend):
         return self._history
 
     def execute(self, op: Op) -> Any:
-        """Carry out one op under the lock (see ``Backend.execute``)."""
+        """Carry out one op under the lock: read, decide, record, write (``Backend.execute``)."""
+        lock = self._lock
+        if not lock.acquire(False):
+            self._wait_for(lock, op.name)
+        try:
+            keys = op.keys
+            idempotency_key = op.idempotency_key
+            cells = self._cells
+            if idempotency_key is not None:
+                record = self._done.get(idempotency_key)
+                if record is not None:
+                    return copy_json(replay(op, record))
+            if keys is None:
+                states: list[KeyState] = list(cells.values())
+                decision = decide_all(op, cells)
+                keys = tuple(cells)
+            else:
+                states = (
+                    [cells.get(keys[0], EMPTY)]
+                    if len(keys) == 1
+                    else [cells.get(key, EMPTY) for key in keys]
+                )
+                if op.name in RUNS_USER_CODE:
+                    self._user_code_thread = get_ident()
+                    try:
+                        decision = decide(op, states)
+                    finally:
+                        self._user_code_thread = None
+                else:
+                    decision = DECIDERS[op.name](op, states)
+            if self._history is not None:
+                for event in describe_events(op, keys, states, decision):
+                    self._history.record(**event)
+            writer = op.agent
+            for kind, key, payload in decision.effects:
+                cell = cells.get(key)
+                if cell is None:
+                    cells[key] = KeyState(payload if kind == PUT else list(payload), 1, writer)
+                else:
+                    if kind == PUT:
+                        cell.value = payload
+                    else:
+                        cell.value.extend(payload)
+                    cell.version += 1
+                    cell.writer = writer
+            result = decision.result
+            if decision.shares_state:
+                result = copy_json(result)
+            if idempotency_key is not None:
+                self._done[idempotency_key] = (op.name, op.keys, copy_json(result))
+            return result
+        finally:
+            lock.release()
+
+    def _wait_for(self, lock: Lock, op_name: str) -> None:
+        """Take the lock that another call holds, or refuse a call from inside the store.
+
+        Caller code the store runs (update's fn, a custom reducer) runs under
+        the lock, so a store call from inside it always finds the lock taken:
+        checking here, off the uncontended path, catches every such call.
+        """
         if self._user_code_thread is not None and self._user_code_thread == get_ident():
             raise UsageError(
-                f"The store was called ({op.name}) from inside a function the store is "
+                f"The store was called ({op_name}) from inside a function the store is "
                 "running (an update function or a custom reducer). Such a function must "
                 "only compute the new value from the one it is given; do other store "
                 "calls before or after."
             )
+        _acquire_contended(lock)
+
+    # ------------------------------------------------------------ fast path
+
+    def fast_path(self) -> MemoryBackend | None:
+        """This backend (see ``FastPath``) when no history is attached, else ``None``."""
+        return self if self._history is None else None
+
+    def read(self, key: str) -> tuple[Any, int]:
+        """``(value, version)`` of ``key``: the result of ``get`` with nothing recorded."""
         lock = self._lock
         if not lock.acquire(False):
-            _acquire_contended(lock)
+            self._wait_for(lock, "get")
         try:
-            return self._execute_locked(op)
+            cell = self._cells.get(key)
+            if cell is None:
+                return None, 0
+            value = cell.value
+            # The copy is made under the lock: a stored list grows in place.
+            if type(value) is list or type(value) is dict:
+                value = copy_json(value)
+            return value, cell.version
         finally:
             lock.release()
 
-    def _execute_locked(self, op: Op) -> Any:
-        """Read, decide, record, write; the caller holds the lock."""
-        keys = op.keys
-        idempotency_key = op.idempotency_key
-        cells = self._cells
-        if idempotency_key is not None:
-            record = self._done.get(idempotency_key)
-            if record is not None:
-                return copy_json(replay(op, record))
-        if keys is None:
-            states: list[KeyState] = list(cells.values())
-            decision = decide_all(op, cells)
-            keys = tuple(cells)
-        else:
-            states = (
-                [cells.get(keys[0], EMPTY)]
-                if len(keys) == 1
-                else [cells.get(key, EMPTY) for key in keys]
-            )
-            if op.name in RUNS_USER_CODE:
-                self._user_code_thread = get_ident()
-                try:
-                    decision = decide(op, states)
-                finally:
-                    self._user_code_thread = None
-            else:
-                decision = DECIDERS[op.name](op, states)
-        if self._history is not None:
-            for event in describe_events(op, keys, states, decision):
-                self._history.record(**event)
-        writer = op.agent
-        for kind, key, payload in decision.effects:
-            cell = cells.get(key)
-            if cell is None:
-                cells[key] = KeyState(payload if kind == PUT else list(payload), 1, writer)
-            else:
-                if kind == PUT:
-                    cell.value = payload
-                else:
-                    cell.value.extend(payload)
-                cell.version += 1
-                cell.writer = writer
-        result = decision.result
-        if decision.shares_state:
-            result = copy_json(result)
-        if idempotency_key is not None:
-            self._done[idempotency_key] = (op.name, op.keys, copy_json(result))
+    def append(self, key: str, item: Any) -> int:
+        """``append`` of ``item`` (owned by the caller) with no agent or idempotency key.
+
+        As :meth:`extend`, without building a list for the one item.
+        """
+        lock = self._lock
+        if not lock.acquire(False):
+            self._wait_for(lock, "append")
+        try:
+            cell = self._cells.get(key)
+            if cell is not None:
+                value = cell.value
+                if type(value) is list:
+                    value.append(item)
+                    cell.version += 1
+                    cell.writer = None
+                    return len(value) - 1
+        finally:
+            lock.release()
+        result: int = self.execute(_new(Op, ("append", (key,), ([item],), None, None)))
+        return result
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """``extend`` of ``items`` (owned by the caller) with no agent or idempotency key.
+
+        Only the common case is done here, a key that holds a list; a key
+        never written or of another type goes through :meth:`execute`, so
+        the shared decision creates it or refuses the op.
+        """
+        lock = self._lock
+        if not lock.acquire(False):
+            self._wait_for(lock, "extend")
+        try:
+            cell = self._cells.get(key)
+            if cell is not None:
+                value = cell.value
+                if type(value) is list:
+                    index = len(value)
+                    value += items
+                    cell.version += 1
+                    cell.writer = None
+                    return index
+        finally:
+            lock.release()
+        result: int = self.execute(_new(Op, ("extend", (key,), (items,), None, None)))
         return result
 
     def close(self) -> None:
@@ -167,6 +244,10 @@ class AsyncMemoryBackend(AsyncBackend):
     async def execute(self, op: Op) -> Any:
         """Carry out one op (see ``Backend.execute``); the critical section does no I/O."""
         return self._sync.execute(op)
+
+    def fast_path(self) -> MemoryBackend | None:
+        """The sync backend's fast path: its calls never wait for I/O."""
+        return self._sync.fast_path()
 
     async def aclose(self) -> None:
         """Nothing to release."""
