@@ -7,9 +7,11 @@ before and after the operation bounds what it sent. SQLite: the connection's
 trace callback lists every statement it ran, ``BEGIN`` and ``COMMIT``
 included.
 
-Each single-key operation is one ``EVALSHA`` on Redis and one
-``BEGIN IMMEDIATE`` ... ``COMMIT`` on SQLite; ``update`` and a transaction
-are at most one read and one commit.
+Each single-key operation is one ``EVALSHA`` on Redis; on SQLite one
+autocommit statement (SQLite's own transaction) where SQL can check and write
+what the decision would, an append four (``BEGIN IMMEDIATE``, the key's row,
+the items, ``COMMIT``), and otherwise one ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+``update`` and a transaction are at most one read and one commit.
 """
 
 from __future__ import annotations
@@ -71,14 +73,18 @@ def redis_commands(redis_base_url: str) -> Iterator[RedisCommands]:
     commands.close()
 
 
+def _open(url: str, flavour: str) -> Any:
+    """A store with the reducers the operations below use, sync or behind ``AsyncFacade``."""
+    reducers = {"tokens": "add", "log": "append"}
+    if flavour == "sync":
+        return racefree.open_store(url, reducers=reducers)
+    return AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+
+
 @pytest.fixture(params=["sync", "async"])
 def redis_store(request: pytest.FixtureRequest, redis_base_url: str) -> Iterator[Any]:
     url = fresh_redis_url(redis_base_url)
-    reducers = {"tokens": "add", "log": "append"}
-    if request.param == "sync":
-        store: Any = racefree.open_store(url, reducers=reducers)
-    else:
-        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    store = _open(url, request.param)
     yield store
     store.close()
     drop_namespace(url)
@@ -301,12 +307,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Statements:
 
 @pytest.fixture(params=["sync", "async"])
 def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path, statements: Statements) -> Any:
-    url = f"sqlite:///{tmp_path / 'trips.db'}"
-    reducers = {"tokens": "add", "log": "append"}
-    if request.param == "sync":
-        store: Any = racefree.open_store(url, reducers=reducers)
-    else:
-        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    store = _open(f"sqlite:///{tmp_path / 'trips.db'}", request.param)
     yield store
     store.close()
 
@@ -328,8 +329,29 @@ def _transactions(ran: list[str]) -> list[list[str]]:
     return groups
 
 
+# What each single-key operation runs on SQLite (a statement's first two words):
+# one autocommit statement (its own transaction, no BEGIN or COMMIT) where SQL
+# can check and write what the decision would, else one whole transaction.
+GROW_A_LIST = ["BEGIN IMMEDIATE", "INSERT INTO", "INSERT INTO", "COMMIT"]
+ONE_TRANSACTION = None  # BEGIN IMMEDIATE ... COMMIT, decided in Python
+SQLITE_STATEMENTS: dict[str, list[str] | None] = {
+    "get": ["SELECT KIND,"],
+    "set": ["INSERT INTO"],
+    "set a list": ONE_TRANSACTION,  # the old list's items go too
+    "compare_and_set": ["UPDATE RACEFREE_KEYS"],
+    "append": GROW_A_LIST,
+    "extend": GROW_A_LIST,
+    "append_turn": GROW_A_LIST,
+    "append with an idempotency key": ONE_TRANSACTION,  # its record, in the same transaction
+    "increment": ["INSERT INTO"],
+    "claim (wins)": ["INSERT INTO"],
+    "claim (held)": ONE_TRANSACTION,  # after the claim's statement, which wrote nothing
+    "apply": ONE_TRANSACTION,
+}
+
+
 @pytest.mark.parametrize(("name", "prepare", "action", "check"), SINGLE_KEY_PARAMS)
-def test_each_single_key_operation_is_one_transaction_on_sqlite(
+def test_each_single_key_operation_is_one_statement_or_one_transaction_on_sqlite(
     statements: Statements,
     sqlite_store: Any,
     name: str,
@@ -338,17 +360,59 @@ def test_each_single_key_operation_is_one_transaction_on_sqlite(
     check: Callable[[Any, Any], bool],
 ) -> None:
     run, answer = _answer(_ready(sqlite_store, name, prepare, action), sqlite_store)
-    (one,) = _transactions(statements.during(run))
-    begin = "BEGIN" if name == "get" else "BEGIN IMMEDIATE"
-    assert (one[0], one[-1]) == (begin, "COMMIT")
+    ran = statements.during(run)
+    expected = SQLITE_STATEMENTS[name]
+    if expected is not None:
+        assert ran == expected
+    else:
+        if name == "claim (held)":
+            assert ran[0] == "INSERT INTO"
+            ran = ran[1:]
+        (one,) = _transactions(ran)
+        assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
     assert check(sqlite_store, answer[0])
 
 
-def test_update_is_one_transaction_on_sqlite(statements: Statements, sqlite_store: Any) -> None:
+def test_reading_a_list_is_two_statements_the_second_reading_it_at_one_instant(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    sqlite_store.extend("k", [1, 2])
+    ran = statements.during(lambda: sqlite_store.get("k"))
+    assert ran == ["SELECT KIND,", "SELECT -1,"]  # the key's row; then row and items, in one
+    assert sqlite_store.get("k") == [1, 2]
+
+
+def test_update_is_one_read_and_one_conditional_write_on_sqlite(
+    statements: Statements, sqlite_store: Any
+) -> None:
     sqlite_store.update("n", lambda v: (v or 0) + 1)
-    (one,) = _transactions(statements.during(lambda: sqlite_store.update("n", lambda v: v + 1)))
-    assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
-    assert sqlite_store.get("n") == 2
+    ran = statements.during(lambda: sqlite_store.update("n", lambda v: v + 1))
+    assert ran == ["SELECT KIND,", "UPDATE RACEFREE_KEYS"]
+    assert sqlite_store.get_versioned("n") == (2, 2)
+
+
+def test_an_update_whose_key_moved_runs_again_in_one_transaction_under_the_write_lock(
+    statements: Statements, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    store, other = racefree.open_store(url), racefree.open_store(url)
+    store.set("n", 1)
+    seen: list[int] = []
+
+    def add_one(value: int) -> int:
+        seen.append(value)
+        if len(seen) == 1:
+            other.increment("n", 10)  # another writer, between the read and the write
+        return value + 1
+
+    ran = statements.during(lambda: store.update("n", add_one))
+    assert seen == [1, 11]  # the first decision was on a version that moved: decided again
+    assert ran[:3] == ["SELECT KIND,", "INSERT INTO", "UPDATE RACEFREE_KEYS"]  # refused
+    (again,) = _transactions(ran[3:])
+    assert (again[0], again[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert store.get_versioned("n") == (12, 3)
+    store.close()
+    other.close()
 
 
 def test_a_transaction_is_one_database_transaction_on_sqlite(
