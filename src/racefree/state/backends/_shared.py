@@ -47,7 +47,7 @@ _encode_chunks = (
     if _c_encoder is not None
     else None
 )
-_scan = json.JSONDecoder().scan_once
+_scan: Any = json.JSONDecoder().scan_once  # type: ignore[attr-defined]
 
 
 _encode_ascii = json.JSONEncoder(
