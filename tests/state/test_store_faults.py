@@ -9,6 +9,7 @@ append, a Redis server that stops, and URLs and files that cannot work.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,13 +223,25 @@ POOL_WAIT = (
 def test_a_pool_wait_that_times_out_says_so_and_writes_nothing(redis_url: str) -> None:
     url = f"{redis_url}&max_connections=1&pool_timeout=0.2"
     store = racefree.open_store(url)
-    # Hold the pool's only connection, as a slow operation of another thread would.
-    held = store._backend._client.connection_pool.get_connection()  # type: ignore[attr-defined]
+    # Another thread's slow operation holds the only connection: an update
+    # whose function waits, between its read and its commit.
+    inside, done = threading.Event(), threading.Event()
+
+    def slow(value: Any) -> int:
+        inside.set()
+        done.wait(10)
+        return 1
+
+    slow_thread = threading.Thread(target=store.update, args=("slow", slow))
+    slow_thread.start()
+    assert inside.wait(10)
     with pytest.raises(BackendUnavailableError, match=POOL_WAIT) as caught:
         store.increment("count")
     assert "server is running" not in str(caught.value)
-    store._backend._client.connection_pool.release(held)  # type: ignore[attr-defined]
+    done.set()
+    slow_thread.join()
     assert store.get_versioned("count") == (None, 0)
+    assert store.get("slow") == 1
     store.close()
 
     async def main() -> None:

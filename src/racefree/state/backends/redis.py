@@ -66,8 +66,10 @@ racefree needs nothing outside the standard library.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
+import os
 import re
 import threading
 import uuid
@@ -377,7 +379,86 @@ end
 return out
 """
 
-_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL}
+# One single-key op with no history attached, each kind in a few commands
+# (the generic write script parses a spec and folds steps: about twice the
+# server time). KEYS: record key, key set, meta, list (get: meta, list). ARGV: the op ('g' get,
+# 's' set, 'c' compare_and_set, 'i' increment, 'a' append or extend, 'o'
+# claim), writer ('' = none, else '=' + name), the record's text up to the
+# result, the seconds to keep the record (0 = forever), the key, then the
+# op's arguments: the JSON text (s, c, o; c then the expected version), the
+# amount (i), the items' texts (a). The version, the kind and the writer go
+# in one HSET. Answers {1, result} (get: {1, kind, text or items, version});
+# {0, record} for a replay; or {2, kind, text, version, writer}, writing
+# nothing, when the op is refused or needs Python (an increment that is not
+# of two ints of at most 15 digits): the shared decision then raises the
+# error, or the generic script carries the op out.
+_LEAN = """
+local op = ARGV[1]
+local meta, list = KEYS[#KEYS - 1], KEYS[#KEYS]
+if op == 'g' then
+  local f = redis.call('HMGET', meta, 'k', 'v', 'n')
+  if f[1] == 'l' then f[2] = redis.call('LRANGE', list, 0, -1) end
+  return {1, f[1], f[2], f[3]}
+end
+local done = redis.call('GET', KEYS[1])
+if done then return {0, done} end
+local f = redis.call('HMGET', meta, 'k', 'v', 'n', 'w')
+local kind, text, version, last = f[1], f[2], tonumber(f[3] or '0'), f[4]
+local empty = not kind or (kind == 'j' and text == 'null')
+local new, result = version + 1, nil
+local fields = {'n', new}
+if op == 's' or op == 'c' then
+  if op == 'c' and version ~= tonumber(ARGV[7]) then return {2, kind, text, version, last} end
+  if kind == 'l' then redis.call('DEL', list) end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', ARGV[6]
+  result = new
+elseif op == 'i' then
+  local amount = ARGV[6]
+  if empty then
+    result = amount
+  elseif kind == 'j' and #text < 16 and #amount < 16 and string.find(text, '^-?%d+$')
+      and string.find(amount, '^-?%d+$') then
+    result = string.format('%.0f', tonumber(text) + tonumber(amount))
+  else
+    return {2, kind, text, version, last}
+  end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', result
+elseif op == 'a' then
+  if kind == 'j' and not empty then return {2, kind, text, version, last} end
+  if kind == 'j' then redis.call('HDEL', meta, 'v') end
+  local length, last_item = 0, #ARGV
+  for j = 6, last_item, 1000 do
+    length = redis.call('RPUSH', list, unpack(ARGV, j, math.min(j + 999, last_item)))
+  end
+  result = length - (last_item - 5)
+  fields[3], fields[4] = 'k', 'l'
+else -- 'o'
+  if not empty then
+    if kind == 'l' or text ~= ARGV[6] then return {1, 0} end
+    return {1, 1}
+  end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', ARGV[6]
+  result = 'true'
+end
+local writer = ARGV[2]
+if writer ~= '' then
+  fields[#fields + 1] = 'w'
+  fields[#fields + 1] = string.sub(writer, 2)
+elseif last then
+  redis.call('HDEL', meta, 'w')
+end
+redis.call('HSET', meta, unpack(fields))
+if not kind then redis.call('SADD', KEYS[2], ARGV[5]) end
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[1], ARGV[3] .. result .. ']')
+else
+  redis.call('SET', KEYS[1], ARGV[3] .. result .. ']', 'EX', ARGV[4])
+end
+if op == 'o' then return {1, 1} end
+return {1, result}
+"""
+
+_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL, "lean": _LEAN}
 _SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCRIPTS.items()}
 
 
@@ -503,6 +584,27 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 _SLOW = object()  # the write script declined an op: decide it in Python
+_LEAN_CODES = {
+    "get": "g",
+    "set": "s",
+    "compare_and_set": "c",
+    "increment": "i",
+    "append": "a",
+    "extend": "a",
+    "append_turn": "a",
+    "claim": "o",
+}
+_TOKEN_SECONDS = str(TOKEN_SECONDS)
+_LEAN_GET = ["g"]
+_LIST_KIND = (b"l", "l")
+
+
+@functools.lru_cache(maxsize=1024)
+def _record_head(name: str, key: str) -> str:
+    """The start of a single-key op's record text, up to its result (see ``record_text``)."""
+    return dumps([name, [key]])[:-1] + ","
+
+
 _NATIVE_REDUCERS = frozenset({"add", "append", "last_value"})
 
 # A key's part of a write-script call: its spec ('v4p1') and the spec's arguments.
@@ -596,6 +698,76 @@ class _Plan:
         if op.idempotency_key is not None:
             return f"{self.prefix}:i:{op.idempotency_key}", 0
         return f"{self.prefix}:t:{token}", TOKEN_SECONDS
+
+    def lean(self, op: Op, token: str) -> Call | None:
+        """The ``lean`` script's call for ``op``, or None when the generic steps carry it out.
+
+        Only without a history (the events need what the generic script
+        answers) and for a single-key op whose value is no list (a list is
+        stored as a Redis list: the generic script's ``P`` step).
+        """
+        code = _LEAN_CODES.get(op.name)
+        if code is None or self.history is not None:
+            return None
+        key: str = op.keys[0]  # type: ignore[index]
+        meta = self.prefix + ":m:" + key
+        listed = self.prefix + ":l:" + key
+        if code == "g":
+            return ("lean", [meta, listed], _LEAN_GET)
+        arg = op.args[0]
+        if code == "a":
+            if not arg:
+                return None  # an empty extend still raises the version: the generic script
+            texts = [dumps(item) for item in arg]
+        elif type(arg) is list:
+            return None
+        else:
+            texts = [dumps(arg)]
+            if code == "c":
+                texts.append(str(op.args[1]))
+        if op.idempotency_key is not None:
+            record, seconds = f"{self.prefix}:i:{op.idempotency_key}", "0"
+        else:
+            record, seconds = f"{self.prefix}:t:{token}", _TOKEN_SECONDS
+        agent = op.agent
+        return (
+            "lean",
+            [record, self.key_set, meta, listed],
+            [
+                code,
+                "" if agent is None else "=" + agent,
+                _record_head(op.name, key),
+                seconds,
+                key,
+                *texts,
+            ],
+        )
+
+    def lean_result(self, op: Op, reply: list[Any]) -> Any:
+        """The op's result from what the ``lean`` script answered; ``_SLOW``: Python decides."""
+        status = reply[0]
+        if status == 1:
+            name = op.name
+            if name == "get":
+                _, kind, text, version = reply
+                if kind is None:
+                    return [None, 0]
+                value = loads_list(text) if kind in _LIST_KIND else loads(text)
+                return [value, int(version)]
+            answer = reply[1]
+            if name == "increment":
+                return loads(answer)
+            if name == "claim":
+                return answer == 1
+            return answer  # a version (set, compare_and_set) or the first new index
+        if status == 0:
+            return replay(op, loads_record(reply[1]))
+        # Refused, or beyond the script: the decision raises the same error as
+        # on every backend, or decides what the script could not (then the
+        # generic script carries it out).
+        _, kind, text, version, last = reply
+        decide(op, [_state(version, last, kind, text, [])])
+        return _SLOW
 
     def _write(
         self, op: Op, token: str, writer: str, shape: str, specs: list[Spec]
@@ -887,13 +1059,17 @@ class RedisBackend(_RedisBase, Backend):
         )
         self._client = redis.Redis.from_pool(pool)
         self._places = FairSemaphore(self._settings.max_connections)
+        first = pool.make_connection()  # the first of those _call hands out
         try:
-            self._client.ping()
+            first.send_command("PING")
+            first.read_response()
         except redis.exceptions.RedisError as exc:
             self._client.close()
             error = self._error(exc)
             raise error from error.__cause__
         self._pool = pool
+        self._idle: list[Any] = [first]  # connected, no reply pending; see _call
+        self._pid = os.getpid()
 
     def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
@@ -913,10 +1089,17 @@ class RedisBackend(_RedisBase, Backend):
             self._places.release()
 
     def _execute(self, op: Op) -> Any:
-        token = self._plan.token()
+        plan = self._plan
+        token = plan.token()
+        lean = plan.lean(op, token)
         for attempt in range(CONNECTION_ATTEMPTS):
-            steps = self._plan.steps(op, token)
             try:
+                if lean is not None:
+                    result = plan.lean_result(op, self._call(*lean))
+                    if result is not _SLOW:
+                        return result
+                    lean = None
+                steps = plan.steps(op, token)
                 script, keys, args = next(steps)
                 while True:
                     reply = self._call(script, keys, args)
@@ -930,9 +1113,20 @@ class RedisBackend(_RedisBase, Backend):
         raise AssertionError("unreachable")
 
     def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """Run one script: one ``EVALSHA`` (the first time on a server, a ``SCRIPT LOAD`` too)."""
-        pool = self._pool
-        conn = pool.get_connection()
+        """Run one script: one ``EVALSHA`` (the first time on a server, a ``SCRIPT LOAD`` too).
+
+        The connections are redis-py's, made by its pool (which closes them
+        with the store), but handed out here: ``execute`` lets at most
+        ``max_connections`` callers in, so a free connection is always at
+        hand, and the pool's own checkout (a queue, a readiness poll of the
+        socket, metrics) would cost more than the script's work in Redis. A
+        connection is given back only once its reply is read in full, or
+        after it was closed: none holds stray data.
+        """
+        if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
+            self._idle, self._pid = [], os.getpid()
+        idle = self._idle
+        conn = idle.pop() if idle else self._pool.make_connection()
         try:
             command = _evalsha(script, keys, args)
             conn.send_packed_command([command])
@@ -946,13 +1140,13 @@ class RedisBackend(_RedisBase, Backend):
         except self._errors.ResponseError:
             raise  # the server answered: the connection is fine
         except BaseException:
-            conn.disconnect()  # a reply may still be on its way: never reuse the connection
+            conn.disconnect()  # a reply may still be on its way: reconnect before reuse
             raise
         finally:
-            pool.release(conn)
+            idle.append(conn)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (every connection made; a later op connects afresh)."""
         self._client.close()
 
 
@@ -1033,10 +1227,17 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
             places.release()
 
     async def _execute(self, op: Op) -> Any:
-        token = self._plan.token()
+        plan = self._plan
+        token = plan.token()
+        lean = plan.lean(op, token)
         for attempt in range(CONNECTION_ATTEMPTS):
-            steps = self._plan.steps(op, token)
             try:
+                if lean is not None:
+                    result = plan.lean_result(op, await self._call(*lean))
+                    if result is not _SLOW:
+                        return result
+                    lean = None
+                steps = plan.steps(op, token)
                 script, keys, args = next(steps)
                 while True:
                     reply = await self._call(script, keys, args)
