@@ -379,39 +379,41 @@ end
 return out
 """
 
-# One single-key op with no history attached, each kind in a few commands
+# One single-key write with no history attached, each kind in a few commands
 # (the generic write script parses a spec and folds steps: about twice the
-# server time). KEYS: record key, key set, meta, list (get: meta, list). ARGV: the op ('g' get,
-# 's' set, 'c' compare_and_set, 'i' increment, 'a' append or extend, 'o'
-# claim), writer ('' = none, else '=' + name), the record's text up to the
-# result, the seconds to keep the record (0 = forever), the key, then the
-# op's arguments: the JSON text (s, c, o; c then the expected version), the
-# amount (i), the items' texts (a). The version, the kind and the writer go
-# in one HSET. Answers {1, result} (get: {1, kind, text or items, version});
-# {0, record} for a replay; or {2, kind, text, version, writer}, writing
-# nothing, when the op is refused or needs Python (an increment that is not
-# of two ints of at most 15 digits): the shared decision then raises the
-# error, or the generic script carries the op out.
+# server time). KEYS: record key, key set, meta, list. ARGV: the op ('s'
+# set, 'c' compare_and_set, 'u' the commit of an update decided in Python,
+# 'i' increment, 'a' append or extend, 'o' claim; in upper case when the
+# record key may hold a record already: an idempotency key, or an op sent
+# again after a dropped connection; a fresh private token cannot), writer
+# ('' = none, else '=' + name), the record's text up to the result, the
+# seconds to keep the record (0 = forever), the key, then the op's
+# arguments: the JSON text (s, c, u, o; c and u then the expected version),
+# the amount (i), the items' texts (a). The version, the kind and the writer
+# go in one HSET. Answers {1, result}; {0, record} for a replay; or {2, kind,
+# text, version, writer}, writing nothing, when the op is refused or needs
+# Python (an increment that is not of two ints of at most 15 digits): the
+# shared decision then raises the error, or the generic script carries the
+# op out.
 _LEAN = """
-local op = ARGV[1]
-local meta, list = KEYS[#KEYS - 1], KEYS[#KEYS]
-if op == 'g' then
-  local f = redis.call('HMGET', meta, 'k', 'v', 'n')
-  if f[1] == 'l' then f[2] = redis.call('LRANGE', list, 0, -1) end
-  return {1, f[1], f[2], f[3]}
+local op = string.lower(ARGV[1])
+local meta, list = KEYS[3], KEYS[4]
+if op ~= ARGV[1] then
+  local done = redis.call('GET', KEYS[1])
+  if done then return {0, done} end
 end
-local done = redis.call('GET', KEYS[1])
-if done then return {0, done} end
 local f = redis.call('HMGET', meta, 'k', 'v', 'n', 'w')
 local kind, text, version, last = f[1], f[2], tonumber(f[3] or '0'), f[4]
 local empty = not kind or (kind == 'j' and text == 'null')
 local new, result = version + 1, nil
 local fields = {'n', new}
-if op == 's' or op == 'c' then
-  if op == 'c' and version ~= tonumber(ARGV[7]) then return {2, kind, text, version, last} end
+local recorded = nil
+if op == 's' or op == 'c' or op == 'u' then
+  if op ~= 's' and version ~= tonumber(ARGV[7]) then return {2, kind, text, version, last} end
   if kind == 'l' then redis.call('DEL', list) end
   fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', ARGV[6]
   result = new
+  if op == 'u' then recorded = ARGV[6] end
 elseif op == 'i' then
   local amount = ARGV[6]
   if empty then
@@ -449,10 +451,11 @@ elseif last then
 end
 redis.call('HSET', meta, unpack(fields))
 if not kind then redis.call('SADD', KEYS[2], ARGV[5]) end
+recorded = ARGV[3] .. (recorded or result) .. ']'
 if ARGV[4] == '0' then
-  redis.call('SET', KEYS[1], ARGV[3] .. result .. ']')
+  redis.call('SET', KEYS[1], recorded)
 else
-  redis.call('SET', KEYS[1], ARGV[3] .. result .. ']', 'EX', ARGV[4])
+  redis.call('SET', KEYS[1], recorded, 'EX', ARGV[4])
 end
 if op == 'o' then return {1, 1} end
 return {1, result}
@@ -477,7 +480,11 @@ def _pack(parts: list[Any]) -> bytes:
 
 
 def _evalsha(script: str, keys: list[str], args: list[Any]) -> bytes:
-    return _pack(["EVALSHA", _SHAS[script], len(keys), *keys, *args])
+    """A script call; ``script`` may also be a plain command's name (``HMGET``)."""
+    sha = _SHAS.get(script)
+    if sha is None:
+        return _pack([script, *keys, *args])
+    return _pack(["EVALSHA", sha, len(keys), *keys, *args])
 
 
 # A step of an op: (script name, keys, args); the driver sends it and the reply comes back.
@@ -595,7 +602,7 @@ _LEAN_CODES = {
     "claim": "o",
 }
 _TOKEN_SECONDS = str(TOKEN_SECONDS)
-_LEAN_GET = ["g"]
+_META_FIELDS = ["k", "v", "n"]
 _LIST_KIND = (b"l", "l")
 
 
@@ -699,21 +706,22 @@ class _Plan:
             return f"{self.prefix}:i:{op.idempotency_key}", 0
         return f"{self.prefix}:t:{token}", TOKEN_SECONDS
 
-    def lean(self, op: Op, token: str) -> Call | None:
-        """The ``lean`` script's call for ``op``, or None when the generic steps carry it out.
+    def lean(self, op: Op, token: str, resent: bool) -> Call | None:
+        """The one call that carries out ``op``, or None when the generic steps do.
 
         Only without a history (the events need what the generic script
         answers) and for a single-key op whose value is no list (a list is
-        stored as a Redis list: the generic script's ``P`` step).
+        stored as a Redis list: the generic script's ``P`` step). ``get`` is
+        a plain ``HMGET`` (atomic by itself); ``resent``: the op was sent
+        before, so its record may exist.
         """
         code = _LEAN_CODES.get(op.name)
         if code is None or self.history is not None:
             return None
         key: str = op.keys[0]  # type: ignore[index]
         meta = self.prefix + ":m:" + key
-        listed = self.prefix + ":l:" + key
         if code == "g":
-            return ("lean", [meta, listed], _LEAN_GET)
+            return ("HMGET", [meta], _META_FIELDS)
         arg = op.args[0]
         if code == "a":
             if not arg:
@@ -725,14 +733,23 @@ class _Plan:
             texts = [dumps(arg)]
             if code == "c":
                 texts.append(str(op.args[1]))
+        return self._lean_write(op, token, resent, code, key, texts)
+
+    def _lean_write(
+        self, op: Op, token: str, resent: bool, code: str, key: str, texts: list[str]
+    ) -> Call:
         if op.idempotency_key is not None:
             record, seconds = f"{self.prefix}:i:{op.idempotency_key}", "0"
+            code = code.upper()
         else:
             record, seconds = f"{self.prefix}:t:{token}", _TOKEN_SECONDS
+            if resent:
+                code = code.upper()
         agent = op.agent
+        prefix = self.prefix
         return (
             "lean",
-            [record, self.key_set, meta, listed],
+            [record, self.key_set, prefix + ":m:" + key, prefix + ":l:" + key],
             [
                 code,
                 "" if agent is None else "=" + agent,
@@ -744,16 +761,17 @@ class _Plan:
         )
 
     def lean_result(self, op: Op, reply: list[Any]) -> Any:
-        """The op's result from what the ``lean`` script answered; ``_SLOW``: Python decides."""
+        """The op's result from the answer to its ``lean`` call; ``_SLOW``: Python decides."""
+        name = op.name
+        if name == "get":
+            kind, text, version = reply
+            if kind is None:
+                return [None, 0]
+            if kind in _LIST_KIND:
+                return _SLOW  # the list's items, with its version: the read script
+            return [loads(text), int(version)]
         status = reply[0]
         if status == 1:
-            name = op.name
-            if name == "get":
-                _, kind, text, version = reply
-                if kind is None:
-                    return [None, 0]
-                value = loads_list(text) if kind in _LIST_KIND else loads(text)
-                return [value, int(version)]
             answer = reply[1]
             if name == "increment":
                 return loads(answer)
@@ -768,6 +786,32 @@ class _Plan:
         _, kind, text, version, last = reply
         decide(op, [_state(version, last, kind, text, [])])
         return _SLOW
+
+    def _lean_update(self, op: Op, token: str, resent: bool) -> Generator[Call, Any, Any]:
+        """``update`` of a JSON value: ``HMGET``, decide here, a ``u`` write at the version read.
+
+        ``_SLOW`` for a list (read or written): the generic steps then run.
+        """
+        key: str = op.keys[0]  # type: ignore[index]
+        kind, text, version = yield ("HMGET", [self.prefix + ":m:" + key], _META_FIELDS)
+        if kind in _LIST_KIND:
+            return _SLOW
+        state = KeyState(None if kind is None else loads(text), int(version or 0), None)
+        self.local.in_user_code = True
+        try:
+            value = decide(op, [state]).result
+        finally:
+            self.local.in_user_code = False
+        if type(value) is list:
+            return _SLOW
+        write = self._lean_write(op, token, resent, "u", key, [dumps(value), str(state.version)])
+        reply = yield write
+        status = reply[0]
+        if status == 1:
+            return value
+        if status == 0:
+            return replay(op, loads_record(reply[1]))
+        raise RetryOperation(key, state.version, int(reply[3]))
 
     def _write(
         self, op: Op, token: str, writer: str, shape: str, specs: list[Spec]
@@ -859,9 +903,13 @@ class _Plan:
         for event in describe_events(op, keys, states, decision):
             self.history.record(**event)  # type: ignore[union-attr]
 
-    def steps(self, op: Op, token: str) -> Generator[Call, Any, Any]:
+    def steps(self, op: Op, token: str, resent: bool = False) -> Generator[Call, Any, Any]:
         prefix = self.prefix
         name = op.name
+        if name == "update" and self.history is None:
+            decided = yield from self._lean_update(op, token, resent)
+            if decided is not _SLOW:
+                return decided
         if op.keys is None:
             values = name == "snapshot"
             rows = yield ("read_all", [self.key_set], [prefix, "1" if values else "0"])
@@ -1091,15 +1139,16 @@ class RedisBackend(_RedisBase, Backend):
     def _execute(self, op: Op) -> Any:
         plan = self._plan
         token = plan.token()
-        lean = plan.lean(op, token)
+        slow = False
         for attempt in range(CONNECTION_ATTEMPTS):
             try:
+                lean = None if slow else plan.lean(op, token, attempt > 0)
                 if lean is not None:
                     result = plan.lean_result(op, self._call(*lean))
                     if result is not _SLOW:
                         return result
-                    lean = None
-                steps = plan.steps(op, token)
+                    slow = True
+                steps = plan.steps(op, token, attempt > 0)
                 script, keys, args = next(steps)
                 while True:
                     reply = self._call(script, keys, args)
@@ -1229,15 +1278,16 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
     async def _execute(self, op: Op) -> Any:
         plan = self._plan
         token = plan.token()
-        lean = plan.lean(op, token)
+        slow = False
         for attempt in range(CONNECTION_ATTEMPTS):
             try:
+                lean = None if slow else plan.lean(op, token, attempt > 0)
                 if lean is not None:
                     result = plan.lean_result(op, await self._call(*lean))
                     if result is not _SLOW:
                         return result
-                    lean = None
-                steps = plan.steps(op, token)
+                    slow = True
+                steps = plan.steps(op, token, attempt > 0)
                 script, keys, args = next(steps)
                 while True:
                     reply = await self._call(script, keys, args)
