@@ -1,14 +1,23 @@
 """The Redis backend (``redis://host:port/db``, ``rediss://`` for TLS): many machines.
 
-Every op reaches Redis as Lua scripts, and Redis runs each script
-atomically, whichever machine sent it; each script is one ``EVALSHA``, one
-round trip.
+Every op reaches Redis as Lua scripts (or one plain command), and Redis
+runs each script atomically, whichever machine sent it; each script is one
+``EVALSHA``, one round trip.
 
-Every single-key write (``set``, ``compare_and_set``, ``increment``,
-``append``, ``extend``, ``append_turn``, ``claim``), ``apply`` whose reducers
-are all ``add``, ``append`` or ``last_value``, and a transaction's commit: one
-``write`` script checks, decides and writes in one step, the idempotency
-record and the versions with it. It does Python's arithmetic exactly
+Without a history attached, every single-key write (``set``,
+``compare_and_set``, ``increment`` (but of a long int), ``append``, ``extend``,
+``append_turn``, ``claim``) is one call of the ``lean`` script, a few
+commands per op (the version, kind and writer in one ``HSET``, the record
+with them); ``get`` is one ``HMGET`` (a key's version and value are one
+hash), plus one ``read`` script when the key holds a list; ``update`` an
+``HMGET``, the function, and one ``lean`` write at the version read.
+Everything else, and every op while a history is recorded, goes through the
+generic scripts below.
+
+Every single-key write, ``apply`` whose reducers are all ``add``, ``append``
+or ``last_value``, and a transaction's commit: one generic ``write`` script
+checks, decides and writes in one step, the idempotency record and the
+versions with it. It does Python's arithmetic exactly
 (integers of any length up to 4,300 digits, floats as IEEE doubles) and
 appends with ``RPUSH``, never reading the list. When it must refuse the op
 (a version that moved, a key of the wrong type) it writes nothing and
@@ -34,8 +43,11 @@ A transaction's reads are ``read`` scripts (one per key) and its commit one
 commit is read, decided and written as ``update`` is, since its events need
 the values the decision computes.
 
-The scripts go straight to a pooled connection, packed here (redis-py's
-general command path costs more per op than the script's work in Redis).
+The scripts go straight to a connection, packed here (redis-py's general
+command path, and its pool's checkout, cost more per op than the script's
+work in Redis): the connections are made by redis-py's pool, which closes
+them with the store, and handed out by the backend, which lets at most
+``max_connections`` callers in at once.
 
 Threads (and asyncio tasks) take a place in the connection pool first come,
 first served (``?max_connections=N``, default 64; ``?pool_timeout=SECONDS``,
@@ -48,7 +60,9 @@ after ten minutes. The script that writes also stores the op's result under
 that key, in the same atomic step. When the connection drops before the
 answer arrives, the backend reconnects and sends the same op with the same
 key: if the first attempt was applied, Redis answers with its recorded result
-instead of writing again; if not, the write happens now. redis-py's own
+instead of writing again; if not, the write happens now. (A fresh token
+cannot have a record yet, so the ``lean`` script looks one up only for an
+idempotency key and for an op sent again.) redis-py's own
 retries are switched off, so nothing is ever re-sent without such a key.
 
 Layout, for a namespace ``NS`` (``?namespace=NS`` in the URL, default
@@ -392,9 +406,9 @@ return out
 # the amount (i), the items' texts (a). The version, the kind and the writer
 # go in one HSET. Answers {1, result}; {0, record} for a replay; or {2, kind,
 # text, version, writer}, writing nothing, when the op is refused or needs
-# Python (an increment that is not of two ints of at most 15 digits): the
-# shared decision then raises the error, or the generic script carries the
-# op out.
+# Python (an increment of an int of more than 15 digits, or one whose sum is
+# no finite float): the shared decision then raises the error, or the generic
+# script carries the op out.
 _LEAN = """
 local op = string.lower(ARGV[1])
 local meta, list = KEYS[3], KEYS[4]
@@ -418,11 +432,20 @@ elseif op == 'i' then
   local amount = ARGV[6]
   if empty then
     result = amount
-  elseif kind == 'j' and #text < 16 and #amount < 16 and string.find(text, '^-?%d+$')
-      and string.find(amount, '^-?%d+$') then
+  elseif kind ~= 'j' or not string.find(text, '^-?%d') then
+    return {2, kind, text, version, last}  -- no number: the decision's error
+  elseif string.find(text, '^-?%d+$') and string.find(amount, '^-?%d+$') then
+    -- two ints: exact in a double below 2^53, else Python's arithmetic
+    if #text > 15 or #amount > 15 then return {2, kind, text, version, last} end
     result = string.format('%.0f', tonumber(text) + tonumber(amount))
   else
-    return {2, kind, text, version, last}
+    -- a float: IEEE doubles as in Python, written so that it reads back as one
+    local sum = tonumber(text) + tonumber(amount)
+    if sum ~= sum or sum == math.huge or sum == -math.huge then
+      return {2, kind, text, version, last}
+    end
+    result = string.format('%.17g', sum)
+    if not string.find(result, '[.eEn]') then result = result .. '.0' end
   end
   fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', result
 elseif op == 'a' then

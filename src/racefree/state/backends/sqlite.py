@@ -1,14 +1,31 @@
 """The SQLite backend (``sqlite:///path/to/file.db``): processes of one machine.
 
-Every op is one SQLite transaction on the database file. Write ops begin
-with ``BEGIN IMMEDIATE``, which takes the database's write lock *before*
-reading, so read, decide and write happen under one lock that every process
-opening the same file respects (a deferred ``BEGIN`` that upgrades to a
-write later is what makes other savers fail with "database is locked").
-Read-only ops (``get``, ``snapshot``, ``versions``) use a plain ``BEGIN``:
-in WAL mode they read one consistent snapshot without blocking writers.
-Every single-key op is one such transaction, its statements run back to
-back inside it.
+Every op is one SQLite transaction on the database file, and most
+single-key ops are one *statement*, which SQLite runs as a transaction of
+its own (no ``BEGIN``, no ``COMMIT``): where SQL can check and write exactly
+what the shared decision would, the statement does both (``set`` and
+``increment`` an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING``,
+``compare_and_set`` an ``UPDATE ... WHERE version = ?``, ``claim`` an upsert
+that writes only a key holding nothing, ``get`` a ``SELECT``; an int is
+added in SQL only where 64 bits hold the sum exactly). A statement that
+finds a case only the decision handles (a list where a JSON value was
+expected, a conflict, a float to add) writes nothing, and the op runs as a
+whole transaction, which decides it and raises its error. An append is one
+transaction of four statements (the key's row grown with ``RETURNING`` its
+old length, the items' rows in one ``INSERT``). ``update`` reads, runs its
+function, then writes only if the key is still at the version read; when it
+moved, the op runs again under the write lock, so the function runs at most
+twice. This needs SQLite 3.35 (``RETURNING``); with an older one every op
+runs as a whole transaction.
+
+A whole transaction begins with ``BEGIN IMMEDIATE``, which takes the
+database's write lock *before* reading, so read, decide and write happen
+under one lock that every process opening the same file respects (a
+deferred ``BEGIN`` that upgrades to a write later is what makes other savers
+fail with "database is locked"). Read-only ops (``snapshot``, ``versions``)
+use a plain ``BEGIN``: in WAL mode they read one consistent snapshot without
+blocking writers. While a history is recorded, every op is a whole
+transaction (its events need the state it read).
 
 A store transaction (``store.transaction()``) is one SQLite transaction too
 (:class:`_Session`): its reads begin a deferred transaction on a connection
