@@ -63,10 +63,13 @@ def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
 
 def test_a_writer_that_waits_past_the_timeout_gives_up_and_leaves_the_line() -> None:
     lock = FairSemaphore(1)
+    assert lock.idle()
     assert lock.acquire(timeout=1)
+    assert not lock.idle()
     assert not lock.acquire(timeout=0.05)
     assert len(lock._waiters) == 0
     lock.release()
+    assert lock.idle()
     assert lock.acquire(timeout=0.05)
 
 

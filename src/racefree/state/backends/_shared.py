@@ -177,6 +177,10 @@ class FairSemaphore:
                 return False
         return True  # handed over just as the wait ran out: ours now
 
+    def idle(self) -> bool:
+        """True when a place is free and nobody waits (a hint: it may change at once)."""
+        return bool(self._free) and not self._waiters
+
     def release(self) -> None:
         """Hand the place to the longest waiter, or free it."""
         with self._mutex:

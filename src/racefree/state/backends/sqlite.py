@@ -504,8 +504,14 @@ class SQLiteBackend(Backend):
         Two statements and the write lock held for the second only, as
         ``compare_and_set`` would; when the version moved (another writer
         came between), ``_DECLINED``: the op then runs again under the write
-        lock (``BEGIN IMMEDIATE``), so ``fn`` runs at most twice.
+        lock (``BEGIN IMMEDIATE``), so ``fn`` runs at most twice. While
+        another thread of this process holds or waits for the write lock,
+        ``_DECLINED`` at once: the op goes straight to that lock.
         """
+        if not self._writer.idle():
+            # Another thread of this process writes now: its write would very
+            # likely move the version under this read, and the op run twice.
+            return _DECLINED
         key: str = op.keys[0]  # type: ignore[index]
         row = self._connection().execute(_GET, (key,)).fetchone()
         if row is None:
