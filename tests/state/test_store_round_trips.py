@@ -408,6 +408,24 @@ def test_update_is_one_read_and_one_conditional_write_on_sqlite(
     assert sqlite_store.get_versioned("n") == (2, 2)
 
 
+def test_an_update_that_makes_a_list_runs_its_function_once_and_writes_in_one_transaction(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    sqlite_store.set("n", 1)
+    calls: list[Any] = []
+
+    def to_list(value: Any) -> list[Any]:
+        calls.append(value)
+        return [value, value]
+
+    ran = statements.during(lambda: sqlite_store.update("n", to_list))
+    assert calls == [1]
+    assert ran[0] == "SELECT KIND,"  # the read; the list's rows need a transaction
+    (write,) = _transactions(ran[1:])
+    assert (write[0], write[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert sqlite_store.get_versioned("n") == ([1, 1], 2)
+
+
 def test_an_update_whose_key_moved_runs_again_in_one_transaction_under_the_write_lock(
     statements: Statements, tmp_path: Path
 ) -> None:
