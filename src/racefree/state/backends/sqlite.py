@@ -483,21 +483,16 @@ class SQLiteBackend(Backend):
         return True if wrote else _DECLINED
 
     def _extend(self, op: Op) -> Any:
-        """append, extend, append_turn: the new items' rows and the key's row, one transaction."""
-        conn = self._connection()
+        """append, extend, append_turn: the new items' rows and the key's row, one transaction.
+
+        The whole transaction of any op: ``_run`` hands an append without an
+        idempotency key straight to ``_fast_extend``.
+        """
         self._take_turn()
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = self._fast_extend(conn, op)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
+            return self._transaction(op, "BEGIN IMMEDIATE")
         finally:
             self._writer.release()
-        return result
 
     def _update(self, op: Op) -> Any:
         """Read, decide, then write only if the key is still at the version read.
