@@ -33,8 +33,12 @@ times each, and the best of each is kept (the machine may be shared: the
 best run is the one least disturbed). Operations per second. A second table
 says where the time goes at one client: the engine's own time per op
 (Redis ``SLOWLOG``, in microseconds; SQLite statements per op, from the
-connection's trace callback). Figures are recorded in docs/benchmarks.md;
-nothing here is a test.
+connection's trace callback), and the client thread's CPU per op
+(``time.thread_time``: waits for the server, or for a core the machine's
+other work holds, are not counted) for the whole racefree call, its backend
+alone (``backend.execute`` of ops built beforehand: the rest is the store's
+share, in ``_store.py``) and the raw client. Figures are recorded in
+docs/benchmarks.md; nothing here is a test.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ import redis  # noqa: E402
 from tests.state.redis_server import RedisServer, find_server_binary  # noqa: E402
 
 import racefree  # noqa: E402
+from racefree.state._core import Op  # noqa: E402
 from racefree.state.backends.sqlite import SQLiteBackend  # noqa: E402
 
 Work = Callable[[int, int], Any]  # (client, op number) -> anything
@@ -101,6 +106,83 @@ def item(c: int, n: int) -> dict[str, int]:
     return {"client": c, "n": n}
 
 
+def racefree_work(s: racefree.Store, name: str, clients: int) -> Work:
+    """One racefree operation on a fresh store (either backend), seeded as the raw side is."""
+    s.set("k", {"v": 1})
+    s.set("n", 0)
+    versions = [s.set(f"cas:{c}", 0) for c in range(clients)]
+    run = uuid.uuid4().hex[:8]
+
+    def compare_and_set(c: int, n: int) -> None:
+        versions[c] = s.compare_and_set(f"cas:{c}", n, expected_version=versions[c])
+
+    return {
+        "get": lambda c, n: s.get("k"),
+        "set": lambda c, n: s.set("k", item(c, n)),
+        "append": lambda c, n: s.append("log", item(c, n)),
+        "extend": lambda c, n: s.extend("log", [item(c, n)] * 3),
+        "increment": lambda c, n: s.increment("n"),
+        "compare_and_set": compare_and_set,
+        "claim": lambda c, n: s.claim(f"job:{run}:{c}:{n}", "me"),
+        "update": lambda c, n: s.update("n", lambda v: (v or 0) + 1),
+    }[name]
+
+
+def op_builder(s: racefree.Store, name: str) -> Callable[[int], Op]:
+    """The op that ``racefree_work(s, name, 1)`` hands its backend for op number ``n``.
+
+    Built with the store's own (private) op builders, so that the backend can
+    be timed alone: the store's share of an op is the whole call minus this.
+    """
+    versions = [s.version("cas:b")]  # a key of its own: the whole calls keep their versions
+    run = uuid.uuid4().hex[:8]
+
+    def compare_and_set(n: int) -> Op:
+        op = s._op_compare_and_set("cas:b", n, versions[0])
+        versions[0] += 1
+        return op
+
+    return {
+        "get": lambda n: s._op_get("k"),
+        "set": lambda n: s._op_set("k", item(0, n)),
+        "append": lambda n: s._op_append("log", item(0, n), None),
+        "extend": lambda n: s._op_extend("log", [item(0, n)] * 3, None),
+        "increment": lambda n: s._op_increment("n", 1),
+        "compare_and_set": compare_and_set,
+        "claim": lambda n: s._op_claim(f"job:{run}:b:{n}", "me"),
+        "update": lambda n: s._op_update("n", lambda v: (v or 0) + 1),
+    }[name]
+
+
+def cpu_per_op(work: Callable[[int], Any], numbers: range) -> float:
+    """Microseconds of this thread's CPU per call (time spent waiting, for the server or
+    for a core the machine's other work holds, is not counted)."""
+    began = time.thread_time()
+    for n in numbers:
+        work(n)
+    return (time.thread_time() - began) / len(numbers) * 1e6
+
+
+def cpu_split(s: racefree.Store, name: str, raw: Work, count: int = 200) -> tuple[float, ...]:
+    """CPU per op at one client: the whole racefree call, its backend alone, raw.
+
+    Each measured in turn, nine times, the least of each kept (as ``best_of``);
+    every call gets an op number of its own (a claim a fresh key).
+    """
+    work = racefree_work(s, name, 1)
+    execute = s._backend.execute
+    best = [float("inf")] * 3
+    for round_ in range(9):
+        numbers = range(round_ * count, (round_ + 1) * count)
+        whole = cpu_per_op(lambda n: work(0, n), numbers)
+        build = op_builder(s, name)  # after the whole calls: from the versions they left
+        built = {n: build(n) for n in numbers}
+        alone = cpu_per_op(lambda n, ops=built: execute(ops[n]), numbers)
+        theirs = cpu_per_op(lambda n: raw(0, n), numbers)
+        best = [min(b, x) for b, x in zip(best, (whole, alone, theirs), strict=True)]
+    return tuple(best)
+
+
 # ---------------------------------------------------------------- Redis
 
 
@@ -123,28 +205,7 @@ class RedisBench:
         return opened
 
     def ours(self, name: str) -> Maker:
-        def make(clients: int) -> Work:
-            s = self.store()
-            s.set("k", {"v": 1})
-            s.set("n", 0)
-            versions = [s.set(f"cas:{c}", 0) for c in range(clients)]
-            run = uuid.uuid4().hex[:8]
-
-            def compare_and_set(c: int, n: int) -> None:
-                versions[c] = s.compare_and_set(f"cas:{c}", n, expected_version=versions[c])
-
-            return {
-                "get": lambda c, n: s.get("k"),
-                "set": lambda c, n: s.set("k", item(c, n)),
-                "append": lambda c, n: s.append("log", item(c, n)),
-                "extend": lambda c, n: s.extend("log", [item(c, n)] * 3),
-                "increment": lambda c, n: s.increment("n"),
-                "compare_and_set": compare_and_set,
-                "claim": lambda c, n: s.claim(f"job:{run}:{c}:{n}", "me"),
-                "update": lambda c, n: s.update("n", lambda v: (v or 0) + 1),
-            }[name]
-
-        return make
+        return lambda clients: racefree_work(self.store(), name, clients)
 
     def raw_op(self, name: str) -> Maker:
         r = self.raw
@@ -242,6 +303,9 @@ class RedisBench:
                 r.config_set(str(key), str(value))
         return total / count
 
+    def forget_raw(self) -> None:
+        """Nothing to forget: the raw client is shared."""
+
     def close(self) -> None:
         for opened in self.stores:
             opened.close()
@@ -257,29 +321,13 @@ class SQLiteBench:
         self.local = threading.local()
         self.stores: list[racefree.Store] = []
 
+    def store(self) -> racefree.Store:
+        opened = racefree.open_store(f"sqlite:///{self.folder}/store-{uuid.uuid4().hex}.db")
+        self.stores.append(opened)
+        return opened
+
     def ours(self, name: str) -> Maker:
-        def make(clients: int) -> Work:
-            s = racefree.open_store(f"sqlite:///{self.folder}/store-{uuid.uuid4().hex}.db")
-            self.stores.append(s)
-            s.set("k", {"v": 1})
-            s.set("n", 0)
-            versions = [s.set(f"cas:{c}", 0) for c in range(clients)]
-
-            def compare_and_set(c: int, n: int) -> None:
-                versions[c] = s.compare_and_set(f"cas:{c}", n, expected_version=versions[c])
-
-            return {
-                "get": lambda c, n: s.get("k"),
-                "set": lambda c, n: s.set("k", item(c, n)),
-                "append": lambda c, n: s.append("log", item(c, n)),
-                "extend": lambda c, n: s.extend("log", [item(c, n)] * 3),
-                "increment": lambda c, n: s.increment("n"),
-                "compare_and_set": compare_and_set,
-                "claim": lambda c, n: s.claim(f"job:{c}:{n}", "me"),
-                "update": lambda c, n: s.update("n", lambda v: (v or 0) + 1),
-            }[name]
-
-        return make
+        return lambda clients: racefree_work(self.store(), name, clients)
 
     def raw_op(self, name: str) -> Maker:
         local = self.local
@@ -416,10 +464,14 @@ class SQLiteBench:
         for n in range(1, 101):
             raw_work(0, n)
         db.set_trace_callback(None)
+        self.forget_raw()
+        return ours, counted[0] / 100
+
+    def forget_raw(self) -> None:
+        """Close the raw runs' connections (the next one looked up is then the next run's)."""
         for key in list(vars(self.local)):
             getattr(self.local, key).close()
             delattr(self.local, key)
-        return ours, counted[0] / 100
 
     def close(self) -> None:
         for opened in self.stores:
@@ -473,19 +525,28 @@ def main() -> None:
                         )
                     if backend == "redis":
                         mine, theirs = bench.server_time(name)
-                        where.append(f"| redis | {name} | {mine:.1f} us | {theirs:.1f} us |")
-                        if name == "set":
-                            where.append(
-                                f"| redis | set: a bare script of the same commands | "
-                                f"{bench.floor():.1f} us | |"
-                            )
+                        engine = f"{mine:.1f} us | {theirs:.1f} us"
                     else:
                         mine, theirs = bench.statements(name)
-                        where.append(f"| sqlite | {name} | {mine:g} statements | {theirs:g} |")
+                        engine = f"{mine:g} statements | {theirs:g}"
+                    whole, alone, raw_cpu = cpu_split(bench.store(), name, bench.raw_op(name)(1))
+                    bench.forget_raw()
+                    where.append(
+                        f"| {backend} | {name} | {engine} | {whole:.1f} us | "
+                        f"{whole - alone:.1f} us | {alone:.1f} us | {raw_cpu:.1f} us |"
+                    )
+                    if backend == "redis" and name == "set":
+                        where.append(
+                            "| redis | set: a bare script of the same commands | "
+                            f"{bench.floor():.1f} us | | | | | |"
+                        )
                 bench.close()
             print()
-            print("| backend | operation | racefree, engine side per op | raw |")
-            print("| --- | --- | ---: | ---: |")
+            print(
+                "| backend | operation | engine side per op, racefree | raw | client CPU per "
+                "op, racefree | of it the store (`_store.py`) | of it the backend | raw |"
+            )
+            print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
             print("\n".join(where))
             print(f"\nload average at end {os.getloadavg()[0]:.2f}")
     finally:

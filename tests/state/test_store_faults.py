@@ -9,8 +9,9 @@ append, a Redis server that stops, and URLs and files that cannot work.
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,35 +41,61 @@ def admin(redis_url: str) -> Iterator[redis.Redis]:
     client.close()
 
 
-def list_key(url: str, key: str) -> str:
-    return "{" + parse_url(url)[1] + "}:l:" + key
+def meta_key(url: str, key: str) -> str:
+    return "{" + parse_url(url)[1] + "}:m:" + key
 
 
-def test_a_connection_killed_after_the_append_was_applied_does_not_append_twice(
-    redis_url: str, admin: redis.Redis, monkeypatch: pytest.MonkeyPatch
+WRITES_ONCE = [
+    ("append", lambda s: s.append("log", "once"), 1, ["before", "once"]),
+    ("increment", lambda s: s.increment("log", 2), 3, 3),
+    ("update", lambda s: s.update("log", lambda v: v * 10), 10, 10),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "write", "answer", "stored"), WRITES_ONCE, ids=[w[0] for w in WRITES_ONCE]
+)
+def test_a_connection_killed_after_the_write_was_applied_does_not_write_twice(
+    redis_url: str,
+    admin: redis.Redis,
+    monkeypatch: pytest.MonkeyPatch,
+    name: str,
+    write: Callable[[Any], Any],
+    answer: Any,
+    stored: Any,
 ) -> None:
-    """The worst moment: Redis applied the append, the answer never arrived.
+    """The worst moment: Redis applied the write, the answer never arrived.
 
-    When the append's script reaches the server, we wait (for the state, not
+    When the write's script reaches the server, we wait (for the state, not
     for time) until Redis has applied it, kill the store's connection with
     ``CLIENT KILL`` and drop the answer the client had not read yet. The
-    backend reconnects and sends the append again with the same record key:
-    Redis answers with the recorded index instead of appending again.
+    backend reconnects and sends the op again with the same record key:
+    Redis answers with the recorded result instead of writing again (an
+    update reads afresh, decides again, and its write finds the record).
     """
     store = racefree.open_store(redis_url)
-    store.append("log", "before")
+    if name == "append":
+        store.append("log", "before")
+    else:
+        store.set("log", 1)
     killed: list[str] = []
     busy: list[bool] = []
+    scripts: list[bool] = []
+    real_send = redis.connection.AbstractConnection.send_packed_command
     real_read = redis.connection.AbstractConnection.read_response
 
+    def send_packed_command(self: Any, command: Any, *args: Any, **kwargs: Any) -> Any:
+        scripts.append(b"EVALSHA" in b"".join(command))
+        return real_send(self, command, *args, **kwargs)
+
     def read_response(self: Any, *args: Any, **kwargs: Any) -> Any:
-        if not killed and not busy:
+        if not killed and not busy and scripts and scripts[-1]:
             busy.append(True)  # the admin's own reads below go straight through
-            for _ in range(100_000):  # until Redis has applied the append
-                if admin.llen(list_key(redis_url, "log")) == 2:
+            for _ in range(100_000):  # until Redis has applied the write
+                if admin.hget(meta_key(redis_url, "log"), "n") == b"2":
                     break
             else:
-                raise AssertionError("the append never reached Redis")
+                raise AssertionError("the write never reached Redis")
             host, port = self._sock.getsockname()[:2]
             killed.append(f"{host}:{port}")
             assert admin.client_kill(f"{host}:{port}")
@@ -76,11 +103,14 @@ def test_a_connection_killed_after_the_append_was_applied_does_not_append_twice(
             raise redis.ConnectionError("Connection closed by server.")
         return real_read(self, *args, **kwargs)
 
+    monkeypatch.setattr(
+        redis.connection.AbstractConnection, "send_packed_command", send_packed_command
+    )
     monkeypatch.setattr(redis.connection.AbstractConnection, "read_response", read_response)
-    assert store.append("log", "once") == 1
+    assert write(store) == answer
     monkeypatch.undo()
     assert killed, "the connection was not killed"
-    assert store.get_versioned("log") == (["before", "once"], 2)
+    assert store.get_versioned("log") == (stored, 2)
     store.close()
 
 
@@ -222,13 +252,25 @@ POOL_WAIT = (
 def test_a_pool_wait_that_times_out_says_so_and_writes_nothing(redis_url: str) -> None:
     url = f"{redis_url}&max_connections=1&pool_timeout=0.2"
     store = racefree.open_store(url)
-    # Hold the pool's only connection, as a slow operation of another thread would.
-    held = store._backend._client.connection_pool.get_connection()  # type: ignore[attr-defined]
+    # Another thread's slow operation holds the only connection: an update
+    # whose function waits, between its read and its commit.
+    inside, done = threading.Event(), threading.Event()
+
+    def slow(value: Any) -> int:
+        inside.set()
+        done.wait(10)
+        return 1
+
+    slow_thread = threading.Thread(target=store.update, args=("slow", slow))
+    slow_thread.start()
+    assert inside.wait(10)
     with pytest.raises(BackendUnavailableError, match=POOL_WAIT) as caught:
         store.increment("count")
     assert "server is running" not in str(caught.value)
-    store._backend._client.connection_pool.release(held)  # type: ignore[attr-defined]
+    done.set()
+    slow_thread.join()
     assert store.get_versioned("count") == (None, 0)
+    assert store.get("slow") == 1
     store.close()
 
     async def main() -> None:

@@ -7,9 +7,12 @@ before and after the operation bounds what it sent. SQLite: the connection's
 trace callback lists every statement it ran, ``BEGIN`` and ``COMMIT``
 included.
 
-Each single-key operation is one ``EVALSHA`` on Redis and one
-``BEGIN IMMEDIATE`` ... ``COMMIT`` on SQLite; ``update`` and a transaction
-are at most one read and one commit.
+Each single-key operation is one round trip on Redis (a write one ``EVALSHA``,
+``get`` one ``HMGET``, or two for a list); on SQLite one
+autocommit statement (SQLite's own transaction) where SQL can check and write
+what the decision would, an append four (``BEGIN IMMEDIATE``, the key's row,
+the items, ``COMMIT``), and otherwise one ``BEGIN IMMEDIATE`` ... ``COMMIT``.
+``update`` and a transaction are at most one read and one commit.
 """
 
 from __future__ import annotations
@@ -71,14 +74,18 @@ def redis_commands(redis_base_url: str) -> Iterator[RedisCommands]:
     commands.close()
 
 
+def _open(url: str, flavour: str) -> Any:
+    """A store with the reducers the operations below use, sync or behind ``AsyncFacade``."""
+    reducers = {"tokens": "add", "log": "append"}
+    if flavour == "sync":
+        return racefree.open_store(url, reducers=reducers)
+    return AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+
+
 @pytest.fixture(params=["sync", "async"])
 def redis_store(request: pytest.FixtureRequest, redis_base_url: str) -> Iterator[Any]:
     url = fresh_redis_url(redis_base_url)
-    reducers = {"tokens": "add", "log": "append"}
-    if request.param == "sync":
-        store: Any = racefree.open_store(url, reducers=reducers)
-    else:
-        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    store = _open(url, request.param)
     yield store
     store.close()
     drop_namespace(url)
@@ -130,6 +137,12 @@ SINGLE_KEY: list[tuple[str, Action, Action, Callable[[Any, Any], bool]]] = [
         lambda s, r: r == 0 and s.get("k") == [1],
     ),
     ("increment", lambda s: None, lambda s: s.increment("k", 2), lambda s, r: r == 2),
+    (
+        "increment a float",
+        lambda s: s.set("k", 1.5),
+        lambda s: s.increment("k", 0.25),
+        lambda s, r: r == 1.75 and s.get("k") == 1.75,
+    ),
     (
         "claim (wins)",
         lambda s: None,
@@ -190,8 +203,17 @@ def test_each_single_key_operation_is_one_script_call_on_redis(
     check: Callable[[Any, Any], bool],
 ) -> None:
     run, answer = _answer(_ready(redis_store, name, prepare, action), redis_store)
-    assert redis_commands.during(run) == ["EVALSHA"]
+    # get: one command, atomic by itself (a key's version and value are one hash)
+    assert redis_commands.during(run) == (["HMGET"] if name == "get" else ["EVALSHA"])
     assert check(redis_store, answer[0])
+
+
+def test_reading_a_list_on_redis_is_the_hash_then_one_script_for_hash_and_items(
+    redis_commands: RedisCommands, redis_store: Any
+) -> None:
+    redis_store.extend("k", [1, 2])
+    assert redis_commands.during(lambda: redis_store.get("k")) == ["HMGET", "EVALSHA"]
+    assert redis_store.get("k") == [1, 2]
 
 
 def test_a_refused_operation_is_one_script_call_too(
@@ -215,8 +237,8 @@ def test_update_is_one_read_and_one_commit_on_redis(
 ) -> None:
     redis_store.update("n", lambda v: (v or 0) + 1)
     sent = redis_commands.during(lambda: redis_store.update("n", lambda v: (v or 0) + 1))
-    assert sent == ["EVALSHA", "EVALSHA"]
-    assert redis_store.get("n") == 2
+    assert sent == ["HMGET", "EVALSHA"]  # the read; the write at the version read
+    assert redis_store.get_versioned("n") == (2, 2)
 
 
 def _move(store: Any) -> None:
@@ -257,7 +279,7 @@ def test_a_transaction_is_one_call_per_read_and_one_commit_on_redis(
     redis_commands: RedisCommands, redis_store: Any
 ) -> None:
     _move(redis_store)
-    assert redis_commands.during(lambda: _move(redis_store)) == ["EVALSHA"] * 2
+    assert redis_commands.during(lambda: _move(redis_store)) == ["HMGET", "EVALSHA"]
     assert redis_commands.during(lambda: _blind(redis_store)) == ["EVALSHA"]
     assert (redis_store.get("a"), redis_store.get("b")) == (40, 61)
     assert redis_store.get("log") == ["moved 30", "moved 30", "x", "y"]
@@ -301,12 +323,7 @@ def statements(monkeypatch: pytest.MonkeyPatch) -> Statements:
 
 @pytest.fixture(params=["sync", "async"])
 def sqlite_store(request: pytest.FixtureRequest, tmp_path: Path, statements: Statements) -> Any:
-    url = f"sqlite:///{tmp_path / 'trips.db'}"
-    reducers = {"tokens": "add", "log": "append"}
-    if request.param == "sync":
-        store: Any = racefree.open_store(url, reducers=reducers)
-    else:
-        store = AsyncFacade(racefree.open_async_store(url, reducers=reducers))
+    store = _open(f"sqlite:///{tmp_path / 'trips.db'}", request.param)
     yield store
     store.close()
 
@@ -328,8 +345,30 @@ def _transactions(ran: list[str]) -> list[list[str]]:
     return groups
 
 
+# What each single-key operation runs on SQLite (a statement's first two words):
+# one autocommit statement (its own transaction, no BEGIN or COMMIT) where SQL
+# can check and write what the decision would, else one whole transaction.
+GROW_A_LIST = ["BEGIN IMMEDIATE", "INSERT INTO", "INSERT INTO", "COMMIT"]
+ONE_TRANSACTION = None  # BEGIN IMMEDIATE ... COMMIT, decided in Python
+SQLITE_STATEMENTS: dict[str, list[str] | None] = {
+    "get": ["SELECT KIND,"],
+    "set": ["INSERT INTO"],
+    "set a list": ONE_TRANSACTION,  # the old list's items go too
+    "compare_and_set": ["UPDATE RACEFREE_KEYS"],
+    "append": GROW_A_LIST,
+    "extend": GROW_A_LIST,
+    "append_turn": GROW_A_LIST,
+    "append with an idempotency key": ONE_TRANSACTION,  # its record, in the same transaction
+    "increment": ["INSERT INTO"],
+    "increment a float": ONE_TRANSACTION,  # Python's arithmetic
+    "claim (wins)": ["INSERT INTO"],
+    "claim (held)": ONE_TRANSACTION,  # after the claim's statement, which wrote nothing
+    "apply": ONE_TRANSACTION,
+}
+
+
 @pytest.mark.parametrize(("name", "prepare", "action", "check"), SINGLE_KEY_PARAMS)
-def test_each_single_key_operation_is_one_transaction_on_sqlite(
+def test_each_single_key_operation_is_one_statement_or_one_transaction_on_sqlite(
     statements: Statements,
     sqlite_store: Any,
     name: str,
@@ -338,17 +377,77 @@ def test_each_single_key_operation_is_one_transaction_on_sqlite(
     check: Callable[[Any, Any], bool],
 ) -> None:
     run, answer = _answer(_ready(sqlite_store, name, prepare, action), sqlite_store)
-    (one,) = _transactions(statements.during(run))
-    begin = "BEGIN" if name == "get" else "BEGIN IMMEDIATE"
-    assert (one[0], one[-1]) == (begin, "COMMIT")
+    ran = statements.during(run)
+    expected = SQLITE_STATEMENTS[name]
+    if expected is not None:
+        assert ran == expected
+    else:
+        if name == "claim (held)":
+            assert ran[0] == "INSERT INTO"  # the statement that declined
+            ran = ran[1:]
+        (one,) = _transactions(ran)
+        assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
     assert check(sqlite_store, answer[0])
 
 
-def test_update_is_one_transaction_on_sqlite(statements: Statements, sqlite_store: Any) -> None:
+def test_reading_a_list_is_two_statements_the_second_reading_it_at_one_instant(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    sqlite_store.extend("k", [1, 2])
+    ran = statements.during(lambda: sqlite_store.get("k"))
+    assert ran == ["SELECT KIND,", "SELECT -1,"]  # the key's row; then row and items, in one
+    assert sqlite_store.get("k") == [1, 2]
+
+
+def test_update_is_one_read_and_one_conditional_write_on_sqlite(
+    statements: Statements, sqlite_store: Any
+) -> None:
     sqlite_store.update("n", lambda v: (v or 0) + 1)
-    (one,) = _transactions(statements.during(lambda: sqlite_store.update("n", lambda v: v + 1)))
-    assert (one[0], one[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
-    assert sqlite_store.get("n") == 2
+    ran = statements.during(lambda: sqlite_store.update("n", lambda v: v + 1))
+    assert ran == ["SELECT KIND,", "UPDATE RACEFREE_KEYS"]
+    assert sqlite_store.get_versioned("n") == (2, 2)
+
+
+def test_an_update_that_makes_a_list_runs_its_function_once_and_writes_in_one_transaction(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    sqlite_store.set("n", 1)
+    calls: list[Any] = []
+
+    def to_list(value: Any) -> list[Any]:
+        calls.append(value)
+        return [value, value]
+
+    ran = statements.during(lambda: sqlite_store.update("n", to_list))
+    assert calls == [1]
+    assert ran[0] == "SELECT KIND,"  # the read; the list's rows need a transaction
+    (write,) = _transactions(ran[1:])
+    assert (write[0], write[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert sqlite_store.get_versioned("n") == ([1, 1], 2)
+
+
+def test_an_update_whose_key_moved_runs_again_in_one_transaction_under_the_write_lock(
+    statements: Statements, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'moved.db'}"
+    store, other = racefree.open_store(url), racefree.open_store(url)
+    store.set("n", 1)
+    seen: list[int] = []
+
+    def add_one(value: int) -> int:
+        seen.append(value)
+        if len(seen) == 1:
+            other.increment("n", 10)  # another writer, between the read and the write
+        return value + 1
+
+    ran = statements.during(lambda: store.update("n", add_one))
+    assert seen == [1, 11]  # the first decision was on a version that moved: decided again
+    assert ran[:3] == ["SELECT KIND,", "INSERT INTO", "UPDATE RACEFREE_KEYS"]  # refused
+    (again,) = _transactions(ran[3:])
+    assert (again[0], again[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
+    assert store.get_versioned("n") == (12, 3)
+    store.close()
+    other.close()
 
 
 def test_a_transaction_is_one_database_transaction_on_sqlite(

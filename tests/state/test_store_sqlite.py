@@ -7,7 +7,10 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 import racefree
+from racefree.state.backends import sqlite as sqlite_backend
 from racefree.state.backends._shared import FairSemaphore
 from tests.state.threads import writers_lose_nothing
 
@@ -60,10 +63,13 @@ def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
 
 def test_a_writer_that_waits_past_the_timeout_gives_up_and_leaves_the_line() -> None:
     lock = FairSemaphore(1)
+    assert lock.idle()
     assert lock.acquire(timeout=1)
+    assert not lock.idle()
     assert not lock.acquire(timeout=0.05)
     assert len(lock._waiters) == 0
     lock.release()
+    assert lock.idle()
     assert lock.acquire(timeout=0.05)
 
 
@@ -74,3 +80,56 @@ def test_a_semaphore_of_two_places_lets_two_in_and_queues_the_third() -> None:
     assert not places.acquire(timeout=0.01)
     places.release()
     assert places.acquire(timeout=0.01)
+
+
+def test_increments_sql_cannot_add_exactly_are_decided_in_python(tmp_path: Path) -> None:
+    store = racefree.open_store(f"sqlite:///{tmp_path / 'numbers.db'}")
+    cases = [
+        (99_999_999_999_999_999, 2**53 - 1),  # 17 digits: added in SQL, exactly
+        (10**17, 1),  # 18 digits: Python's arithmetic
+        (-(10**40), 10**40 + 1),
+        (1.5, 1),
+        (None, 5),
+        (True, 1),  # a bool is no number
+    ]
+    for n, (start, amount) in enumerate(cases):
+        key = f"n{n}"
+        store.set(key, start)
+        if start is True:
+            with pytest.raises(racefree.WrongTypeError):
+                store.increment(key, amount)
+            assert store.get_versioned(key) == (True, 1)
+            continue
+        expected = (start or 0) + amount
+        assert store.increment(key, amount) == expected
+        assert store.get_versioned(key) == (expected, 2)
+        assert type(store.get(key)) is type(expected)
+    store.close()
+
+
+def test_without_returning_every_op_runs_as_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a SQLite older than 3.35 (no RETURNING) does: the same answers.
+    monkeypatch.setattr(sqlite_backend, "_RETURNING", False)
+    store = racefree.open_store(f"sqlite:///{tmp_path / 'old.db'}")
+    ran: list[str] = []
+    store._backend._connection().set_trace_callback(ran.append)  # type: ignore[attr-defined]
+    assert store.set("k", {"a": 1}) == 1
+    assert store.compare_and_set("k", 2, expected_version=1) == 2
+    assert store.increment("n", 2) == 2
+    assert store.claim("job", "ann") is True
+    assert store.update("n", lambda v: v + 1) == 3
+    assert store.extend("log", [1, 2]) == 0
+    assert store.append("log", 3) == 2
+    assert store.get("log") == [1, 2, 3]
+    assert store.get_versioned("k") == (2, 2)
+    inside = False
+    for statement in ran:
+        if statement.startswith("BEGIN"):
+            inside = True
+        assert inside, statement
+        if statement == "COMMIT":
+            inside = False
+    assert not any("RETURNING" in statement for statement in ran)
+    store.close()

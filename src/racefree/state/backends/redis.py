@@ -1,14 +1,23 @@
 """The Redis backend (``redis://host:port/db``, ``rediss://`` for TLS): many machines.
 
-Every op reaches Redis as Lua scripts, and Redis runs each script
-atomically, whichever machine sent it; each script is one ``EVALSHA``, one
-round trip.
+Every op reaches Redis as Lua scripts (or one plain command), and Redis
+runs each script atomically, whichever machine sent it; each script is one
+``EVALSHA``, one round trip.
 
-Every single-key write (``set``, ``compare_and_set``, ``increment``,
-``append``, ``extend``, ``append_turn``, ``claim``), ``apply`` whose reducers
-are all ``add``, ``append`` or ``last_value``, and a transaction's commit: one
-``write`` script checks, decides and writes in one step, the idempotency
-record and the versions with it. It does Python's arithmetic exactly
+Without a history attached, every single-key write (``set``,
+``compare_and_set``, ``increment`` (but of a long int), ``append``, ``extend``,
+``append_turn``, ``claim``) is one call of the ``lean`` script, a few
+commands per op (the version, kind and writer in one ``HSET``, the record
+with them); ``get`` is one ``HMGET`` (a key's version and value are one
+hash), plus one ``read`` script when the key holds a list; ``update`` an
+``HMGET``, the function, and one ``lean`` write at the version read.
+Everything else, and every op while a history is recorded, goes through the
+generic scripts below.
+
+Every single-key write, ``apply`` whose reducers are all ``add``, ``append``
+or ``last_value``, and a transaction's commit: one generic ``write`` script
+checks, decides and writes in one step, the idempotency record and the
+versions with it. It does Python's arithmetic exactly
 (integers of any length up to 4,300 digits, floats as IEEE doubles) and
 appends with ``RPUSH``, never reading the list. When it must refuse the op
 (a version that moved, a key of the wrong type) it writes nothing and
@@ -34,8 +43,11 @@ A transaction's reads are ``read`` scripts (one per key) and its commit one
 commit is read, decided and written as ``update`` is, since its events need
 the values the decision computes.
 
-The scripts go straight to a pooled connection, packed here (redis-py's
-general command path costs more per op than the script's work in Redis).
+The scripts go straight to a connection, packed here (redis-py's general
+command path, and its pool's checkout, cost more per op than the script's
+work in Redis): the connections are made by redis-py's pool, which closes
+them with the store, and handed out by the backend, which lets at most
+``max_connections`` callers in at once.
 
 Threads (and asyncio tasks) take a place in the connection pool first come,
 first served (``?max_connections=N``, default 64; ``?pool_timeout=SECONDS``,
@@ -48,7 +60,9 @@ after ten minutes. The script that writes also stores the op's result under
 that key, in the same atomic step. When the connection drops before the
 answer arrives, the backend reconnects and sends the same op with the same
 key: if the first attempt was applied, Redis answers with its recorded result
-instead of writing again; if not, the write happens now. redis-py's own
+instead of writing again; if not, the write happens now. (A fresh token
+cannot have a record yet, so the ``lean`` script looks one up only for an
+idempotency key and for an op sent again.) redis-py's own
 retries are switched off, so nothing is ever re-sent without such a key.
 
 Layout, for a namespace ``NS`` (``?namespace=NS`` in the URL, default
@@ -66,8 +80,10 @@ racefree needs nothing outside the standard library.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import itertools
+import os
 import re
 import threading
 import uuid
@@ -377,7 +393,98 @@ end
 return out
 """
 
-_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL}
+# One single-key write with no history attached, each kind in a few commands
+# (the generic write script parses a spec and folds steps: about twice the
+# server time). KEYS: record key, key set, meta, list. ARGV: the op ('s'
+# set, 'c' compare_and_set, 'u' the commit of an update decided in Python,
+# 'i' increment, 'a' append or extend, 'o' claim; in upper case when the
+# record key may hold a record already: an idempotency key, or an op sent
+# again after a dropped connection; a fresh private token cannot), writer
+# ('' = none, else '=' + name), the record's text up to the result, the
+# seconds to keep the record (0 = forever), the key, then the op's
+# arguments: the JSON text (s, c, u, o; c and u then the expected version),
+# the amount (i), the items' texts (a). The version, the kind and the writer
+# go in one HSET. Answers {1, result}; {0, record} for a replay; or {2, kind,
+# text, version, writer}, writing nothing, when the op is refused or needs
+# Python (an increment of an int of more than 15 digits, or one whose sum is
+# no finite float): the shared decision then raises the error, or the generic
+# script carries the op out.
+_LEAN = """
+local op = string.lower(ARGV[1])
+local meta, list = KEYS[3], KEYS[4]
+if op ~= ARGV[1] then
+  local done = redis.call('GET', KEYS[1])
+  if done then return {0, done} end
+end
+local f = redis.call('HMGET', meta, 'k', 'v', 'n', 'w')
+local kind, text, version, last = f[1], f[2], tonumber(f[3] or '0'), f[4]
+local empty = not kind or (kind == 'j' and text == 'null')
+local new, result = version + 1, nil
+local fields = {'n', new}
+local recorded = nil
+if op == 's' or op == 'c' or op == 'u' then
+  if op ~= 's' and version ~= tonumber(ARGV[7]) then return {2, kind, text, version, last} end
+  if kind == 'l' then redis.call('DEL', list) end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', ARGV[6]
+  result = new
+  if op == 'u' then recorded = ARGV[6] end
+elseif op == 'i' then
+  local amount = ARGV[6]
+  if empty then
+    result = amount
+  elseif kind ~= 'j' or not string.find(text, '^-?%d') then
+    return {2, kind, text, version, last}  -- no number: the decision's error
+  elseif string.find(text, '^-?%d+$') and string.find(amount, '^-?%d+$') then
+    -- two ints: exact in a double below 2^53, else Python's arithmetic
+    if #text > 15 or #amount > 15 then return {2, kind, text, version, last} end
+    result = string.format('%.0f', tonumber(text) + tonumber(amount))
+  else
+    -- a float: IEEE doubles as in Python, written so that it reads back as one
+    local sum = tonumber(text) + tonumber(amount)
+    if sum ~= sum or sum == math.huge or sum == -math.huge then
+      return {2, kind, text, version, last}
+    end
+    result = string.format('%.17g', sum)
+    if not string.find(result, '[.eEn]') then result = result .. '.0' end
+  end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', result
+elseif op == 'a' then
+  if kind == 'j' and not empty then return {2, kind, text, version, last} end
+  if kind == 'j' then redis.call('HDEL', meta, 'v') end
+  local length, last_item = 0, #ARGV
+  for j = 6, last_item, 1000 do
+    length = redis.call('RPUSH', list, unpack(ARGV, j, math.min(j + 999, last_item)))
+  end
+  result = length - (last_item - 5)
+  fields[3], fields[4] = 'k', 'l'
+else -- 'o'
+  if not empty then
+    if kind == 'l' or text ~= ARGV[6] then return {1, 0} end
+    return {1, 1}
+  end
+  fields[3], fields[4], fields[5], fields[6] = 'k', 'j', 'v', ARGV[6]
+  result = 'true'
+end
+local writer = ARGV[2]
+if writer ~= '' then
+  fields[#fields + 1] = 'w'
+  fields[#fields + 1] = string.sub(writer, 2)
+elseif last then
+  redis.call('HDEL', meta, 'w')
+end
+redis.call('HSET', meta, unpack(fields))
+if not kind then redis.call('SADD', KEYS[2], ARGV[5]) end
+recorded = ARGV[3] .. (recorded or result) .. ']'
+if ARGV[4] == '0' then
+  redis.call('SET', KEYS[1], recorded)
+else
+  redis.call('SET', KEYS[1], recorded, 'EX', ARGV[4])
+end
+if op == 'o' then return {1, 1} end
+return {1, result}
+"""
+
+_SCRIPTS = {"write": _WRITE, "read": _READ, "read_all": _READ_ALL, "lean": _LEAN}
 _SHAS = {name: hashlib.sha1(source.encode()).hexdigest() for name, source in _SCRIPTS.items()}
 
 
@@ -396,7 +503,11 @@ def _pack(parts: list[Any]) -> bytes:
 
 
 def _evalsha(script: str, keys: list[str], args: list[Any]) -> bytes:
-    return _pack(["EVALSHA", _SHAS[script], len(keys), *keys, *args])
+    """A script call; ``script`` may also be a plain command's name (``HMGET``)."""
+    sha = _SHAS.get(script)
+    if sha is None:
+        return _pack([script, *keys, *args])
+    return _pack(["EVALSHA", sha, len(keys), *keys, *args])
 
 
 # A step of an op: (script name, keys, args); the driver sends it and the reply comes back.
@@ -503,6 +614,27 @@ def parse_url(url: str) -> tuple[str, str]:
 
 
 _SLOW = object()  # the write script declined an op: decide it in Python
+_LEAN_CODES = {
+    "get": "g",
+    "set": "s",
+    "compare_and_set": "c",
+    "increment": "i",
+    "append": "a",
+    "extend": "a",
+    "append_turn": "a",
+    "claim": "o",
+}
+_TOKEN_SECONDS = str(TOKEN_SECONDS)
+_META_FIELDS = ["k", "v", "n"]
+_LIST_KIND = (b"l", "l")
+
+
+@functools.lru_cache(maxsize=1024)
+def _record_head(name: str, key: str) -> str:
+    """The start of a single-key op's record text, up to its result (see ``record_text``)."""
+    return dumps([name, [key]])[:-1] + ","
+
+
 _NATIVE_REDUCERS = frozenset({"add", "append", "last_value"})
 
 # A key's part of a write-script call: its spec ('v4p1') and the spec's arguments.
@@ -597,6 +729,113 @@ class _Plan:
             return f"{self.prefix}:i:{op.idempotency_key}", 0
         return f"{self.prefix}:t:{token}", TOKEN_SECONDS
 
+    def lean(self, op: Op, token: str, resent: bool) -> Call | None:
+        """The one call that carries out ``op``, or None when the generic steps do.
+
+        Only without a history (the events need what the generic script
+        answers) and for a single-key op whose value is no list (a list is
+        stored as a Redis list: the generic script's ``P`` step). ``get`` is
+        a plain ``HMGET`` (atomic by itself); ``resent``: the op was sent
+        before, so its record may exist.
+        """
+        code = _LEAN_CODES.get(op.name)
+        if code is None or self.history is not None:
+            return None
+        key: str = op.keys[0]  # type: ignore[index]
+        meta = self.prefix + ":m:" + key
+        if code == "g":
+            return ("HMGET", [meta], _META_FIELDS)
+        arg = op.args[0]
+        if code == "a":
+            if not arg:
+                return None  # an empty extend still raises the version: the generic script
+            texts = [dumps(item) for item in arg]
+        elif type(arg) is list:
+            return None
+        else:
+            texts = [dumps(arg)]
+            if code == "c":
+                texts.append(str(op.args[1]))
+        return self._lean_write(op, token, resent, code, key, texts)
+
+    def _lean_write(
+        self, op: Op, token: str, resent: bool, code: str, key: str, texts: list[str]
+    ) -> Call:
+        if op.idempotency_key is not None:
+            record, seconds = f"{self.prefix}:i:{op.idempotency_key}", "0"
+            code = code.upper()
+        else:
+            record, seconds = f"{self.prefix}:t:{token}", _TOKEN_SECONDS
+            if resent:
+                code = code.upper()
+        agent = op.agent
+        prefix = self.prefix
+        return (
+            "lean",
+            [record, self.key_set, prefix + ":m:" + key, prefix + ":l:" + key],
+            [
+                code,
+                "" if agent is None else "=" + agent,
+                _record_head(op.name, key),
+                seconds,
+                key,
+                *texts,
+            ],
+        )
+
+    def lean_result(self, op: Op, reply: list[Any]) -> Any:
+        """The op's result from the answer to its ``lean`` call; ``_SLOW``: Python decides."""
+        name = op.name
+        if name == "get":
+            kind, text, version = reply
+            if kind is None:
+                return [None, 0]
+            if kind in _LIST_KIND:
+                return _SLOW  # the list's items, with its version: the read script
+            return [loads(text), int(version)]
+        status = reply[0]
+        if status == 1:
+            answer = reply[1]
+            if name == "increment":
+                return loads(answer)
+            if name == "claim":
+                return answer == 1
+            return answer  # a version (set, compare_and_set) or the first new index
+        if status == 0:
+            return replay(op, loads_record(reply[1]))
+        # Refused, or beyond the script: the decision raises the same error as
+        # on every backend, or decides what the script could not (then the
+        # generic script carries it out).
+        _, kind, text, version, last = reply
+        decide(op, [_state(version, last, kind, text, [])])
+        return _SLOW
+
+    def _lean_update(self, op: Op, token: str, resent: bool) -> Generator[Call, Any, Any]:
+        """``update`` of a JSON value: ``HMGET``, decide here, a ``u`` write at the version read.
+
+        ``_SLOW`` for a list (read or written): the generic steps then run.
+        """
+        key: str = op.keys[0]  # type: ignore[index]
+        kind, text, version = yield ("HMGET", [self.prefix + ":m:" + key], _META_FIELDS)
+        if kind in _LIST_KIND:
+            return _SLOW
+        state = KeyState(None if kind is None else loads(text), int(version or 0), None)
+        self.local.in_user_code = True
+        try:
+            value = decide(op, [state]).result
+        finally:
+            self.local.in_user_code = False
+        if type(value) is list:
+            return _SLOW
+        write = self._lean_write(op, token, resent, "u", key, [dumps(value), str(state.version)])
+        reply = yield write
+        status = reply[0]
+        if status == 1:
+            return value
+        if status == 0:
+            return replay(op, loads_record(reply[1]))
+        raise RetryOperation(key, state.version, int(reply[3]))
+
     def _write(
         self, op: Op, token: str, writer: str, shape: str, specs: list[Spec]
     ) -> Generator[Call, Any, Any]:
@@ -687,9 +926,13 @@ class _Plan:
         for event in describe_events(op, keys, states, decision):
             self.history.record(**event)  # type: ignore[union-attr]
 
-    def steps(self, op: Op, token: str) -> Generator[Call, Any, Any]:
+    def steps(self, op: Op, token: str, resent: bool = False) -> Generator[Call, Any, Any]:
         prefix = self.prefix
         name = op.name
+        if name == "update" and self.history is None:
+            decided = yield from self._lean_update(op, token, resent)
+            if decided is not _SLOW:
+                return decided
         if op.keys is None:
             values = name == "snapshot"
             rows = yield ("read_all", [self.key_set], [prefix, "1" if values else "0"])
@@ -887,13 +1130,17 @@ class RedisBackend(_RedisBase, Backend):
         )
         self._client = redis.Redis.from_pool(pool)
         self._places = FairSemaphore(self._settings.max_connections)
+        first = pool.make_connection()  # the first of those _call hands out
         try:
-            self._client.ping()
+            first.send_command("PING")
+            first.read_response()
         except redis.exceptions.RedisError as exc:
             self._client.close()
             error = self._error(exc)
             raise error from error.__cause__
         self._pool = pool
+        self._idle: list[Any] = [first]  # connected, no reply pending; see _call
+        self._pid = os.getpid()
 
     def execute(self, op: Op) -> Any:
         """Carry out one op through Redis scripts (see ``Backend.execute``)."""
@@ -913,10 +1160,18 @@ class RedisBackend(_RedisBase, Backend):
             self._places.release()
 
     def _execute(self, op: Op) -> Any:
-        token = self._plan.token()
+        plan = self._plan
+        token = plan.token()
+        slow = False
         for attempt in range(CONNECTION_ATTEMPTS):
-            steps = self._plan.steps(op, token)
             try:
+                lean = None if slow else plan.lean(op, token, attempt > 0)
+                if lean is not None:
+                    result = plan.lean_result(op, self._call(*lean))
+                    if result is not _SLOW:
+                        return result
+                    slow = True
+                steps = plan.steps(op, token, attempt > 0)
                 script, keys, args = next(steps)
                 while True:
                     reply = self._call(script, keys, args)
@@ -930,9 +1185,20 @@ class RedisBackend(_RedisBase, Backend):
         raise AssertionError("unreachable")
 
     def _call(self, script: str, keys: list[str], args: list[Any]) -> Any:
-        """Run one script: one ``EVALSHA`` (the first time on a server, a ``SCRIPT LOAD`` too)."""
-        pool = self._pool
-        conn = pool.get_connection()
+        """Run one script: one ``EVALSHA`` (the first time on a server, a ``SCRIPT LOAD`` too).
+
+        The connections are redis-py's, made by its pool (which closes them
+        with the store), but handed out here: ``execute`` lets at most
+        ``max_connections`` callers in, so a free connection is always at
+        hand, and the pool's own checkout (a queue, a readiness poll of the
+        socket, metrics) would cost more than the script's work in Redis. A
+        connection is given back only once its reply is read in full, or
+        after it was closed: none holds stray data.
+        """
+        if self._pid != os.getpid():  # a forked child: the parent's sockets are not ours
+            self._idle, self._pid = [], os.getpid()
+        idle = self._idle
+        conn = idle.pop() if idle else self._pool.make_connection()
         try:
             command = _evalsha(script, keys, args)
             conn.send_packed_command([command])
@@ -946,13 +1212,13 @@ class RedisBackend(_RedisBase, Backend):
         except self._errors.ResponseError:
             raise  # the server answered: the connection is fine
         except BaseException:
-            conn.disconnect()  # a reply may still be on its way: never reuse the connection
+            conn.disconnect()  # a reply may still be on its way: reconnect before reuse
             raise
         finally:
-            pool.release(conn)
+            idle.append(conn)
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pool (every connection made; a later op connects afresh)."""
         self._client.close()
 
 
@@ -1033,10 +1299,18 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
             places.release()
 
     async def _execute(self, op: Op) -> Any:
-        token = self._plan.token()
+        plan = self._plan
+        token = plan.token()
+        slow = False
         for attempt in range(CONNECTION_ATTEMPTS):
-            steps = self._plan.steps(op, token)
             try:
+                lean = None if slow else plan.lean(op, token, attempt > 0)
+                if lean is not None:
+                    result = plan.lean_result(op, await self._call(*lean))
+                    if result is not _SLOW:
+                        return result
+                    slow = True
+                steps = plan.steps(op, token, attempt > 0)
                 script, keys, args = next(steps)
                 while True:
                     reply = await self._call(script, keys, args)

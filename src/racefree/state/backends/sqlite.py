@@ -1,14 +1,31 @@
 """The SQLite backend (``sqlite:///path/to/file.db``): processes of one machine.
 
-Every op is one SQLite transaction on the database file. Write ops begin
-with ``BEGIN IMMEDIATE``, which takes the database's write lock *before*
-reading, so read, decide and write happen under one lock that every process
-opening the same file respects (a deferred ``BEGIN`` that upgrades to a
-write later is what makes other savers fail with "database is locked").
-Read-only ops (``get``, ``snapshot``, ``versions``) use a plain ``BEGIN``:
-in WAL mode they read one consistent snapshot without blocking writers.
-Every single-key op is one such transaction, its statements run back to
-back inside it.
+Every op is one SQLite transaction on the database file, and most
+single-key ops are one *statement*, which SQLite runs as a transaction of
+its own (no ``BEGIN``, no ``COMMIT``): where SQL can check and write exactly
+what the shared decision would, the statement does both (``set`` and
+``increment`` an ``INSERT ... ON CONFLICT DO UPDATE ... WHERE ... RETURNING``,
+``compare_and_set`` an ``UPDATE ... WHERE version = ?``, ``claim`` an upsert
+that writes only a key holding nothing, ``get`` a ``SELECT``; an int is
+added in SQL only where 64 bits hold the sum exactly). A statement that
+finds a case only the decision handles (a list where a JSON value was
+expected, a conflict, a float to add) writes nothing, and the op runs as a
+whole transaction, which decides it and raises its error. An append is one
+transaction of four statements (the key's row grown with ``RETURNING`` its
+old length, the items' rows in one ``INSERT``). ``update`` reads, runs its
+function, then writes only if the key is still at the version read; when it
+moved, the op runs again under the write lock, so the function runs at most
+twice. This needs SQLite 3.35 (``RETURNING``); with an older one every op
+runs as a whole transaction.
+
+A whole transaction begins with ``BEGIN IMMEDIATE``, which takes the
+database's write lock *before* reading, so read, decide and write happen
+under one lock that every process opening the same file respects (a
+deferred ``BEGIN`` that upgrades to a write later is what makes other savers
+fail with "database is locked"). Read-only ops (``snapshot``, ``versions``)
+use a plain ``BEGIN``: in WAL mode they read one consistent snapshot without
+blocking writers. While a history is recorded, every op is a whole
+transaction (its events need the state it read).
 
 A store transaction (``store.transaction()``) is one SQLite transaction too
 (:class:`_Session`): its reads begin a deferred transaction on a connection
@@ -38,11 +55,12 @@ the asyncio flavour runs the same blocking calls in a worker thread
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
 
@@ -51,6 +69,7 @@ from racefree.history import History
 from racefree.state._core import (
     EMPTY,
     EXTEND,
+    PUT,
     RUNS_USER_CODE,
     KeyState,
     Op,
@@ -99,6 +118,78 @@ _SCHEMA = (
 
 _SQLITE_BUSY = 5
 _SQLITE_LOCKED = 6
+
+# RETURNING (SQLite 3.35) lets one statement check, write and answer; an
+# older SQLite runs every op as a whole transaction instead.
+_RETURNING = sqlite3.sqlite_version_info >= (3, 35, 0)
+_DECLINED = object()  # a one-statement op that the whole transaction must decide
+_EXACT = 2**53  # an int amount below this adds exactly to a stored int of up to 17 characters
+
+_INSERT_JSON = (
+    "INSERT INTO racefree_keys (key, kind, value, length, version, writer) "
+    "VALUES (?1, 0, ?2, 0, 1, ?3) ON CONFLICT (key) DO UPDATE SET "
+)
+# Replaces a JSON value (not a list: its items' rows would stay behind).
+_SET = (
+    _INSERT_JSON + "value = excluded.value, version = version + 1, writer = excluded.writer "
+    "WHERE kind = 0 RETURNING version"
+)
+# Writes only a key never written.
+_CREATE = (
+    "INSERT INTO racefree_keys (key, kind, value, length, version, writer) "
+    "VALUES (?1, 0, ?2, 0, 1, ?3) ON CONFLICT (key) DO NOTHING"
+)
+# Writes only at the expected version (?4) of a JSON value.
+_COMPARE_AND_SET = (
+    "UPDATE racefree_keys SET value = ?2, version = version + 1, writer = ?3 "
+    "WHERE key = ?1 AND version = ?4 AND kind = 0"
+)
+# Adds to a stored int of at most 17 characters, which SQL adds exactly in 64
+# bits (null counts as 0); a float, a longer int or any other text declines.
+_INCREMENT = (
+    _INSERT_JSON + "value = CASE value WHEN 'null' THEN ?2 ELSE CAST(value AS INTEGER) + ?2 END, "
+    "version = version + 1, writer = excluded.writer WHERE kind = 0 AND (value = 'null' OR "
+    "(length(value) <= 17 AND CAST(CAST(value AS INTEGER) AS TEXT) = value)) RETURNING value"
+)
+# Writes only a key that holds nothing (never written, or set to None).
+_CLAIM = (
+    _INSERT_JSON + "value = excluded.value, version = version + 1, writer = excluded.writer "
+    "WHERE kind = 0 AND value = 'null'"
+)
+# Grows a list's row by ?2 items (or makes a list's row where the key holds
+# nothing); answers the first new index.
+_GROW = (
+    "INSERT INTO racefree_keys (key, kind, value, length, version, writer) "
+    "VALUES (?1, 1, NULL, ?2, 1, ?3) ON CONFLICT (key) DO UPDATE SET kind = 1, value = NULL, "
+    "length = CASE kind WHEN 1 THEN length + ?2 ELSE ?2 END, version = version + 1, "
+    "writer = excluded.writer WHERE kind = 1 OR value = 'null' RETURNING length - ?2"
+)
+_GET = "SELECT kind, value, version FROM racefree_keys WHERE key = ?"
+# A key's row and its items' rows in one statement, so from one instant.
+_READ_ONE = (
+    "SELECT -1, kind, value, version, writer FROM racefree_keys WHERE key = ?1 UNION ALL "
+    "SELECT idx, NULL, item, NULL, NULL FROM racefree_items WHERE key = ?1 ORDER BY 1"
+)
+
+
+# Rows per INSERT: 3 parameters each stay below SQLite's oldest limit of 999.
+_ROWS_PER_INSERT = 300
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_rows(count: int) -> str:
+    """An INSERT of ``count`` items' rows: the same text for the same count, so prepared once."""
+    return "INSERT INTO racefree_items (key, idx, item) VALUES " + ",".join(["(?,?,?)"] * count)
+
+
+def _read_one(conn: sqlite3.Connection, key: str) -> KeyState:
+    rows = conn.execute(_READ_ONE, (key,)).fetchall()
+    if not rows or rows[0][0] != -1:
+        return EMPTY
+    _, kind, text, version, writer = rows[0]
+    if kind == _LIST:
+        return KeyState(loads_list([row[2] for row in rows[1:]]), version, writer)
+    return KeyState(loads(text), version, writer)
 
 
 def _is_busy(exc: sqlite3.Error) -> bool:
@@ -166,6 +257,21 @@ class SQLiteBackend(Backend):
         self._generation = 0
         self._schema_ready = False
         self._writer = _writer_lock(self._path)
+        self._one_statement: dict[str, Any] = (
+            {
+                "get": self._get,
+                "set": self._set,
+                "compare_and_set": self._compare_and_set,
+                "increment": self._increment,
+                "claim": self._claim,
+                "append": self._extend,
+                "extend": self._extend,
+                "append_turn": self._extend,
+                "update": self._update,
+            }
+            if _RETURNING
+            else {}
+        )
         self._connection()  # fail now, not at the first op, when the file cannot be opened
 
     @property
@@ -248,17 +354,21 @@ class SQLiteBackend(Backend):
 
     def _with_retries(self, call: Any, *args: Any) -> Any:
         """Run ``call`` again while SQLite answers busy, until the timeout; translate errors."""
+        try:
+            return call(*args)
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._unavailable(exc) from exc
         deadline = time.monotonic() + self._timeout
         pause = 0.001
         while True:
+            time.sleep(pause)  # back off: another process holds the lock
+            pause = min(pause * 2, 0.05)
             try:
                 return call(*args)
             except sqlite3.Error as exc:
-                if _is_busy(exc) and time.monotonic() < deadline:
-                    time.sleep(pause)  # back off: another process holds the lock
-                    pause = min(pause * 2, 0.05)
-                    continue
-                raise self._unavailable(exc) from exc
+                if not (_is_busy(exc) and time.monotonic() < deadline):
+                    raise self._unavailable(exc) from exc
 
     def _unavailable(self, exc: sqlite3.Error) -> BackendUnavailableError:
         if _is_busy(exc):
@@ -282,6 +392,12 @@ class SQLiteBackend(Backend):
         """Carry out one op in one SQLite transaction (see ``Backend.execute``)."""
         if getattr(self._local, "in_user_code", False):
             raise reentrant_call_error(op)
+        if self._history is None and op.idempotency_key is None:
+            one_statement = self._one_statement.get(op.name)
+            if one_statement is not None:
+                result = self._with_retries(one_statement, op)
+                if result is not _DECLINED:
+                    return result
         read_only = op.name in _READ_ONLY and self._history is None
         if read_only:  # WAL readers never wait for writers
             return self._with_retries(self._transaction, op, "BEGIN")
@@ -290,6 +406,148 @@ class SQLiteBackend(Backend):
             return self._with_retries(self._transaction, op, "BEGIN IMMEDIATE")
         finally:
             self._writer.release()
+
+    # One statement per op, where SQL can check and write what the decision
+    # would: SQLite runs a lone statement as a transaction of its own, so
+    # there is no BEGIN and COMMIT to send. Each answers _DECLINED, having
+    # written nothing, for a case only the full decision handles (a list
+    # where a JSON value was expected, a conflict, a number SQL cannot add
+    # exactly); the op then runs as a whole transaction, which decides it.
+
+    def _get(self, op: Op) -> Any:
+        conn = self._connection()
+        key: str = op.keys[0]  # type: ignore[index]
+        row = conn.execute(_GET, (key,)).fetchone()
+        if row is None:
+            return [None, 0]
+        if row[0] == _LIST:  # its items too, in one statement with the row: one instant
+            state = _read_one(conn, key)
+            return [state.value, state.version]
+        return [loads(row[1]), row[2]]
+
+    def _write_one(self, sql: str, args: tuple[Any, ...]) -> Any:
+        """Run one writing statement in this process's turn; its ``RETURNING`` column or None."""
+        conn = self._connection()
+        self._take_turn()
+        try:
+            row = conn.execute(sql, args).fetchone()
+        finally:
+            self._writer.release()
+        return None if row is None else row[0]
+
+    def _write_if(self, sql: str, args: tuple[Any, ...]) -> bool:
+        """Run one writing statement in this process's turn; whether it wrote its row.
+
+        For a statement whose answer is known beforehand (the version
+        expected, plus one): ``RETURNING`` would add about a third to what
+        SQLite spends on the write.
+        """
+        conn = self._connection()
+        self._take_turn()
+        try:
+            wrote: bool = conn.execute(sql, args).rowcount == 1
+        finally:
+            self._writer.release()
+        return wrote
+
+    def _set(self, op: Op) -> Any:
+        value = op.args[0]
+        if type(value) is list:
+            return _DECLINED
+        version = self._write_one(_SET, (op.keys[0], dumps(value), op.agent))  # type: ignore[index]
+        return _DECLINED if version is None else version
+
+    def _compare_and_set(self, op: Op) -> Any:
+        value, expected = op.args
+        if type(value) is list:
+            return _DECLINED
+        return self._replace(op.keys[0], value, op.agent, expected)  # type: ignore[index]
+
+    def _replace(self, key: str, value: Any, writer: str | None, expected: int) -> Any:
+        """Write a JSON value only if the key is at version ``expected`` (0: never written)."""
+        if expected == 0:
+            wrote = self._write_if(_CREATE, (key, dumps(value), writer))
+        else:
+            wrote = self._write_if(_COMPARE_AND_SET, (key, dumps(value), writer, expected))
+        return expected + 1 if wrote else _DECLINED
+
+    def _increment(self, op: Op) -> Any:
+        amount = op.args[0]
+        if type(amount) is not int or not -_EXACT < amount < _EXACT:
+            return _DECLINED  # floats and big ints: Python's arithmetic, in the decision
+        text = self._write_one(_INCREMENT, (op.keys[0], amount, op.agent))  # type: ignore[index]
+        return _DECLINED if text is None else int(text)
+
+    def _claim(self, op: Op) -> Any:
+        wrote = self._write_if(_CLAIM, (op.keys[0], dumps(op.args[0]), op.agent))  # type: ignore[index]
+        return True if wrote else _DECLINED
+
+    def _extend(self, op: Op) -> Any:
+        """append, extend, append_turn: the new items' rows and the key's row, one transaction.
+
+        The whole transaction of any op: ``_run`` hands an append without an
+        idempotency key straight to ``_fast_extend``.
+        """
+        self._take_turn()
+        try:
+            return self._transaction(op, "BEGIN IMMEDIATE")
+        finally:
+            self._writer.release()
+
+    def _update(self, op: Op) -> Any:
+        """Read, decide, then write only if the key is still at the version read.
+
+        Two statements and the write lock held for the second only, as
+        ``compare_and_set`` would; when the version moved (another writer
+        came between), ``_DECLINED``: the op then runs again under the write
+        lock (``BEGIN IMMEDIATE``), so ``fn`` runs at most twice. While
+        another thread of this process holds or waits for the write lock,
+        ``_DECLINED`` at once: the op goes straight to that lock.
+        """
+        if not self._writer.idle():
+            # Another thread of this process writes now: its write would very
+            # likely move the version under this read, and the op run twice.
+            return _DECLINED
+        key: str = op.keys[0]  # type: ignore[index]
+        row = self._connection().execute(_GET, (key,)).fetchone()
+        if row is None:
+            state = EMPTY
+        elif row[0] == _LIST:
+            return _DECLINED
+        else:
+            state = KeyState(loads(row[1]), row[2], None)  # the writer: not needed to decide
+        self._local.in_user_code = True
+        try:
+            decision = decide(op, [state])
+        finally:
+            self._local.in_user_code = False
+        value = decision.result
+        if type(value) is list:  # rows of racefree_items: a transaction, fn not run again
+            written = self._with_retries(self._put_list_at, key, value, op.agent, state)
+        else:
+            written = self._replace(key, value, op.agent, state.version)
+        return _DECLINED if written is _DECLINED else value
+
+    def _put_list_at(self, key: str, value: list[Any], writer: str | None, old: KeyState) -> Any:
+        """Store a list as ``key``'s value only if the key is still at ``old``'s version."""
+        conn = self._connection()
+        self._take_turn()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_GET, (key,)).fetchone()
+                if (0 if row is None else row[2]) != old.version:
+                    conn.execute("ROLLBACK")
+                    return _DECLINED
+                self._write(conn, PUT, key, value, old, writer)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        finally:
+            self._writer.release()
+        return old.version + 1
 
     def _take_turn(self) -> None:
         """Wait for this process's turn to write (the writer lock of the file)."""
@@ -404,6 +662,12 @@ class SQLiteBackend(Backend):
         """append, extend, append_turn without reading the list: insert the new items' rows."""
         key = op.keys[0]  # type: ignore[index]
         items: list[Any] = op.args[0]
+        if _RETURNING:  # the key's row grown in place, unless it holds no list
+            row = conn.execute(_GROW, (key, len(items), op.agent)).fetchone()
+            if row is not None:
+                self._insert_items(conn, key, row[0], items)
+                result: int = row[0]
+                return result
         row = conn.execute(
             "SELECT kind, value, length, version, writer FROM racefree_keys WHERE key = ?",
             (key,),
@@ -433,11 +697,14 @@ class SQLiteBackend(Backend):
         return start
 
     @staticmethod
-    def _insert_items(conn: sqlite3.Connection, key: str, start: int, items: Iterable[Any]) -> None:
-        conn.executemany(
-            "INSERT INTO racefree_items (key, idx, item) VALUES (?, ?, ?)",
-            [(key, start + i, dumps(item)) for i, item in enumerate(items)],
-        )
+    def _insert_items(conn: sqlite3.Connection, key: str, start: int, items: Sequence[Any]) -> None:
+        """The items' rows, up to ``_ROWS_PER_INSERT`` per statement (one for a short list)."""
+        for first in range(0, len(items), _ROWS_PER_INSERT):
+            chunk = items[first : first + _ROWS_PER_INSERT]
+            values: list[Any] = []
+            for i, item in enumerate(chunk, start + first):
+                values += (key, i, dumps(item))
+            conn.execute(_insert_rows(len(chunk)), values)
 
     def _write(
         self,
