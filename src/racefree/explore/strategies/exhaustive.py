@@ -26,6 +26,18 @@ the locks, threads and queues it used. Shared state touched without either
 is invisible, and orderings that differ only there are treated as one.
 The workflow must be deterministic given the schedule (a re-run that offers
 different choices raises ``ReplayDivergedError``).
+
+Splitting the search (worker processes, CI shards). The first :data:`TOP`
+decisions of a path try every awake candidate, not only those a race asks
+for, so which subtrees hang below them is known from the first run of each,
+without the races found in the others. Each such subtree is a *unit*,
+numbered in depth-first order. A share ``(i, n)`` of the search walks the
+same tree but, in a unit with ``unit % n != i``, runs only its first run
+(uncounted: it gives the footprints that the sleep sets of the later
+siblings need), then skips the rest of that unit. Units do not depend on
+each other beyond that, so the shares together run exactly the runs of the
+whole search, and one process runs them in the same order as the shares'
+units put end to end.
 """
 
 from __future__ import annotations
@@ -36,9 +48,12 @@ from racefree.errors import ReplayDivergedError
 from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import Decision, Step, Strategy, independent
 
-__all__ = ["Exhaustive"]
+__all__ = ["TOP", "Exhaustive"]
 
 Footprint = dict[str, bool]
+
+#: Decisions at the top of the tree at which every awake candidate is tried (see above).
+TOP = 3
 
 
 class _Node:
@@ -77,10 +92,41 @@ class Exhaustive(Strategy):
         self._node_at: dict[int, int] = {}
         self._restart = False
         self.restarted = False  # the second run diverged and the search began again
+        self.share: tuple[int, int] | None = None  # (i, n): run only the units i, i + n, ...
+        self._unit = -1
+        self._pos = 0
+        self._new_unit = True
+        #: After ``end_run``: the run's place in the whole search (unit, then run in it, as
+        #: one number), whether this share owns it, and how the search counted it
+        #: ("distinct", "redundant", or "warm-up": a first run that the search began again
+        #: after).
+        self.last_key = 0
+        self.last_owned = True
+        self.last_kind = "distinct"
+
+    @classmethod
+    def merged(cls, distinct: int, redundant: int, finished: bool, restarted: bool) -> Exhaustive:
+        """A search that reports the counts of shares put together (for its summary)."""
+        search = cls()
+        search.distinct, search.redundant_runs = distinct, redundant
+        search._finished, search.restarted = finished, restarted
+        return search
+
+    @property
+    def next_key(self) -> int:
+        """After ``new_run``: the key of the run about to start (see ``last_key``)."""
+        return ((self._unit + 1) << 32) | self._pos
+
+    def _owns(self, unit: int) -> bool:
+        return self.share is None or unit % self.share[1] == self.share[0]
 
     def new_run(self, run: int) -> bool:
         if self._finished:
             return False
+        if self._new_unit:
+            self._unit, self._pos, self._new_unit = self._unit + 1, 0, False
+        else:
+            self._pos += 1
         self._depth = 0
         self._seen = 0
         self._sleep = {}
@@ -148,6 +194,8 @@ class Exhaustive(Strategy):
         node = _Node(len(trace), ids, dict(self._sleep))
         node.chosen = awake[0]
         node.backtrack.add(node.chosen)
+        if depth < TOP:
+            node.backtrack.update(ids)  # every awake candidate: the units do not depend on races
         self._stack.append(node)
         self._node_at[node.step] = depth
         self._depth += 1
@@ -163,7 +211,13 @@ class Exhaustive(Strategy):
             self._restart, self.restarted = False, True
             self._stack, self._node_at = [], {}
             self.distinct = self.redundant_runs = 0
+            # Before every unit, counted once (by the owner of unit 0).
+            self.last_key, self.last_owned, self.last_kind = 0, self._owns(0), "warm-up"
+            self._unit, self._new_unit = -1, True
             return
+        self.last_key = ((self._unit + 1) << 32) | self._pos
+        self.last_owned = self._owns(self._unit)
+        self.last_kind = "redundant" if self._redundant else "distinct"
         if not self._redundant:
             if self._depth == 0:
                 self._node_at = {node.step: d for d, node in enumerate(self._stack)}
@@ -173,8 +227,10 @@ class Exhaustive(Strategy):
         else:
             self.distinct += 1
         self._add_races(trace)
-        # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
         stack = self._stack
+        if not self.last_owned:
+            del stack[TOP:]  # another share runs the rest of this unit
+        # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
         while stack:
             node = stack[-1]
             if node.step < len(trace):
@@ -190,6 +246,7 @@ class Exhaustive(Strategy):
             stack.pop()
         if not stack:
             self._finished = True
+        self._new_unit = len(stack) <= TOP  # the next path leaves this unit
         self._node_at = {}
 
     def _add_races(self, trace: Sequence[Step]) -> None:

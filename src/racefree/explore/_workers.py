@@ -1,0 +1,726 @@
+"""Exploration on every core and across machines: worker processes and CI shards.
+
+One partition serves both. The runs of an exploration fall into *units*:
+
+* random walk and PCT: blocks of :data:`~racefree.explore.strategies.pct.BLOCK`
+  consecutive run numbers (a run's choices depend only on the seed, its number
+  and, for PCT, the runs of block 0 and of its own block, which a share runs);
+* exhaustive search: the subtrees below the first decisions of the tree
+  (:data:`~racefree.explore.strategies.exhaustive.TOP`), in depth-first order.
+
+A share ``(i, n)`` owns the units ``u`` with ``u % n == i``: ``racefree explore
+--shard I/N`` runs one share; ``workers=N`` runs the N shares of the exploration
+(or of one shard) in N processes at once, one CPU each, and puts their runs
+back in the order one process would have run them. Every run has a *key*,
+its place in that order (the run number, or the unit and the run in it), so
+the first failure, the budget and the counts are those of one process: the
+first failure by key is the one reported, the budget keeps the first
+``schedules`` keys, and the distinct orderings are the union of the runs'
+fingerprints (every worker hashes with the same seed, so they compare).
+
+A worker is a fresh interpreter (``python -m racefree.explore._workers``), not
+a fork: the explorer patches ``threading`` and may hold locks, and a forked
+child would inherit both. It loads the workflow and the invariants by their
+targets (:mod:`racefree.explore._target`), as a replay does, and speaks JSON
+lines over a pipe: the parent sends the exploration and later the key beyond
+which nothing is needed (after a failure or when the budget is reached); the
+worker sends its progress, each failure's key as soon as it fails, and at the
+end its runs (key, ordering fingerprint), its failures as text and
+schedules, and its coverage. No user value crosses the pipe: the parent
+replays each failure it reports, in its own process, to draw its timeline and
+write its replay file.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any
+
+from racefree.errors import RacefreeError, ReplayDivergedError, UsageError
+from racefree.explore.schedule import Schedule
+from racefree.explore.strategies.base import Strategy
+from racefree.explore.strategies.exhaustive import Exhaustive
+from racefree.explore.strategies.pct import BLOCK, PCT
+from racefree.history import History
+
+if TYPE_CHECKING:
+    from racefree.explore.runner import Exploration
+
+__all__ = ["Plan", "explore_in_workers", "parse_shard", "refuse_unsplittable"]
+
+_SPLITTABLE = ("random", "pct", "exhaustive")
+_PROGRESS_EVERY = 0.1  # seconds between a worker's progress messages
+_RESULT_FD = "RACEFREE_WORKER_FD"
+
+
+def parse_shard(shard: tuple[int, int] | str | None) -> tuple[int, int] | None:
+    """``(i, n)`` or ``"i/n"`` (1-based, as a CI matrix counts) -> ``(i - 1, n)``."""
+    if shard is None:
+        return None
+    text = shard if isinstance(shard, str) else "/".join(str(part) for part in shard)
+    first, slash, second = text.partition("/")
+    try:
+        index, count = int(first), int(second)
+    except ValueError:
+        index = count = 0
+    if not slash or count < 1 or not 1 <= index <= count:
+        raise UsageError(
+            f"A shard is I/N with 1 <= I <= N (share I of N CI jobs), not {text!r}; for "
+            "example --shard 1/4 (or shard=(1, 4)) in the first of four jobs."
+        )
+    return index - 1, count
+
+
+def refuse_unsplittable(workers: int, strategy: object, replay: object) -> None:
+    """Workers and shards split a named strategy's runs; anything else is a UsageError."""
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+        raise UsageError(
+            f"workers must be a whole number of processes, 1 or more, not {workers!r}."
+        )
+    if replay is not None:
+        raise UsageError(
+            "A replay runs one schedule: it cannot be split over workers or shards. Drop "
+            "workers= and shard= to replay it."
+        )
+    if isinstance(strategy, Strategy):
+        raise UsageError(
+            "Workers and shards build their strategy by name in each process: pass "
+            f"strategy= one of {', '.join(_SPLITTABLE)}, not a Strategy object."
+        )
+    if strategy not in _SPLITTABLE:
+        raise UsageError(
+            f"Workers and shards split random walk, PCT and exhaustive search, not "
+            f"strategy={strategy!r}: pass strategy='random', 'pct' or 'exhaustive' (the 'auto' "
+            "portfolio takes turns run by run, so one share cannot know where its runs fall)."
+        )
+
+
+def _share_of_worker(share: tuple[int, int] | None, worker: int, workers: int) -> tuple[int, int]:
+    """Worker ``worker`` of ``workers`` running ``share``: units ``u`` with
+    ``u % n == i`` and ``(u // n) % workers == worker``, as one share of ``n * workers``."""
+    index, count = share or (0, 1)
+    return index + count * worker, count * workers
+
+
+# --- one share, in this process --------------------------------------------------------------
+
+
+class _Control:
+    """A worker's line to its parent: messages out, the key limit in (never blocking)."""
+
+    def __init__(self, out: IO[str], limits: int) -> None:
+        self.out = out
+        self._limits = limits
+        os.set_blocking(limits, False)
+        self._pending = b""
+        self.limit: int | None = None
+        self._sent = 0.0
+
+    def send(self, message: dict[str, Any]) -> None:
+        self.out.write(json.dumps(message) + "\n")
+        self.out.flush()
+
+    def poll(self) -> int | None:
+        """The parent's latest limit: no run with a larger key is needed."""
+        with contextlib.suppress(BlockingIOError):
+            chunk = os.read(self._limits, 4096)
+            self._pending += chunk
+        *lines, self._pending = self._pending.split(b"\n")
+        for line in lines:
+            if line.strip():
+                self.limit = int(line)
+        return self.limit
+
+    def progress(self, runs: int, failures: int, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self._sent >= _PROGRESS_EVERY:
+            self._sent = now
+            self.send({"t": "progress", "runs": runs, "failures": failures})
+
+
+class Plan:
+    """Which runs of an exploration one share runs and counts, and what it found.
+
+    The runner calls, in order: ``indices()`` (the run numbers to start), then per
+    run ``stop()`` (after ``new_run``), ``place(...)`` (after ``end_run``: False
+    for a run another share counts), and for a counted failing run ``failed()``,
+    ``found_after(runs)`` and ``report(...)``; at the end ``summary()`` and
+    ``finish(...)``."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        share: tuple[int, int],
+        schedules: int,
+        control: _Control | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.share = share
+        self.schedules = schedules
+        self.control = control
+        self.tree = isinstance(strategy, Exhaustive)
+        if isinstance(strategy, Exhaustive):
+            strategy.share = share
+        self.records: list[tuple[int, int, str]] = []  # (key, ordering, how it was counted)
+        self.schedule_fingerprints: set[int] = set()
+        self.failures: list[dict[str, Any]] = []
+        self.polls_folded = 0
+        self._polls_seen = 0
+        self._index = 0
+        self._key = 0
+        self._unit_runs: dict[int, int] = {}
+        self._unit_open: int | None = None
+
+    def _owns(self, unit: int) -> bool:
+        return unit % self.share[1] == self.share[0]
+
+    def indices(self) -> Iterator[int]:
+        if self.tree:  # the strategy says when the tree is done; the runner counts runs
+            index = 0
+            while True:
+                self._index = index
+                yield index
+                index += 1
+        warm_up = isinstance(self.strategy, PCT)
+        for block in range(-(-self.schedules // BLOCK)):
+            if self._owns(block) or (block == 0 and warm_up):
+                for index in range(block * BLOCK, min((block + 1) * BLOCK, self.schedules)):
+                    self._index = index
+                    yield index
+
+    def _next_key(self) -> int:
+        if isinstance(self.strategy, Exhaustive):
+            return self.strategy.next_key
+        return self._index
+
+    def stop(self) -> bool:
+        if self.control is None:
+            return False
+        limit = self.control.poll()
+        return limit is not None and self._next_key() > limit
+
+    def place(self, index: int, run: Any, ordering: int, fair: Any) -> bool:
+        folded, self._polls_seen = fair.polls_folded - self._polls_seen, fair.polls_folded
+        if isinstance(self.strategy, Exhaustive):
+            key, owned, kind = (
+                self.strategy.last_key,
+                self.strategy.last_owned,
+                self.strategy.last_kind,
+            )
+        else:
+            key, owned, kind = index, self._owns(index // BLOCK), "distinct"
+        if not owned:
+            return False
+        self.polls_folded += folded
+        self._key = key
+        self.records.append((key, ordering, kind))
+        self.schedule_fingerprints.add(hash(run.schedule))
+        if self.control is not None:
+            self._count_unit(key >> 32 if self.tree else -1)
+            self.control.progress(len(self.records), len(self.failures))
+        return True
+
+    def _count_unit(self, unit: int) -> None:
+        """Tell the parent each tree unit's size when the share leaves it (for the budget)."""
+        if self._unit_open is not None and unit != self._unit_open:
+            self._close_unit()
+        self._unit_open = unit
+        self._unit_runs[unit] = self._unit_runs.get(unit, 0) + 1
+
+    def _close_unit(self) -> None:
+        if self.tree and self.control is not None and self._unit_open is not None:
+            unit = self._unit_open
+            self.control.send({"t": "unit", "unit": unit - 1, "runs": self._unit_runs[unit]})
+
+    def failed(self) -> None:
+        if self.control is not None:
+            self.control.send({"t": "fail", "key": self._key})
+
+    def found_after(self, runs: int) -> int:
+        """The failing run's number as one process counts: exact for run numbers; a tree
+        share counts its own runs (the parent of workers counts the whole tree)."""
+        return runs if self.tree else self._key + 1
+
+    def report(self, found: Any) -> None:
+        self.failures.append(
+            {
+                "key": self._key,
+                "schedule": found.run.schedule.encode(),
+                "original_deviations": found.original_deviations,
+                "failure": found.failure.to_json(),
+                "names": {str(k): v for k, v in found.run.names.items()},
+            }
+        )
+
+    def summary(self) -> list[str]:
+        if isinstance(self.strategy, Exhaustive):
+            kinds = [kind for _, _, kind in self.records]
+            return Exhaustive.merged(
+                kinds.count("distinct"),
+                kinds.count("redundant"),
+                self.strategy.complete,
+                self.strategy.restarted,
+            ).summary()
+        return self.strategy.summary()
+
+    def finish(self, result: Any, coverage: Any) -> None:
+        result.shard = self.share
+        result.schedule_fingerprints = self.schedule_fingerprints
+        if self.control is None:
+            return
+        self._close_unit()
+        strategy = self.strategy
+        self.control.send(
+            {
+                "t": "done",
+                "records": self.records,
+                "failures": self.failures,
+                "finished": strategy.complete,
+                "restarted": isinstance(strategy, Exhaustive) and strategy.restarted,
+                "max_decisions": getattr(strategy, "max_decisions", 0),
+                "max_agents": getattr(strategy, "max_agents", 0),
+                "keys": sorted(coverage.keys),
+                "agents": coverage.agents,
+                "visible_steps": coverage.visible_steps,
+                "accesses": coverage.accesses,
+                "polls_folded": self.polls_folded,
+                "stopped": result.stopped,
+                "wall": result.wall_seconds,
+            }
+        )
+
+
+# --- the worker process -------------------------------------------------------------------
+
+
+def _rules_text(rules: Any) -> list[str]:
+    return [f"{'explore' if explore else 'free'}:{pattern}" for explore, pattern in rules]
+
+
+def _worker_main() -> int:
+    """A worker: read the exploration from stdin, run its share, send the outcome."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C and stops us
+    out = os.fdopen(int(os.environ[_RESULT_FD]), "w", encoding="utf-8")
+    spec = json.loads(sys.stdin.buffer.readline())
+    control = _Control(out, sys.stdin.fileno())
+    try:
+        _run_share(spec, control)
+    except RacefreeError as exc:
+        control.send({"t": "error", "kind": type(exc).__name__, "message": str(exc)})
+    return 0
+
+
+def _run_share(spec: dict[str, Any], control: _Control) -> None:
+    from racefree.explore import runner
+    from racefree.explore._cli import load_invariant, load_workflow
+
+    sys.path[:] = spec["sys_path"]
+    os.chdir(spec["cwd"])
+    workflow = load_workflow(spec["workflow"], spec["argv"], cwd=spec["cwd"])
+    invariants = [load_invariant(t, spec["argv"], cwd=spec["cwd"]) for t in spec["invariants"]]
+    config = runner._Config(
+        workflow,
+        tuple(invariants),
+        spec["check"],
+        spec["latency"],
+        spec["max_steps"],
+        spec["watchdog"],
+        runner._thread_rules(spec["threads"]),
+    )
+    chosen = runner.make_strategy(spec["strategy"], depth=spec["depth"])
+    index, count = spec["share"]
+    plan = Plan(chosen, (index, count), spec["schedules"], control)
+    runner._explore(
+        config,
+        spec["name"],
+        chosen,
+        seed=spec["seed"],
+        schedules=spec["schedules"],
+        keep_going=spec["keep_going"],
+        shrink=spec["shrink"],
+        save_dir=None,
+        time_limit=spec["time_limit"],
+        command=lambda path, schedule: "",
+        on_run=None,
+        plan=plan,
+        cpu=spec["worker"],
+    )
+
+
+# --- the parent -----------------------------------------------------------------------------
+
+
+class _Worker:
+    def __init__(self, number: int, process: subprocess.Popen[bytes], results: IO[str]) -> None:
+        self.number = number
+        self.process = process
+        self.results = results
+        self.runs = 0
+        self.failures = 0
+        self.done: dict[str, Any] | None = None
+        self.buffer = ""
+
+
+def _spec(config: Any, name: str, options: dict[str, Any]) -> dict[str, Any]:
+    """What a worker needs to run the exploration, as JSON; a workflow or invariant no
+    other process can load is a UsageError saying what to do."""
+    from racefree.explore import runner
+
+    found = runner._locate_run(config, name)
+    if found.problems:
+        raise UsageError(
+            f"workers={options['workers']} runs the exploration in other processes, which "
+            f"load the workflow and its invariants by name, and {'; '.join(found.problems)}: "
+            "define it with def at module level (or in a script), or pass workers=1."
+        )
+    return {
+        "name": name,
+        "workflow": found.workflow,
+        "argv": found.argv,
+        "invariants": found.invariants,
+        "cwd": str(Path.cwd()),
+        "sys_path": list(sys.path),
+        "check": config.check,
+        "latency": config.latency,
+        "max_steps": config.max_steps,
+        "watchdog": config.watchdog,
+        "threads": _rules_text(config.threads),
+        **{k: v for k, v in options.items() if k != "workers"},
+    }
+
+
+def _start(number: int, spec: dict[str, Any]) -> _Worker:
+    read, write = os.pipe()
+    env = dict(os.environ)
+    env[_RESULT_FD] = str(write)
+    # Every worker hashes orderings alike, so the parent can take the union of their sets.
+    env["PYTHONHASHSEED"] = "0"
+    package_root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_root, env.get("PYTHONPATH")) if p)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "racefree.explore._workers"],
+        stdin=subprocess.PIPE,
+        pass_fds=(write,),
+        env=env,
+        cwd=spec["cwd"],
+    )
+    os.close(write)
+    assert process.stdin is not None
+    process.stdin.write((json.dumps(spec) + "\n").encode())
+    process.stdin.flush()
+    return _Worker(number, process, os.fdopen(read, "r", encoding="utf-8"))
+
+
+def _stop_all(workers: list[_Worker]) -> None:
+    for worker in workers:
+        if worker.process.poll() is None:
+            worker.process.kill()
+    for worker in workers:
+        worker.process.wait()
+        worker.results.close()
+        if worker.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                worker.process.stdin.close()
+
+
+def _send_limit(workers: list[_Worker], limit: int) -> None:
+    for worker in workers:
+        if worker.done is None and worker.process.stdin is not None:
+            with contextlib.suppress(OSError):
+                worker.process.stdin.write(f"{limit}\n".encode())
+                worker.process.stdin.flush()
+
+
+class _Budget:
+    """The key of the last run one process would run within ``schedules``, once the
+    sizes of the tree's first units are known (so workers can stop early)."""
+
+    def __init__(self, schedules: int) -> None:
+        self.schedules = schedules
+        self.sizes: dict[int, int] = {}
+
+    def limit(self) -> int | None:
+        total = self.sizes.get(-1, 0)  # the warm-up run, counted before every unit
+        unit = 0
+        while unit in self.sizes:
+            if total + self.sizes[unit] >= self.schedules:
+                return ((unit + 1) << 32) | (self.schedules - total - 1)
+            total += self.sizes[unit]
+            unit += 1
+        return None
+
+
+def _gather(
+    workers: list[_Worker],
+    *,
+    keep_going: bool,
+    tree: bool,
+    schedules: int,
+    on_run: Callable[[int, int, int], None] | None,
+) -> None:
+    """Read every worker's messages until all are done; send limits as failures come."""
+    selector = selectors.DefaultSelector()
+    for worker in workers:
+        selector.register(worker.results, selectors.EVENT_READ, worker)
+    limit: int | None = None
+    budget = _Budget(schedules)
+    open_workers = len(workers)
+    while open_workers:
+        for event, _ in selector.select():
+            worker = event.data
+            line = worker.results.readline()
+            if not line:
+                selector.unregister(worker.results)
+                open_workers -= 1
+                worker.process.wait()
+                if worker.done is None:
+                    raise RacefreeError(
+                        f"Exploration worker {worker.number + 1} ended (exit status "
+                        f"{worker.process.returncode}) before it finished its share; its "
+                        "output, above, says why."
+                    )
+                continue
+            message = json.loads(line)
+            kind = message["t"]
+            new_limit = limit
+            if kind == "progress":
+                worker.runs, worker.failures = message["runs"], message["failures"]
+            elif kind == "fail" and not keep_going:
+                new_limit = message["key"] if limit is None else min(limit, message["key"])
+            elif kind == "unit" and tree:
+                budget.sizes[message["unit"]] = message["runs"]
+                reached = budget.limit()
+                if reached is not None:
+                    new_limit = reached if limit is None else min(limit, reached)
+            elif kind == "done":
+                worker.done = message
+                worker.runs = len(message["records"])
+            elif kind == "error":
+                error = ReplayDivergedError if message["kind"] == "ReplayDivergedError" else None
+                raise (error or UsageError)(message["message"])
+            if new_limit != limit and new_limit is not None:
+                limit = new_limit
+                _send_limit(workers, limit)
+            if on_run is not None and kind in ("progress", "done"):
+                on_run(sum(w.runs for w in workers), schedules, sum(w.failures for w in workers))
+    selector.close()
+
+
+def explore_in_workers(
+    config: Any,
+    name: str,
+    *,
+    workers: int,
+    share: tuple[int, int] | None,
+    schedules: int,
+    strategy: str,
+    seed: int,
+    depth: int,
+    keep_going: bool,
+    shrink: bool,
+    save_dir: str | Path | None,
+    time_limit: float | None,
+    command: Callable[[Path | None, Schedule], str] | None,
+    on_run: Callable[[int, int, int], None] | None,
+    target: str | None,
+) -> Exploration:
+    """Run the exploration (or ``share`` of it) over ``workers`` processes and return
+    the :class:`Exploration` one process would have returned."""
+    from racefree.explore import runner
+
+    start = time.perf_counter()
+    spec = _spec(
+        config,
+        name,
+        {
+            "workers": workers,
+            "schedules": schedules,
+            "strategy": strategy,
+            "seed": seed,
+            "depth": depth,
+            "keep_going": keep_going,
+            "shrink": shrink,
+            "time_limit": time_limit,
+        },
+    )
+    started: list[_Worker] = []
+    done_runs = [0]
+    failing = [0]
+    with runner._interrupted(lambda: (done_runs[0], failing[0])):
+        try:
+            for number in range(workers):
+                spec_of = {
+                    **spec,
+                    "share": _share_of_worker(share, number, workers),
+                    "worker": number,
+                }
+                started.append(_start(number, spec_of))
+
+            def progress(done: int, total: int, failures: int) -> None:
+                done_runs[0], failing[0] = done, failures
+                if on_run is not None:
+                    on_run(done, total, failures)
+
+            _gather(
+                started,
+                keep_going=keep_going,
+                tree=strategy == "exhaustive",
+                schedules=schedules,
+                on_run=progress,
+            )
+        finally:
+            _stop_all(started)  # none is left behind: not after an error, not after Ctrl-C
+    outcomes = [w.done for w in started if w.done is not None]
+    return _assemble(
+        config,
+        name,
+        outcomes,
+        strategy=strategy,
+        seed=seed,
+        depth=depth,
+        schedules=schedules,
+        keep_going=keep_going,
+        share=share,
+        workers=workers,
+        save_dir=save_dir,
+        command=command,
+        start=start,
+        time_limit=time_limit,
+    )
+
+
+def _assemble(
+    config: Any,
+    name: str,
+    outcomes: list[dict[str, Any]],
+    *,
+    strategy: str,
+    seed: int,
+    depth: int,
+    schedules: int,
+    keep_going: bool,
+    share: tuple[int, int] | None,
+    workers: int,
+    save_dir: str | Path | None,
+    command: Callable[[Path | None, Schedule], str] | None,
+    start: float,
+    time_limit: float | None,
+) -> Exploration:
+    """The workers' runs put back in one process's order, cut where it would stop."""
+    from racefree.explore import runner
+
+    everything = sorted(tuple(r) for o in outcomes for r in o["records"])
+    kept = everything[:schedules]
+    failures = sorted(
+        (f for o in outcomes for f in o["failures"] if kept and f["key"] <= kept[-1][0]),
+        key=lambda f: f["key"],
+    )
+    if failures and not keep_going:
+        failures = failures[:1]
+        kept = [r for r in kept if r[0] <= failures[0]["key"]]
+    keys = [r[0] for r in kept]
+    finished = all(o["finished"] for o in outcomes) and len(kept) == len(everything)
+    if strategy == "exhaustive":
+        kinds = [r[2] for r in kept]
+        summary = Exhaustive.merged(
+            kinds.count("distinct"),
+            kinds.count("redundant"),
+            finished,
+            any(o["restarted"] for o in outcomes),
+        ).summary()
+    elif strategy == "pct":
+        pct = PCT(depth=depth)
+        pct.max_decisions = max(o["max_decisions"] for o in outcomes)
+        pct.max_agents = max(o["max_agents"] for o in outcomes)
+        summary = pct.summary()
+    else:
+        summary = []
+    coverage = runner._Coverage()
+    coverage.keys = {k for o in outcomes for k in o["keys"]}
+    coverage.agents = max(o["agents"] for o in outcomes)
+    coverage.visible_steps = max(o["visible_steps"] for o in outcomes)
+    coverage.accesses = sum(o["accesses"] for o in outcomes)
+    reports = [
+        _replayed_report(
+            config,
+            name,
+            found,
+            bisect.bisect_right(keys, found["key"]),
+            save_dir,
+            command,
+            time_limit,
+            start,
+        )
+        for found in failures
+    ]
+    stopped = next((o["stopped"] for o in outcomes if o["stopped"]), "")
+    return runner.Exploration(
+        name,
+        strategy,
+        seed,
+        len(kept),
+        len({r[1] for r in kept}),
+        reports,
+        strategy == "exhaustive" and finished,
+        time.perf_counter() - start,
+        summary,
+        stopped,
+        keys=sorted(coverage.keys),
+        agents=coverage.agents,
+        visible_steps=coverage.visible_steps,
+        nothing_checked=coverage.nothing_checked(config),
+        polls_folded=sum(o["polls_folded"] for o in outcomes),
+        shard=share,
+        workers=workers,
+        orderings={r[1] for r in kept},
+    )
+
+
+def _replayed_report(
+    config: Any,
+    name: str,
+    found: dict[str, Any],
+    found_after: int,
+    save_dir: str | Path | None,
+    command: Callable[[Path | None, Schedule], str] | None,
+    time_limit: float | None,
+    start: float,
+) -> Any:
+    """A worker's failure replayed here, from its schedule, for the timeline and the
+    replay file (the worker sent text and a schedule, never the run's values)."""
+    from racefree.explore import runner
+    from racefree.explore.strategies.fair import Fair
+    from racefree.explore.strategies.replay import Replay
+
+    schedule = Schedule.decode(found["schedule"])
+    names = {int(k): v for k, v in found["names"].items()}
+    replay = Fair(Replay(schedule.steps, strict=True, names=names), enabled=config.latency == "any")
+    replay.new_run(0)
+    with runner._exclusive():
+        try:
+            run = runner._run_once(config, replay, found_after - 1, schedule.seed)
+        except ReplayDivergedError:
+            run = None
+    told = found["failure"]
+    said = runner.Failure(told["kind"], told["title"], list(told["details"]), told["name"])
+    if run is None:
+        run = runner.Run(found_after - 1, schedule, [], History([]), None, [said], names, 0.0)
+    elif not run.failed:
+        run.failures = [said]  # the worker saw it fail; the report says what it saw
+    report = runner._report(config, run, found_after, name, False, save_dir, command)
+    report.original_deviations = found["original_deviations"]
+    return report
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main())
