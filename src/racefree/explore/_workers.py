@@ -51,6 +51,7 @@ from racefree.explore.schedule import Schedule
 from racefree.explore.strategies.base import Strategy
 from racefree.explore.strategies.exhaustive import Exhaustive
 from racefree.explore.strategies.pct import BLOCK, PCT
+from racefree.explore.strategies.portfolio import Portfolio
 from racefree.history import History
 
 if TYPE_CHECKING:
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Plan", "explore_in_workers", "parse_shard", "refuse_unsplittable"]
 
-_SPLITTABLE = ("random", "pct", "exhaustive")
+_SPLITTABLE = ("auto", "random", "pct", "exhaustive")
 _PROGRESS_EVERY = 0.1  # seconds between a worker's progress messages
 _RESULT_FD = "RACEFREE_WORKER_FD"
 
@@ -97,12 +98,17 @@ def refuse_unsplittable(workers: int, strategy: object, replay: object) -> None:
             "Workers and shards build their strategy by name in each process: pass "
             f"strategy= one of {', '.join(_SPLITTABLE)}, not a Strategy object."
         )
-    if strategy not in _SPLITTABLE:
-        raise UsageError(
-            f"Workers and shards split random walk, PCT and exhaustive search, not "
-            f"strategy={strategy!r}: pass strategy='random', 'pct' or 'exhaustive' (the 'auto' "
-            "portfolio takes turns run by run, so one share cannot know where its runs fall)."
-        )
+
+
+def share_budget(tree: bool, schedules: int, share: tuple[int, int] | None) -> int:
+    """How many runs a share counts at most. Run numbers say exactly which runs of
+    random walk and PCT are a share's; a tree's units differ in size, and which of a
+    share's runs one process would reach within ``schedules`` depends on the sizes of
+    the other shares' units, so a shard of a search cut short by the budget counts
+    its share of the budget (``ceil(schedules / n)``) in its own units' order."""
+    if not tree or share is None:
+        return schedules
+    return -(-schedules // share[1])
 
 
 def _share_of_worker(share: tuple[int, int] | None, worker: int, workers: int) -> tuple[int, int]:
@@ -163,21 +169,27 @@ class Plan:
         share: tuple[int, int],
         schedules: int,
         control: _Control | None = None,
+        budget: int | None = None,
     ) -> None:
         self.strategy = strategy
         self.share = share
         self.schedules = schedules
         self.control = control
-        self.tree = isinstance(strategy, Exhaustive)
-        if isinstance(strategy, Exhaustive):
+        # A tree (or auto's rounds): the strategy says which runs are whose, by key.
+        self.tree = isinstance(strategy, Exhaustive | Portfolio)
+        #: The most runs this share counts (see ``share_budget``).
+        self.budget = share_budget(self.tree, schedules, share) if budget is None else budget
+        if isinstance(strategy, Exhaustive | Portfolio):
             strategy.share = share
-        self.records: list[tuple[int, int, str]] = []  # (key, ordering, how it was counted)
+        self.records: list[tuple[Any, ...]] = []  # see record()
         self.schedule_fingerprints: set[int] = set()
         self.failures: list[dict[str, Any]] = []
         self.polls_folded = 0
         self._polls_seen = 0
         self._index = 0
         self._key = 0
+        self._kind = ""
+        self._folded = 0
         self._unit_runs: dict[int, int] = {}
         self._unit_open: int | None = None
 
@@ -199,7 +211,7 @@ class Plan:
                     yield index
 
     def _next_key(self) -> int:
-        if isinstance(self.strategy, Exhaustive):
+        if isinstance(self.strategy, Exhaustive | Portfolio):
             return self.strategy.next_key
         return self._index
 
@@ -209,26 +221,33 @@ class Plan:
         limit = self.control.poll()
         return limit is not None and self._next_key() > limit
 
-    def place(self, index: int, run: Any, ordering: int, fair: Any) -> bool:
+    def owned(self, index: int, fair: Any) -> bool:
+        """After ``end_run``: whether this share counts the run (else it only taught the
+        strategy what the share's own runs need)."""
         folded, self._polls_seen = fair.polls_folded - self._polls_seen, fair.polls_folded
-        if isinstance(self.strategy, Exhaustive):
+        if isinstance(self.strategy, Exhaustive | Portfolio):
             key, owned, kind = (
                 self.strategy.last_key,
                 self.strategy.last_owned,
                 self.strategy.last_kind,
             )
         else:
-            key, owned, kind = index, self._owns(index // BLOCK), "distinct"
-        if not owned:
-            return False
-        self.polls_folded += folded
-        self._key = key
-        self.records.append((key, ordering, kind))
+            key, owned, kind = index, self._owns(index // BLOCK), self.strategy.name
+        self._key, self._kind, self._folded = key, kind, folded
+        return owned
+
+    def record(self, run: Any, ordering: int, seen: tuple[int, int, int]) -> None:
+        """Keep what the run adds to the counts, so that they can be cut where one process
+        would have stopped: (key, ordering, kind, polls folded, PCT decisions, agents,
+        visible steps, recorded accesses)."""
+        key, kind = self._key, self._kind
+        self.polls_folded += self._folded
+        decisions = self._pct()._decisions if kind == "pct" else 0
+        self.records.append((key, ordering, kind, self._folded, decisions, *seen))
         self.schedule_fingerprints.add(hash(run.schedule))
         if self.control is not None:
             self._count_unit(key >> 32 if self.tree else -1)
             self.control.progress(len(self.records), len(self.failures))
-        return True
 
     def _count_unit(self, unit: int) -> None:
         """Tell the parent each tree unit's size when the share leaves it (for the budget)."""
@@ -263,15 +282,30 @@ class Plan:
         )
 
     def summary(self) -> list[str]:
-        if isinstance(self.strategy, Exhaustive):
-            kinds = [kind for _, _, kind in self.records]
-            return Exhaustive.merged(
-                kinds.count("distinct"),
-                kinds.count("redundant"),
-                self.strategy.complete,
-                self.strategy.restarted,
-            ).summary()
-        return self.strategy.summary()
+        return _summary(
+            self.strategy.name,
+            self.records,
+            self._failure_keys(),
+            finished=self.strategy.complete,
+            restarted=self._searcher().restarted,
+            dropped=getattr(self.strategy, "dropped", ""),
+            depth=self._pct().depth,
+        )
+
+    def _failure_keys(self) -> list[int]:
+        return [f["key"] for f in self.failures]
+
+    def _searcher(self) -> Exhaustive:
+        strategy = self.strategy
+        if isinstance(strategy, Portfolio):
+            return strategy.exhaustive
+        return strategy if isinstance(strategy, Exhaustive) else Exhaustive()
+
+    def _pct(self) -> PCT:
+        strategy = self.strategy
+        if isinstance(strategy, Portfolio):
+            return strategy.pct
+        return strategy if isinstance(strategy, PCT) else PCT()
 
     def finish(self, result: Any, coverage: Any) -> None:
         result.shard = self.share
@@ -286,14 +320,9 @@ class Plan:
                 "records": self.records,
                 "failures": self.failures,
                 "finished": strategy.complete,
-                "restarted": isinstance(strategy, Exhaustive) and strategy.restarted,
-                "max_decisions": getattr(strategy, "max_decisions", 0),
-                "max_agents": getattr(strategy, "max_agents", 0),
+                "restarted": self._searcher().restarted,
+                "dropped": getattr(strategy, "dropped", ""),
                 "keys": sorted(coverage.keys),
-                "agents": coverage.agents,
-                "visible_steps": coverage.visible_steps,
-                "accesses": coverage.accesses,
-                "polls_folded": self.polls_folded,
                 "stopped": result.stopped,
                 "wall": result.wall_seconds,
             }
@@ -339,7 +368,7 @@ def _run_share(spec: dict[str, Any], control: _Control) -> None:
     )
     chosen = runner.make_strategy(spec["strategy"], depth=spec["depth"])
     index, count = spec["share"]
-    plan = Plan(chosen, (index, count), spec["schedules"], control)
+    plan = Plan(chosen, (index, count), spec["schedules"], control, spec["budget"])
     runner._explore(
         config,
         spec["name"],
@@ -371,12 +400,15 @@ class _Worker:
         self.buffer = ""
 
 
-def _spec(config: Any, name: str, options: dict[str, Any]) -> dict[str, Any]:
+def _spec(config: Any, name: str, target: str | None, options: dict[str, Any]) -> dict[str, Any]:
     """What a worker needs to run the exploration, as JSON; a workflow or invariant no
     other process can load is a UsageError saying what to do."""
     from racefree.explore import runner
 
     found = runner._locate_run(config, name)
+    if target is not None:  # how the caller named it: what a worker loads, whatever it is
+        found.workflow = target
+        found.problems = [p for p in found.problems if not p.startswith("the workflow ")]
     if found.problems:
         raise UsageError(
             f"workers={options['workers']} runs the exploration in other processes, which "
@@ -539,11 +571,14 @@ def explore_in_workers(
     from racefree.explore import runner
 
     start = time.perf_counter()
+    budget = share_budget(strategy in ("exhaustive", "auto"), schedules, share)
     spec = _spec(
         config,
         name,
+        target,
         {
             "workers": workers,
+            "budget": budget,
             "schedules": schedules,
             "strategy": strategy,
             "seed": seed,
@@ -574,8 +609,8 @@ def explore_in_workers(
             _gather(
                 started,
                 keep_going=keep_going,
-                tree=strategy == "exhaustive",
-                schedules=schedules,
+                tree=strategy in ("exhaustive", "auto"),
+                schedules=budget,
                 on_run=progress,
             )
         finally:
@@ -588,7 +623,7 @@ def explore_in_workers(
         strategy=strategy,
         seed=seed,
         depth=depth,
-        schedules=schedules,
+        schedules=budget,
         keep_going=keep_going,
         share=share,
         workers=workers,
@@ -629,27 +664,31 @@ def _assemble(
         failures = failures[:1]
         kept = [r for r in kept if r[0] <= failures[0]["key"]]
     keys = [r[0] for r in kept]
-    finished = all(o["finished"] for o in outcomes) and len(kept) == len(everything)
-    if strategy == "exhaustive":
-        kinds = [r[2] for r in kept]
-        summary = Exhaustive.merged(
-            kinds.count("distinct"),
-            kinds.count("redundant"),
-            finished,
-            any(o["restarted"] for o in outcomes),
-        ).summary()
-    elif strategy == "pct":
-        pct = PCT(depth=depth)
-        pct.max_decisions = max(o["max_decisions"] for o in outcomes)
-        pct.max_agents = max(o["max_agents"] for o in outcomes)
-        summary = pct.summary()
-    else:
-        summary = []
+    # The search is over in one process's order when every share finished its part and
+    # none of the search's runs fell after the cut.
+    searched = [r[0] for r in everything if strategy == "exhaustive" or r[2].startswith("exh")]
+    last = kept[-1][0] if kept else -1
+    finished = (
+        strategy in ("exhaustive", "auto")
+        and all(o["finished"] for o in outcomes)
+        and all(key <= last for key in searched)
+    )
+    summary = _summary(
+        strategy,
+        kept,
+        [f["key"] for f in failures],
+        finished=finished,
+        restarted=any(o["restarted"] for o in outcomes),
+        dropped=next((o["dropped"] for o in outcomes if o["dropped"]), ""),
+        depth=depth,
+    )
     coverage = runner._Coverage()
+    # The shared keys are those of every run the workers counted, a few past the cut
+    # included; the numbers are those of the runs kept.
     coverage.keys = {k for o in outcomes for k in o["keys"]}
-    coverage.agents = max(o["agents"] for o in outcomes)
-    coverage.visible_steps = max(o["visible_steps"] for o in outcomes)
-    coverage.accesses = sum(o["accesses"] for o in outcomes)
+    coverage.agents = max((r[5] for r in kept), default=0)
+    coverage.visible_steps = max((r[6] for r in kept), default=0)
+    coverage.accesses = sum(r[7] for r in kept)
     reports = [
         _replayed_report(
             config,
@@ -671,7 +710,7 @@ def _assemble(
         len(kept),
         len({r[1] for r in kept}),
         reports,
-        strategy == "exhaustive" and finished,
+        finished,
         time.perf_counter() - start,
         summary,
         stopped,
@@ -679,11 +718,50 @@ def _assemble(
         agents=coverage.agents,
         visible_steps=coverage.visible_steps,
         nothing_checked=coverage.nothing_checked(config),
-        polls_folded=sum(o["polls_folded"] for o in outcomes),
+        polls_folded=sum(r[3] for r in kept),
         shard=share,
         workers=workers,
         orderings={r[1] for r in kept},
     )
+
+
+def _summary(
+    strategy: str,
+    records: list[tuple[Any, ...]],
+    failure_keys: list[int],
+    *,
+    finished: bool,
+    restarted: bool,
+    dropped: str,
+    depth: int,
+) -> list[str]:
+    """The strategy's summary lines for these runs (one share's, or all put together)."""
+    kinds = [record[2] for record in records]
+    pct = PCT(depth=depth)
+    pct.max_decisions = max((r[4] for r in records if r[2] == "pct"), default=0)
+    pct.max_agents = max((r[5] for r in records if r[2] == "pct"), default=0)
+    if strategy == "pct":
+        return pct.summary()
+    if strategy == "random":
+        return []
+    prefix = "exhaustive:" if strategy == "auto" else ""
+    search = Exhaustive.merged(
+        kinds.count(f"{prefix}distinct"), kinds.count(f"{prefix}redundant"), finished, restarted
+    )
+    if strategy == "exhaustive":
+        return search.summary()
+    runs_by = {
+        "exhaustive": sum(1 for k in kinds if k.startswith("exhaustive")),
+        "pct": kinds.count("pct"),
+        "random": kinds.count("random"),
+    }
+    found_by = None
+    if failure_keys:
+        first = min(failure_keys)
+        member = next(r[2] for r in records if r[0] == first).partition(":")[0]
+        nth = sum(1 for r in records if r[0] <= first and r[2].startswith(member))
+        found_by = (member, nth)
+    return Portfolio.merged(pct.depth, runs_by, found_by, dropped, search, pct).summary()
 
 
 def _replayed_report(

@@ -177,7 +177,7 @@ class Exploration:
             if self.polls_folded
             else ""
         )
-        if self.complete and self.shard is not None:
+        if self.complete and self.shard is not None and self.shard[1] > 1:
             return (
                 f"Shard {self.shard[0] + 1}/{self.shard[1]} complete: its {orderings} explored, "
                 f"{seen}; the other shards run the rest of the search.{fold}"
@@ -385,7 +385,8 @@ class _Coverage:
         self.accesses = 0
         self._shown: dict[str, bool] = {}  # key -> drawn in a verbose timeline
 
-    def add(self, run: Run) -> None:
+    def add(self, run: Run) -> tuple[int, int, int]:
+        """Count a run in; returns its agents, visible steps and recorded accesses."""
         agents = set()
         visible = 0
         shown_keys = self._shown  # the same keys come back in every run: classify each once
@@ -402,7 +403,9 @@ class _Coverage:
             visible += shown
         self.agents = max(self.agents, len(agents))
         self.visible_steps = max(self.visible_steps, visible)
-        self.accesses += sum(1 for event in run.history if event.key is not None)
+        accesses = sum(1 for event in run.history if event.key is not None)
+        self.accesses += accesses
+        return len(agents), visible, accesses
 
     def nothing_checked(self, config: _Config) -> str:
         """A sentence when no run could have failed but by a crash; else ''."""
@@ -1151,6 +1154,7 @@ def _explore(
     stopped = ""
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
+    numbered = hasattr(chosen, "run_number")  # the strategy numbers its runs (auto's rounds)
     with (
         _exclusive(cpu),
         _latency_diagnosed(config, replayed),
@@ -1162,7 +1166,8 @@ def _explore(
             if plan is not None and plan.stop():
                 break
             fixed = replaying or fair.fixed_seed()
-            run_seed_value = seed if fixed else _derive_seed(seed, index)
+            number = chosen.run_number if numbered else index  # type: ignore[attr-defined]
+            run_seed_value = seed if fixed else _derive_seed(seed, number)
             try:
                 run = _run_once(config, fair, index, run_seed_value, deadline)
             except _TimeUp:
@@ -1173,11 +1178,13 @@ def _explore(
                 break
             fair.end_run(run.trace, run.failed)
             ordering_of_run = run.ordering()
-            if plan is not None and not plan.place(index, run, ordering_of_run, fair):
+            if plan is not None and not plan.owned(index, fair):
                 continue  # a run another share counts: it only taught the strategy
             runs += 1
             orderings.add(ordering_of_run)
-            coverage.add(run)
+            seen = coverage.add(run)
+            if plan is not None:
+                plan.record(run, ordering_of_run, seen)
             if run.failed:
                 if plan is not None:
                     plan.failed()
@@ -1202,7 +1209,7 @@ def _explore(
             if time_limit is not None and time.perf_counter() - start > time_limit:
                 stopped = f"Stopped at the time limit ({time_limit:g} s)."
                 break
-            if plan is not None and runs >= schedules:
+            if plan is not None and runs >= plan.budget:
                 break  # a share that walks a tree counts its runs itself
     wall = time.perf_counter() - start
     result = Exploration(

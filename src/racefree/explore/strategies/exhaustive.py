@@ -113,6 +113,13 @@ class Exhaustive(Strategy):
         return search
 
     @property
+    def next_unit(self) -> int | None:
+        """The unit the next run belongs to, or None when the search is over."""
+        if self._finished:
+            return None
+        return self._unit + 1 if self._new_unit else self._unit
+
+    @property
     def next_key(self) -> int:
         """After ``new_run``: the key of the run about to start (see ``last_key``)."""
         return ((self._unit + 1) << 32) | self._pos
@@ -217,11 +224,11 @@ class Exhaustive(Strategy):
             return
         self.last_key = ((self._unit + 1) << 32) | self._pos
         self.last_owned = self._owns(self._unit)
-        self.last_kind = "redundant" if self._redundant else "distinct"
         if not self._redundant:
             if self._depth == 0:
                 self._node_at = {node.step: d for d, node in enumerate(self._stack)}
             self._fold(trace, len(trace))
+        self.last_kind = "redundant" if self._redundant else "distinct"
         if self._redundant:
             self.redundant_runs += 1
         else:

@@ -127,6 +127,11 @@ class PCT(Strategy):
                 best, best_prio = index, priority
         return best
 
+    def learn(self, decisions: int) -> None:
+        """Count a run of another strategy that every share runs too (auto's exhaustive
+        runs that begin a unit) as part of the warm-up."""
+        self._warm_up = max(self._warm_up, decisions)
+
     def end_run(self, trace: Sequence[Step], failed: bool) -> None:
         self._in_block = max(self._in_block, self._decisions)
         if self._block == 0:
