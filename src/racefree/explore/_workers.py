@@ -390,14 +390,14 @@ def _run_share(spec: dict[str, Any], control: _Control) -> None:
 
 
 class _Worker:
-    def __init__(self, number: int, process: subprocess.Popen[bytes], results: IO[str]) -> None:
+    def __init__(self, number: int, process: subprocess.Popen[bytes], results: int) -> None:
         self.number = number
         self.process = process
-        self.results = results
+        self.results = results  # the read end of the worker's message pipe
         self.runs = 0
         self.failures = 0
         self.done: dict[str, Any] | None = None
-        self.buffer = ""
+        self.buffer = b""
 
 
 def _spec(config: Any, name: str, target: str | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -450,7 +450,7 @@ def _start(number: int, spec: dict[str, Any]) -> _Worker:
     assert process.stdin is not None
     process.stdin.write((json.dumps(spec) + "\n").encode())
     process.stdin.flush()
-    return _Worker(number, process, os.fdopen(read, "r", encoding="utf-8"))
+    return _Worker(number, process, read)
 
 
 def _stop_all(workers: list[_Worker]) -> None:
@@ -459,7 +459,8 @@ def _stop_all(workers: list[_Worker]) -> None:
             worker.process.kill()
     for worker in workers:
         worker.process.wait()
-        worker.results.close()
+        with contextlib.suppress(OSError):
+            os.close(worker.results)
         if worker.process.stdin is not None:
             with contextlib.suppress(OSError):
                 worker.process.stdin.close()
@@ -500,18 +501,20 @@ def _gather(
     schedules: int,
     on_run: Callable[[int, int, int], None] | None,
 ) -> None:
-    """Read every worker's messages until all are done; send limits as failures come."""
+    """Read every worker's messages until all are done; send limits as failures come.
+
+    The pipes are read raw (no buffered reader): a line waiting in a reader's buffer
+    would not wake the selector, and a failure's key must reach the others at once."""
     selector = selectors.DefaultSelector()
     for worker in workers:
         selector.register(worker.results, selectors.EVENT_READ, worker)
-    limit: int | None = None
-    budget = _Budget(schedules)
+    limits = _Limits(workers, keep_going, tree, schedules)
     open_workers = len(workers)
     while open_workers:
         for event, _ in selector.select():
             worker = event.data
-            line = worker.results.readline()
-            if not line:
+            chunk = os.read(worker.results, 1 << 16)
+            if not chunk:
                 selector.unregister(worker.results)
                 open_workers -= 1
                 worker.process.wait()
@@ -522,30 +525,46 @@ def _gather(
                         "output, above, says why."
                     )
                 continue
-            message = json.loads(line)
-            kind = message["t"]
-            new_limit = limit
-            if kind == "progress":
-                worker.runs, worker.failures = message["runs"], message["failures"]
-            elif kind == "fail" and not keep_going:
-                new_limit = message["key"] if limit is None else min(limit, message["key"])
-            elif kind == "unit" and tree:
-                budget.sizes[message["unit"]] = message["runs"]
-                reached = budget.limit()
-                if reached is not None:
-                    new_limit = reached if limit is None else min(limit, reached)
-            elif kind == "done":
-                worker.done = message
-                worker.runs = len(message["records"])
-            elif kind == "error":
-                error = ReplayDivergedError if message["kind"] == "ReplayDivergedError" else None
-                raise (error or UsageError)(message["message"])
-            if new_limit != limit and new_limit is not None:
-                limit = new_limit
-                _send_limit(workers, limit)
-            if on_run is not None and kind in ("progress", "done"):
-                on_run(sum(w.runs for w in workers), schedules, sum(w.failures for w in workers))
+            *lines, worker.buffer = (worker.buffer + chunk).split(b"\n")
+            for line in lines:
+                kind = limits.take(worker, json.loads(line))
+                if on_run is not None and kind in ("progress", "done"):
+                    runs = sum(w.runs for w in workers)
+                    on_run(runs, schedules, sum(w.failures for w in workers))
     selector.close()
+
+
+class _Limits:
+    """The parent's side of the messages: the key beyond which no run is needed."""
+
+    def __init__(self, workers: list[_Worker], keep_going: bool, tree: bool, schedules: int):
+        self.workers = workers
+        self.keep_going = keep_going
+        self.tree = tree
+        self.budget = _Budget(schedules)
+        self.limit: int | None = None
+
+    def take(self, worker: _Worker, message: dict[str, Any]) -> str:
+        kind = str(message["t"])
+        reached = None
+        if kind == "progress":
+            worker.runs, worker.failures = message["runs"], message["failures"]
+        elif kind == "fail" and not self.keep_going:
+            reached = message["key"]
+        elif kind == "unit" and self.tree:
+            self.budget.sizes[message["unit"]] = message["runs"]
+            reached = self.budget.limit()
+        elif kind == "done":
+            worker.done = message
+            worker.runs = len(message["records"])
+            worker.failures = len(message["failures"])
+        elif kind == "error":
+            error = ReplayDivergedError if message["kind"] == "ReplayDivergedError" else None
+            raise (error or UsageError)(message["message"])
+        if reached is not None and (self.limit is None or reached < self.limit):
+            self.limit = reached
+            _send_limit(self.workers, reached)
+        return kind
 
 
 def explore_in_workers(
