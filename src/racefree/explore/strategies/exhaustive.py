@@ -28,10 +28,11 @@ The workflow must be deterministic given the schedule (a re-run that offers
 different choices raises ``ReplayDivergedError``).
 
 Splitting the search (worker processes, CI shards). The first :data:`TOP`
-decisions of a path try every awake candidate, not only those a race asks
-for, so which subtrees hang below them is known from the first run of each,
-without the races found in the others. Each such subtree is a *unit*,
-numbered in depth-first order. A share ``(i, n)`` of the search walks the
+decisions of a path, and the first :data:`SPINE` of the leftmost path (every
+decision taking its first try), try every awake candidate, not only those a
+race asks for: so which subtrees hang below them is known from the first run
+of each, without the races found in the others. Each such subtree is a
+*unit*, numbered in depth-first order. A share ``(i, n)`` of the search walks the
 same tree but, in a unit with ``unit % n != i``, runs only its first run
 (uncounted: it gives the footprints that the sleep sets of the later
 siblings need), then skips the rest of that unit. Units do not depend on
@@ -48,18 +49,23 @@ from racefree.errors import ReplayDivergedError
 from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import Decision, Step, Strategy, independent
 
-__all__ = ["TOP", "Exhaustive"]
+__all__ = ["SPINE", "TOP", "Exhaustive"]
 
 Footprint = dict[str, bool]
 
 #: Decisions at the top of the tree at which every awake candidate is tried (see above).
 TOP = 3
 
+#: ... and the first decisions of the path of first tries (the leftmost path), down to
+#: this depth: sleep sets prune later siblings most, so the leftmost subtrees are the big
+#: ones, and splitting them evens out the units' sizes.
+SPINE = 8
+
 
 class _Node:
     """A decision on the current path: who could run, who was tried, who sleeps."""
 
-    __slots__ = ("backtrack", "candidates", "chosen", "done", "sleep", "step")
+    __slots__ = ("backtrack", "candidates", "chosen", "done", "first", "sleep", "splits", "step")
 
     def __init__(
         self, step: int, candidates: tuple[Choice, ...], sleep: dict[Choice, Footprint]
@@ -69,7 +75,9 @@ class _Node:
         self.sleep = sleep
         self.done: dict[Choice, Footprint] = {}
         self.chosen: Choice = candidates[0]
+        self.first: Choice = candidates[0]  # the candidate tried first
         self.backtrack: set[Choice] = set()
+        self.splits = False  # every awake candidate is tried; each begins a unit
 
 
 class Exhaustive(Strategy):
@@ -82,6 +90,7 @@ class Exhaustive(Strategy):
         self.seed = 0
         self._stack: list[_Node] = []
         self._depth = 0
+        self._spine = True  # every decision of this run so far took its first try
         self._seen = 0  # trace steps already folded into the running sleep set
         self._sleep: dict[Choice, Footprint] = {}
         self._redundant = False
@@ -135,6 +144,7 @@ class Exhaustive(Strategy):
         else:
             self._pos += 1
         self._depth = 0
+        self._spine = True
         self._seen = 0
         self._sleep = {}
         self._redundant = False
@@ -188,6 +198,8 @@ class Exhaustive(Strategy):
                     "The workflow is not deterministic under the explorer (it reads the real "
                     "clock, an unseeded random, or state the explorer cannot see)."
                 )
+            if node.chosen != node.first:
+                self._spine = False
             self._depth += 1
             return ids.index(node.chosen)
         if self._redundant:
@@ -201,7 +213,9 @@ class Exhaustive(Strategy):
         node = _Node(len(trace), ids, dict(self._sleep))
         node.chosen = awake[0]
         node.backtrack.add(node.chosen)
-        if depth < TOP:
+        node.first = node.chosen
+        node.splits = depth < TOP or (self._spine and depth < SPINE)
+        if node.splits:
             node.backtrack.update(ids)  # every awake candidate: the units do not depend on races
         self._stack.append(node)
         self._node_at[node.step] = depth
@@ -236,7 +250,8 @@ class Exhaustive(Strategy):
         self._add_races(trace)
         stack = self._stack
         if not self.last_owned:
-            del stack[TOP:]  # another share runs the rest of this unit
+            # another share runs the rest of this unit: keep the decisions that split
+            del stack[next((i for i, n in enumerate(stack) if not n.splits), len(stack)) :]
         # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
         while stack:
             node = stack[-1]
@@ -253,7 +268,7 @@ class Exhaustive(Strategy):
             stack.pop()
         if not stack:
             self._finished = True
-        self._new_unit = len(stack) <= TOP  # the next path leaves this unit
+        self._new_unit = not stack or stack[-1].splits  # the next path leaves this unit
         self._node_at = {}
 
     def _add_races(self, trace: Sequence[Step]) -> None:
