@@ -9,8 +9,9 @@ the parent replaying nothing: these workflows pass), the speedup, and a
 check that both ran the same number of runs and distinct orderings (the
 split must change the speed, not the result). Wall time includes starting
 the workers (a new interpreter importing racefree and the workflow), which
-is why short explorations gain little. Best of ``--repeat`` for every cell,
-on a machine that may be shared (the load average is printed).
+is why short explorations gain little. Best of ``--repeat`` for every cell
+(one and two workers alternated), on a machine that may be shared (the load
+average is printed).
 
 Workflows: lesson 01's fix (3 agents; ``racefree.explore.lessons:locked``)
 and the same script with 24 agents, defined here at module level so that a
@@ -82,8 +83,11 @@ def main() -> None:
     print("| workflow | strategy | runs | 1 worker s | 2 workers s | speedup | same counts |")
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
     for label, workflow, target, options in cases:
-        one = min((timed(workflow, target, 1, **options) for _ in range(repeat)), key=first)
-        two = min((timed(workflow, target, 2, **options) for _ in range(repeat)), key=first)
+        ones, twos = [], []
+        for _ in range(repeat):  # alternated, so that both see the same load on the machine
+            ones.append(timed(workflow, target, 1, **options))
+            twos.append(timed(workflow, target, 2, **options))
+        one, two = min(ones, key=first), min(twos, key=first)
         same = (one[1].runs, one[1].distinct, one[1].ok) == (
             two[1].runs,
             two[1].distinct,

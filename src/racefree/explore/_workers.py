@@ -158,10 +158,10 @@ class Plan:
     """Which runs of an exploration one share runs and counts, and what it found.
 
     The runner calls, in order: ``indices()`` (the run numbers to start), then per
-    run ``stop()`` (after ``new_run``), ``place(...)`` (after ``end_run``: False
-    for a run another share counts), and for a counted failing run ``failed()``,
-    ``found_after(runs)`` and ``report(...)``; at the end ``summary()`` and
-    ``finish(...)``."""
+    run ``stop()`` (after ``new_run``), ``owned(...)`` (after ``end_run``: False
+    for a run another share counts), ``record(...)`` for a counted run, and for a
+    counted failing run ``failed()``, ``found_after(runs)`` and ``report(...)``;
+    at the end ``summary()`` and ``finish(...)``."""
 
     def __init__(
         self,
@@ -397,7 +397,7 @@ class _Worker:
         self.runs = 0
         self.failures = 0
         self.done: dict[str, Any] | None = None
-        self.buffer = b""
+        self.buffer: list[bytes] = []
 
 
 def _spec(config: Any, name: str, target: str | None, options: dict[str, Any]) -> dict[str, Any]:
@@ -525,7 +525,11 @@ def _gather(
                         "output, above, says why."
                     )
                 continue
-            *lines, worker.buffer = (worker.buffer + chunk).split(b"\n")
+            worker.buffer.append(chunk)
+            if b"\n" not in chunk:
+                continue  # the end of a worker's runs can be one long line: join it once
+            *lines, rest = b"".join(worker.buffer).split(b"\n")
+            worker.buffer = [rest]
             for line in lines:
                 kind = limits.take(worker, json.loads(line))
                 if on_run is not None and kind in ("progress", "done"):
