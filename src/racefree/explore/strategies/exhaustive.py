@@ -247,7 +247,11 @@ class Exhaustive(Strategy):
             self.redundant_runs += 1
         else:
             self.distinct += 1
-        self._add_races(trace)
+        if not self._add_races(trace) and self.distinct + self.redundant_runs == 1:
+            # The first run raced with nothing: every ordering is this one, as partial-order
+            # reduction alone would conclude; every share runs this run and concludes so too.
+            for node in self._stack:
+                node.backtrack = {node.chosen}
         stack = self._stack
         if not self.last_owned:
             # another share runs the rest of this unit: keep the decisions that split
@@ -271,14 +275,16 @@ class Exhaustive(Strategy):
         self._new_unit = not stack or stack[-1].splits  # the next path leaves this unit
         self._node_at = {}
 
-    def _add_races(self, trace: Sequence[Step]) -> None:
+    def _add_races(self, trace: Sequence[Step]) -> bool:
         """Dynamic partial-order reduction (Flanagan and Godefroid, POPL 2005).
 
         For every pair of steps ``i < j`` of different agents that touch a common key
         (one writing) and are not already ordered through other steps, the ordering
         could be reversed: ask the decision before ``i`` to also try ``j``'s agent
-        (or, when that agent could not run there, every agent that could).
+        (or, when that agent could not run there, every agent that could). Returns
+        whether the run had any such pair.
         """
+        raced = False
         node_at = {node.step: node for node in self._stack}
         clocks: list[dict[Choice, int]] = []
         local: list[int] = []
@@ -298,6 +304,7 @@ class Exhaustive(Strategy):
                         continue  # already ordered before j through another step
                     if independent(other.footprint, footprint):
                         continue
+                    raced = True
                     node = node_at.get(i)
                     if node is not None:
                         if agent in node.candidates:
@@ -311,6 +318,7 @@ class Exhaustive(Strategy):
             clocks.append(clock)
             local.append(mine)
             last[agent] = j
+        return raced
 
     @property
     def complete(self) -> bool:
