@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import sys
 import time
 from collections.abc import Callable
@@ -46,10 +47,18 @@ def fix_24_agents() -> Any:
 
 def timed(
     workflow: Callable[[], Any], target: str, workers: int, **options: Any
-) -> tuple[float, Exploration]:
-    start = time.perf_counter()
+) -> tuple[float, float, Exploration]:
+    """Wall seconds, CPU seconds of every process involved, and the result."""
+    start, cpu = time.perf_counter(), _cpu()
     result = explore(workflow, workers=workers, target=target, save_dir=None, **options)
-    return time.perf_counter() - start, result
+    return time.perf_counter() - start, _cpu() - cpu, result
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its ended children (the workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def main() -> None:
@@ -80,28 +89,29 @@ def main() -> None:
         f"Python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.2f}; best of {repeat}.\n"
     )
-    print("| workflow | strategy | runs | 1 worker s | 2 workers s | speedup | same counts |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    print(
+        "| workflow | strategy | runs | 1 worker s | 2 workers s | speedup "
+        "| CPU s, 1 worker | CPU s, 2 workers | same counts |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
     for label, workflow, target, options in cases:
         ones, twos = [], []
         for _ in range(repeat):  # alternated, so that both see the same load on the machine
             ones.append(timed(workflow, target, 1, **options))
             twos.append(timed(workflow, target, 2, **options))
         one, two = min(ones, key=first), min(twos, key=first)
-        same = (one[1].runs, one[1].distinct, one[1].ok) == (
-            two[1].runs,
-            two[1].distinct,
-            two[1].ok,
-        )
+        counts = [(r.runs, r.distinct, r.ok) for r in (one[2], two[2])]
+        same = counts[0] == counts[1]
         print(
-            f"| {label} | {options['strategy']} | {one[1].runs:,} | {one[0]:.2f} | {two[0]:.2f} "
-            f"| {one[0] / two[0]:.2f}x | {'yes' if same else 'NO'} |"
+            f"| {label} | {options['strategy']} | {one[2].runs:,} | {one[0]:.2f} | {two[0]:.2f} "
+            f"| {one[0] / two[0]:.2f}x | {min(o[1] for o in ones):.2f} "
+            f"| {min(t[1] for t in twos):.2f} | {'yes' if same else 'NO'} |"
         )
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
-def first(pair: tuple[float, Exploration]) -> float:
-    return pair[0]
+def first(measured: tuple[float, float, Exploration]) -> float:
+    return measured[0]
 
 
 if __name__ == "__main__":

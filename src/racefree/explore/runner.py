@@ -147,7 +147,8 @@ class Exploration:
     #: The fingerprints of the distinct orderings run (comparable within one process, or
     #: between the worker processes of one exploration, which share a hash seed).
     orderings: set[int] = field(default_factory=set, repr=False)
-    #: Fingerprints of the schedules run, kept only for a shard or worker (to compare shares).
+    #: Fingerprints of the schedules run, kept only by a shard run in this process (to
+    #: compare shards: they never run one schedule twice).
     schedule_fingerprints: set[int] = field(default_factory=set, repr=False)
 
     @property
@@ -1068,6 +1069,7 @@ def explore(
         share = _workers.parse_shard(shard)
         _workers.refuse_unsplittable(workers, strategy, replay)
         if workers > 1:
+            make_strategy(str(strategy), depth=depth)  # an unknown name fails here, not in each
             return _workers.explore_in_workers(
                 config,
                 name,
