@@ -146,6 +146,20 @@ def test_shards_together_run_exactly_the_runs_of_one_process(
     assert len(failing) == len(serial.failures)
 
 
+def test_a_shard_split_over_workers_runs_what_the_shard_runs_alone() -> None:
+    options: dict[str, Any] = {
+        "strategy": "exhaustive",
+        "schedules": 5000,
+        "keep_going": True,
+        "invariants": [w.counted_twice],
+        "save_dir": None,
+    }
+    alone = explore(w.hidden_lost_update, shard=(2, 2), **options)
+    split = explore(w.hidden_lost_update, shard=(2, 2), workers=2, **options)
+    assert alone.complete and "Shard 2/2 complete" in alone.coverage()
+    _same_outcome(alone, split)
+
+
 def test_auto_shards_split_the_budget_into_disjoint_shares() -> None:
     # The portfolio's rounds differ in size, so a shard counts its share of the budget
     # in its own rounds: disjoint shares that add up to the budget (not the first 120
