@@ -82,14 +82,19 @@ def test_two_workers_report_the_first_failure_one_process_finds_with_its_counts(
     assert not _workers_alive()
 
 
-def test_with_keep_going_workers_collect_every_failure_of_a_complete_search() -> None:
-    options: dict[str, Any] = {
+def _whole_search(invariant: Callable[[Any], Any]) -> dict[str, Any]:
+    """Options of an exhaustive search that runs to the end and keeps every failure."""
+    return {
         "strategy": "exhaustive",
         "schedules": 10_000,
         "keep_going": True,
-        "invariants": [w.turns_intact],
+        "invariants": [invariant],
         "save_dir": None,
     }
+
+
+def test_with_keep_going_workers_collect_every_failure_of_a_complete_search() -> None:
+    options = _whole_search(w.turns_intact)
     serial = explore(w.interleaved_turns, **options)
     split = explore(w.interleaved_turns, workers=2, **options)
     assert serial.complete and len(serial.failures) > 1
@@ -147,13 +152,7 @@ def test_shards_together_run_exactly_the_runs_of_one_process(
 
 
 def test_a_shard_split_over_workers_runs_what_the_shard_runs_alone() -> None:
-    options: dict[str, Any] = {
-        "strategy": "exhaustive",
-        "schedules": 5000,
-        "keep_going": True,
-        "invariants": [w.counted_twice],
-        "save_dir": None,
-    }
+    options = _whole_search(w.counted_twice)
     alone = explore(w.hidden_lost_update, shard=(2, 2), **options)
     split = explore(w.hidden_lost_update, shard=(2, 2), workers=2, **options)
     assert alone.complete and "Shard 2/2 complete" in alone.coverage()
