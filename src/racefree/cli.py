@@ -191,6 +191,21 @@ def _add_explore_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
         default=None,
         help="on a failure, also write its run as one HTML page (timeline, findings, replay)",
     )
+    explore.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="split the runs over N processes, one CPU each, with the same result as one "
+        "process (the same runs, first failure and counts)",
+    )
+    explore.add_argument(
+        "--shard",
+        default=None,
+        metavar="I/N",
+        help="run share I of N of the exploration (N CI jobs, each with its I, together run "
+        "all of it); with --workers, the share is split over the workers",
+    )
     explore.set_defaults(run=_explore)
 
     replay = sub.add_parser(
@@ -402,6 +417,8 @@ def _explore(args: argparse.Namespace) -> int:
             target=args.workflow,
             threads=args.threads,
             watchdog=args.watchdog,
+            workers=args.workers,
+            shard=args.shard,
         )
     if args.html is not None and result.failure is not None:
         from racefree.check import check

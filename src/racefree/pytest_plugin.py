@@ -13,9 +13,13 @@ test with the report and the exact command that replays the failing run::
 
 Options: ``--racefree-replay SCHEDULE`` runs the selected marked tests on one
 schedule (what the failure report tells you to paste);
-``--racefree-schedules N`` overrides every marker's ``schedules``. Fixtures
-are created once per test, not once per schedule: give the workflow fresh
-state inside the test body.
+``--racefree-schedules N`` overrides every marker's ``schedules``;
+``--racefree-workers N`` and ``--racefree-shard I/N`` split each exploration
+over processes or CI jobs, as ``workers=`` and ``shard=`` in the marker do
+(a test that runs in workers takes no fixtures: each worker imports the
+test's module and calls the test itself). Fixtures are created once per
+test, not once per schedule: give the workflow fresh state inside the test
+body.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from typing import Any
 
 import pytest
 
+from racefree.errors import UsageError
 from racefree.explore import Schedule, explore
 
 __all__ = ["pytest_addoption", "pytest_configure", "pytest_pyfunc_call"]
@@ -49,14 +54,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=None,
         help="how many schedules each test marked racefree explores (overrides the marker)",
     )
+    group.addoption(
+        "--racefree-workers",
+        metavar="N",
+        type=int,
+        default=None,
+        help="split each racefree exploration over N processes (overrides the marker)",
+    )
+    group.addoption(
+        "--racefree-shard",
+        metavar="I/N",
+        default=None,
+        help="run share I of N of each racefree exploration (one of N CI jobs)",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "racefree(schedules=1000, strategy='auto', seed=0, depth=3, latency='any', "
-        "invariants=(), check=True): run the test under the race explorer; a failing "
-        "schedule fails the test and prints the command that replays it.",
+        "invariants=(), check=True, workers=1, shard=None): run the test under the race "
+        "explorer; a failing schedule fails the test and prints the command that replays it.",
     )
 
 
@@ -92,6 +110,24 @@ def _test_id(item: pytest.Function) -> str:
     return f"{Path(file).as_posix()}{sep}{rest}"
 
 
+def _target_of(item: pytest.Function, funcargs: dict[str, Any]) -> str:
+    """What a worker process imports to run the test itself: its module and name."""
+    function = item.obj
+    if funcargs:
+        raise UsageError(
+            f"{item.nodeid} uses fixtures ({', '.join(funcargs)}), and workers run the test "
+            "in other processes, which import its module and call the test with no "
+            "arguments: make the state inside the test body, or drop workers= and shard=."
+        )
+    if "." in getattr(function, "__qualname__", "."):
+        raise UsageError(
+            f"{item.nodeid} is not a function at the top level of its module, and workers run "
+            "the test in other processes, which import it by name and call it with no "
+            "arguments: define it at module level, or drop workers= and shard=."
+        )
+    return f"{function.__module__}:{function.__qualname__}"
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     marker = pyfuncitem.get_closest_marker("racefree")
@@ -102,6 +138,10 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     schedules = config.getoption("racefree_schedules")
     if schedules is not None:
         options["schedules"] = schedules
+    for option in ("workers", "shard"):
+        given = config.getoption(f"racefree_{option}")
+        if given is not None:
+            options[option] = given
     replay = config.getoption("racefree_replay")
     names = pyfuncitem._fixtureinfo.argnames
     funcargs = {name: pyfuncitem.funcargs[name] for name in names}
@@ -116,8 +156,15 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     options.setdefault("save_dir", None)
     if replay is not None:
         options.pop("schedules", None)
+        options.pop("workers", None)
+        options.pop("shard", None)
         options["replay"] = replay
-    result = explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options)
+    try:
+        if options.get("workers", 1) != 1 or options.get("shard") is not None:
+            options["target"] = _target_of(pyfuncitem, funcargs)
+        result = explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options)
+    except UsageError as exc:  # a sentence that says what to do, not a traceback
+        pytest.fail(f"racefree: {exc}", pytrace=False)
     if not result.ok:
         # The report is the whole story (the failing check, the checker's findings, the
         # timeline, the command to paste): no traceback through racefree's own code.

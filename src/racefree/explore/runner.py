@@ -141,6 +141,15 @@ class Exploration:
     visible_steps: int = 0
     nothing_checked: str = ""
     polls_folded: int = 0
+    #: ``(i, n)``, 0-based, when this is one share of an exploration split over CI jobs.
+    shard: tuple[int, int] | None = None
+    workers: int = 1
+    #: The fingerprints of the distinct orderings run (comparable within one process, or
+    #: between the worker processes of one exploration, which share a hash seed).
+    orderings: set[int] = field(default_factory=set, repr=False)
+    #: Fingerprints of the schedules run, kept only by a shard run in this process (to
+    #: compare shards: they never run one schedule twice).
+    schedule_fingerprints: set[int] = field(default_factory=set, repr=False)
 
     @property
     def ok(self) -> bool:
@@ -169,6 +178,11 @@ class Exploration:
             if self.polls_folded
             else ""
         )
+        if self.complete and self.shard is not None and self.shard[1] > 1:
+            return (
+                f"Shard {self.shard[0] + 1}/{self.shard[1]} complete: its {orderings} explored, "
+                f"{seen}; the other shards run the rest of the search.{fold}"
+            )
         if self.complete:
             return (
                 f"Complete: all {orderings} explored, {seen}. Orderings that differ only by "
@@ -185,9 +199,14 @@ class Exploration:
     def summary(self) -> list[str]:
         """The summary lines: runs, orderings, failures, time, speed, guarantee."""
         rate = self.runs / self.wall_seconds if self.wall_seconds > 0 else 0.0
+        how = f"{self.strategy}, seed {self.seed}"
+        if self.shard is not None:
+            how += f", shard {self.shard[0] + 1}/{self.shard[1]}"
+        if self.workers > 1:
+            how += f", {self.workers} worker processes"
         lines = [
             f"{self.workflow}: {self.runs:,} schedule{'s' if self.runs != 1 else ''} run "
-            f"({self.strategy}, seed {self.seed}), {self.distinct:,} distinct ordering"
+            f"({how}), {self.distinct:,} distinct ordering"
             f"{'s' if self.distinct != 1 else ''}, {len(self.failures)} failing, "
             f"{self.wall_seconds:.3f} s wall, {rate:,.0f} schedules/s.",
         ]
@@ -224,6 +243,8 @@ class Exploration:
             "shared_keys": self.keys,
             "checked": self.checked,
             "nothing_checked": self.nothing_checked or None,
+            "shard": f"{self.shard[0] + 1}/{self.shard[1]}" if self.shard else None,
+            "workers": self.workers,
             "failures": [f.to_json() for f in self.failures],
             "wall_seconds": round(self.wall_seconds, 4),
             "schedules_per_second": round(self.runs / self.wall_seconds, 1)
@@ -365,7 +386,8 @@ class _Coverage:
         self.accesses = 0
         self._shown: dict[str, bool] = {}  # key -> drawn in a verbose timeline
 
-    def add(self, run: Run) -> None:
+    def add(self, run: Run) -> tuple[int, int, int]:
+        """Count a run in; returns its agents, visible steps and recorded accesses."""
         agents = set()
         visible = 0
         shown_keys = self._shown  # the same keys come back in every run: classify each once
@@ -382,7 +404,9 @@ class _Coverage:
             visible += shown
         self.agents = max(self.agents, len(agents))
         self.visible_steps = max(self.visible_steps, visible)
-        self.accesses += sum(1 for event in run.history if event.key is not None)
+        accesses = sum(1 for event in run.history if event.key is not None)
+        self.accesses += accesses
+        return len(agents), visible, accesses
 
     def nothing_checked(self, config: _Config) -> str:
         """A sentence when no run could have failed but by a crash; else ''."""
@@ -910,14 +934,14 @@ def _api_command(config: _Config, schedule: Schedule, target: _Target, saving: b
 
 
 @contextlib.contextmanager
-def _exclusive() -> Iterator[None]:
+def _exclusive(cpu: int | None = None) -> Iterator[None]:
     if not _lock.acquire(False):
         raise UsageError(
             "Another exploration is running in this process; explorations cannot be nested "
             "or run from two threads at once."
         )
     try:
-        with _patches.installed(), on_one_cpu():
+        with _patches.installed(), on_one_cpu(cpu):
             yield
     finally:
         hooks._scheduler = None
@@ -979,6 +1003,8 @@ def explore(
     target: str | None = None,
     watchdog: float | None = 30.0,
     threads: Iterable[str] = (),
+    workers: int = 1,
+    shard: tuple[int, int] | str | None = None,
 ) -> Exploration:
     """Run ``workflow`` under up to ``schedules`` schedules and check every run.
 
@@ -1009,6 +1035,14 @@ def explore(
     the workflow's code starts is an agent. Ctrl-C raises
     ``KeyboardInterrupt`` saying how far the exploration got, with every
     patch removed and no agent thread left running.
+
+    ``workers`` (default 1): split the runs over that many processes, one CPU
+    each, with the same result as one process (the same runs, the same first
+    failure, the same counts). ``shard`` (``(i, n)`` with ``1 <= i <= n``, or
+    ``"i/n"``): run only share ``i`` of ``n`` of the exploration, so that ``n``
+    CI jobs together run all of it. Both need a workflow (and invariants) that
+    another process can load by name: a function defined with ``def`` at module
+    level, or ``target``. See "Workers and shards" in docs/explorer.md.
     """
     from racefree.explore._target import stop_if_loading
 
@@ -1028,8 +1062,31 @@ def explore(
         workflow, tuple(invariants), check, latency, max_steps, watchdog, _thread_rules(threads)
     )
     name = target or workflow_name(workflow)
-    names: dict[int, str] = {}
-    replayed: Schedule | None = None
+    share = None
+    if workers != 1 or shard is not None:
+        from racefree.explore import _workers
+
+        share = _workers.parse_shard(shard)
+        _workers.refuse_unsplittable(workers, strategy, replay)
+        if workers > 1:
+            make_strategy(str(strategy), depth=depth)  # an unknown name fails here, not in each
+            return _workers.explore_in_workers(
+                config,
+                name,
+                workers=workers,
+                share=share,
+                schedules=schedules,
+                strategy=str(strategy),
+                seed=seed,
+                depth=depth,
+                keep_going=keep_going,
+                shrink=shrink,
+                save_dir=save_dir,
+                time_limit=time_limit,
+                command=command,
+                on_run=on_run,
+                target=target,
+            )
     if replay is not None:
         schedule, names, recorded = _as_schedule(replay)
         if recorded is not None:
@@ -1038,10 +1095,59 @@ def explore(
         chosen: Strategy = Replay(schedule.steps, strict=strict, names=names)
         seed, schedules = schedule.seed, 1
     elif isinstance(strategy, Strategy):
-        chosen = strategy
+        chosen, replayed = strategy, None
     else:
-        chosen = make_strategy(strategy, depth=depth)
-    fair = Fair(chosen, enabled=latency == "any")
+        chosen, replayed = make_strategy(strategy, depth=depth), None
+    plan = None
+    if share is not None:
+        from racefree.explore._workers import Plan
+
+        plan = Plan(chosen, share, schedules)
+    result = _explore(
+        config,
+        name,
+        chosen,
+        seed=seed,
+        schedules=schedules,
+        keep_going=keep_going,
+        shrink=shrink and replay is None,
+        save_dir=save_dir,
+        time_limit=time_limit,
+        command=command,
+        on_run=on_run,
+        replaying=replay is not None,
+        replayed=replayed,
+        plan=plan,
+    )
+    if replay is not None and isinstance(chosen, Replay) and chosen.diverged_at is not None:
+        result.stopped = (
+            f"The workflow no longer allows the recorded choice {chosen.diverged_at + 1}; "
+            "from there on the run followed natural timing."
+        )
+    return result
+
+
+def _explore(
+    config: _Config,
+    name: str,
+    chosen: Strategy,
+    *,
+    seed: int,
+    schedules: int,
+    keep_going: bool,
+    shrink: bool,
+    save_dir: str | Path | None,
+    time_limit: float | None,
+    command: Callable[[Path | None, Schedule], str] | None,
+    on_run: Callable[[int, int, int], None] | None,
+    replaying: bool = False,
+    replayed: Schedule | None = None,
+    plan: Any = None,
+    cpu: int | None = None,
+) -> Exploration:
+    """The exploration loop: runs, checks, reports. ``plan`` (a ``_workers.Plan``) makes
+    it run one share of the runs, and tells a parent process how it goes."""
+    fair = Fair(chosen, enabled=config.latency == "any")
     fair.begin(seed)
     failures: list[FailureReport] = []
     orderings: set[int] = set()
@@ -1050,16 +1156,20 @@ def explore(
     stopped = ""
     start = time.perf_counter()
     deadline = None if time_limit is None else start + time_limit
+    numbered = hasattr(chosen, "run_number")  # the strategy numbers its runs (auto's rounds)
     with (
-        _exclusive(),
+        _exclusive(cpu),
         _latency_diagnosed(config, replayed),
         _interrupted(lambda: (runs, len(failures))),
     ):
-        for index in range(schedules):
+        for index in range(schedules) if plan is None else plan.indices():
             if not fair.new_run(index):
                 break
-            fixed = replay is not None or fair.fixed_seed()
-            run_seed_value = seed if fixed else _derive_seed(seed, index)
+            if plan is not None and plan.stop():
+                break
+            fixed = replaying or fair.fixed_seed()
+            number = chosen.run_number if numbered else index  # type: ignore[attr-defined]
+            run_seed_value = seed if fixed else _derive_seed(seed, number)
             try:
                 run = _run_once(config, fair, index, run_seed_value, deadline)
             except _TimeUp:
@@ -1068,23 +1178,32 @@ def explore(
                     "(not counted)."
                 )
                 break
-            runs += 1
             fair.end_run(run.trace, run.failed)
-            orderings.add(run.ordering())
-            coverage.add(run)
+            ordering_of_run = run.ordering()
+            if plan is not None and not plan.owned(index, fair):
+                continue  # a run another share counts: it only taught the strategy
+            runs += 1
+            orderings.add(ordering_of_run)
+            seen = coverage.add(run)
+            if plan is not None:
+                plan.record(run, ordering_of_run, seen)
             if run.failed:
+                if plan is not None:
+                    plan.failed()
                 failures.append(
                     _report(
                         config,
                         run,
-                        runs,
+                        runs if plan is None else plan.found_after(runs),
                         name,
-                        shrink and replay is None,
+                        shrink,
                         save_dir,
                         command,
                         deadline,
                     )
                 )
+                if plan is not None:
+                    plan.report(failures[-1])
             if on_run is not None:
                 on_run(runs, schedules, len(failures))
             if failures and not keep_going:
@@ -1092,13 +1211,10 @@ def explore(
             if time_limit is not None and time.perf_counter() - start > time_limit:
                 stopped = f"Stopped at the time limit ({time_limit:g} s)."
                 break
+            if plan is not None and runs >= plan.budget:
+                break  # a share that walks a tree counts its runs itself
     wall = time.perf_counter() - start
-    if replay is not None and isinstance(chosen, Replay) and chosen.diverged_at is not None:
-        stopped = (
-            f"The workflow no longer allows the recorded choice {chosen.diverged_at + 1}; "
-            "from there on the run followed natural timing."
-        )
-    return Exploration(
+    result = Exploration(
         name,
         chosen.name,
         seed,
@@ -1107,14 +1223,18 @@ def explore(
         failures,
         chosen.complete,
         wall,
-        chosen.summary(),
+        chosen.summary() if plan is None else plan.summary(),
         stopped,
         keys=sorted(coverage.keys),
         agents=coverage.agents,
         visible_steps=coverage.visible_steps,
         nothing_checked=coverage.nothing_checked(config),
-        polls_folded=fair.polls_folded,
+        polls_folded=fair.polls_folded if plan is None else plan.polls_folded,
+        orderings=orderings,
     )
+    if plan is not None:
+        plan.finish(result, coverage)
+    return result
 
 
 @contextlib.contextmanager

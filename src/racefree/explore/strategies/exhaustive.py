@@ -26,6 +26,19 @@ the locks, threads and queues it used. Shared state touched without either
 is invisible, and orderings that differ only there are treated as one.
 The workflow must be deterministic given the schedule (a re-run that offers
 different choices raises ``ReplayDivergedError``).
+
+Splitting the search (worker processes, CI shards). The first :data:`TOP`
+decisions of a path, and the first :data:`SPINE` of the leftmost path (every
+decision taking its first try), try every awake candidate, not only those a
+race asks for: so which subtrees hang below them is known from the first run
+of each, without the races found in the others. Each such subtree is a
+*unit*, numbered in depth-first order. A share ``(i, n)`` of the search walks the
+same tree but, in a unit with ``unit % n != i``, runs only its first run
+(uncounted: it gives the footprints that the sleep sets of the later
+siblings need), then skips the rest of that unit. Units do not depend on
+each other beyond that, so the shares together run exactly the runs of the
+whole search, and one process runs them in the same order as the shares'
+units put end to end.
 """
 
 from __future__ import annotations
@@ -36,15 +49,23 @@ from racefree.errors import ReplayDivergedError
 from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import Decision, Step, Strategy, independent
 
-__all__ = ["Exhaustive"]
+__all__ = ["SPINE", "TOP", "Exhaustive"]
 
 Footprint = dict[str, bool]
+
+#: Decisions at the top of the tree at which every awake candidate is tried (see above).
+TOP = 3
+
+#: ... and the first decisions of the path of first tries (the leftmost path), down to
+#: this depth: sleep sets prune later siblings most, so the leftmost subtrees are the big
+#: ones, and splitting them evens out the units' sizes.
+SPINE = 8
 
 
 class _Node:
     """A decision on the current path: who could run, who was tried, who sleeps."""
 
-    __slots__ = ("backtrack", "candidates", "chosen", "done", "sleep", "step")
+    __slots__ = ("backtrack", "candidates", "chosen", "done", "first", "sleep", "splits", "step")
 
     def __init__(
         self, step: int, candidates: tuple[Choice, ...], sleep: dict[Choice, Footprint]
@@ -54,7 +75,9 @@ class _Node:
         self.sleep = sleep
         self.done: dict[Choice, Footprint] = {}
         self.chosen: Choice = candidates[0]
+        self.first: Choice = candidates[0]  # the candidate tried first
         self.backtrack: set[Choice] = set()
+        self.splits = False  # every awake candidate is tried; each begins a unit
 
 
 class Exhaustive(Strategy):
@@ -67,6 +90,7 @@ class Exhaustive(Strategy):
         self.seed = 0
         self._stack: list[_Node] = []
         self._depth = 0
+        self._spine = True  # every decision of this run so far took its first try
         self._seen = 0  # trace steps already folded into the running sleep set
         self._sleep: dict[Choice, Footprint] = {}
         self._redundant = False
@@ -77,11 +101,50 @@ class Exhaustive(Strategy):
         self._node_at: dict[int, int] = {}
         self._restart = False
         self.restarted = False  # the second run diverged and the search began again
+        self.share: tuple[int, int] | None = None  # (i, n): run only the units i, i + n, ...
+        self._unit = -1
+        self._pos = 0
+        self._new_unit = True
+        #: After ``end_run``: the run's place in the whole search (unit, then run in it, as
+        #: one number), whether this share owns it, and how the search counted it
+        #: ("distinct", "redundant", or "warm-up": a first run that the search began again
+        #: after).
+        self.last_key = 0
+        self.last_owned = True
+        self.last_kind = "distinct"
+
+    @classmethod
+    def merged(cls, distinct: int, redundant: int, finished: bool, restarted: bool) -> Exhaustive:
+        """A search that reports the counts of shares put together (for its summary)."""
+        search = cls()
+        search.distinct, search.redundant_runs = distinct, redundant
+        search._finished, search.restarted = finished, restarted
+        return search
+
+    @property
+    def next_unit(self) -> int | None:
+        """The unit the next run belongs to, or None when the search is over."""
+        if self._finished:
+            return None
+        return self._unit + 1 if self._new_unit else self._unit
+
+    @property
+    def next_key(self) -> int:
+        """After ``new_run``: the key of the run about to start (see ``last_key``)."""
+        return ((self._unit + 1) << 32) | self._pos
+
+    def _owns(self, unit: int) -> bool:
+        return self.share is None or unit % self.share[1] == self.share[0]
 
     def new_run(self, run: int) -> bool:
         if self._finished:
             return False
+        if self._new_unit:
+            self._unit, self._pos, self._new_unit = self._unit + 1, 0, False
+        else:
+            self._pos += 1
         self._depth = 0
+        self._spine = True
         self._seen = 0
         self._sleep = {}
         self._redundant = False
@@ -135,6 +198,8 @@ class Exhaustive(Strategy):
                     "The workflow is not deterministic under the explorer (it reads the real "
                     "clock, an unseeded random, or state the explorer cannot see)."
                 )
+            if node.chosen != node.first:
+                self._spine = False
             self._depth += 1
             return ids.index(node.chosen)
         if self._redundant:
@@ -148,6 +213,10 @@ class Exhaustive(Strategy):
         node = _Node(len(trace), ids, dict(self._sleep))
         node.chosen = awake[0]
         node.backtrack.add(node.chosen)
+        node.first = node.chosen
+        node.splits = depth < TOP or (self._spine and depth < SPINE)
+        if node.splits:
+            node.backtrack.update(ids)  # every awake candidate: the units do not depend on races
         self._stack.append(node)
         self._node_at[node.step] = depth
         self._depth += 1
@@ -163,18 +232,31 @@ class Exhaustive(Strategy):
             self._restart, self.restarted = False, True
             self._stack, self._node_at = [], {}
             self.distinct = self.redundant_runs = 0
+            # Before every unit, counted once (by the owner of unit 0).
+            self.last_key, self.last_owned, self.last_kind = 0, self._owns(0), "warm-up"
+            self._unit, self._new_unit = -1, True
             return
+        self.last_key = ((self._unit + 1) << 32) | self._pos
+        self.last_owned = self._owns(self._unit)
         if not self._redundant:
             if self._depth == 0:
                 self._node_at = {node.step: d for d, node in enumerate(self._stack)}
             self._fold(trace, len(trace))
+        self.last_kind = "redundant" if self._redundant else "distinct"
         if self._redundant:
             self.redundant_runs += 1
         else:
             self.distinct += 1
-        self._add_races(trace)
-        # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
+        if not self._add_races(trace) and self.distinct + self.redundant_runs == 1:
+            # The first run raced with nothing: every ordering is this one, as partial-order
+            # reduction alone would conclude; every share runs this run and concludes so too.
+            for node in self._stack:
+                node.backtrack = {node.chosen}
         stack = self._stack
+        if not self.last_owned:
+            # another share runs the rest of this unit: keep the decisions that split
+            del stack[next((i for i, n in enumerate(stack) if not n.splits), len(stack)) :]
+        # Backtrack: the deepest decision with an untried, awake candidate that a race asks for.
         while stack:
             node = stack[-1]
             if node.step < len(trace):
@@ -190,16 +272,19 @@ class Exhaustive(Strategy):
             stack.pop()
         if not stack:
             self._finished = True
+        self._new_unit = not stack or stack[-1].splits  # the next path leaves this unit
         self._node_at = {}
 
-    def _add_races(self, trace: Sequence[Step]) -> None:
+    def _add_races(self, trace: Sequence[Step]) -> bool:
         """Dynamic partial-order reduction (Flanagan and Godefroid, POPL 2005).
 
         For every pair of steps ``i < j`` of different agents that touch a common key
         (one writing) and are not already ordered through other steps, the ordering
         could be reversed: ask the decision before ``i`` to also try ``j``'s agent
-        (or, when that agent could not run there, every agent that could).
+        (or, when that agent could not run there, every agent that could). Returns
+        whether the run had any such pair.
         """
+        raced = False
         node_at = {node.step: node for node in self._stack}
         clocks: list[dict[Choice, int]] = []
         local: list[int] = []
@@ -219,6 +304,7 @@ class Exhaustive(Strategy):
                         continue  # already ordered before j through another step
                     if independent(other.footprint, footprint):
                         continue
+                    raced = True
                     node = node_at.get(i)
                     if node is not None:
                         if agent in node.candidates:
@@ -232,6 +318,7 @@ class Exhaustive(Strategy):
             clocks.append(clock)
             local.append(mine)
             last[agent] = j
+        return raced
 
     @property
     def complete(self) -> bool:

@@ -8,8 +8,13 @@ a usually-slow agent answering first needs one. PCT finds a bug of
 depth ``d`` in a run with ``n`` agents and ``k`` scheduling decisions with
 probability at least ``1 / (n * k**(d - 1))`` per run, whatever the workflow,
 provided the change points are drawn over at least ``k`` decisions. Here
-``k`` is learnt from earlier runs, so the bound holds from the second run
-on, for runs no longer than the longest seen before.
+``k`` is learnt from earlier runs: the longest of the first :data:`BLOCK`
+runs (the warm-up) and of the earlier runs of the run's own block of
+:data:`BLOCK` consecutive runs. So the bound holds from the second run on,
+for runs no longer than those. Learning only from the warm-up and the run's
+own block (not from every earlier run) is what lets an exploration be split
+by blocks over worker processes or CI shards and still run exactly the runs
+one process would: each share runs the warm-up, then its own blocks.
 
 How one run is scheduled (our form of the paper's algorithm):
 
@@ -17,8 +22,8 @@ How one run is scheduled (our form of the paper's algorithm):
   appears (agents that appear later are placed uniformly among the others,
   which gives a uniformly random priority order);
 * ``d - 1`` change points are drawn uniformly among the decisions ``1..k``
-  (``k`` is the largest number of decisions seen in an earlier run, so it
-  adapts to the workflow);
+  (``k`` is the largest number of decisions seen in the warm-up or earlier
+  in the run's block, so it adapts to the workflow);
 * at every decision the candidate with the highest priority runs; at the
   ``i``-th change point the agent that just ran drops to priority ``i``
   (below every initial priority), which is what lets a lower-priority agent
@@ -46,10 +51,13 @@ from collections.abc import Sequence
 
 from racefree.explore.strategies.base import Decision, Step, Strategy
 
-__all__ = ["PATIENCE", "PCT"]
+__all__ = ["BLOCK", "PATIENCE", "PCT"]
 
 #: Sleeping steps in a row that an agent may take ahead of the others before it yields.
 PATIENCE = 64
+
+#: Runs per block: ``k`` is learnt from block 0 (the warm-up) and the run's own block.
+BLOCK = 16
 
 
 class PCT(Strategy):
@@ -66,8 +74,11 @@ class PCT(Strategy):
         self._priority: dict[int, float] = {}
         self._changes: dict[int, int] = {}
         self._decisions = 0
-        self.max_decisions = 0
+        self.max_decisions = 0  # over every run seen (the summary's k)
         self.max_agents = 0
+        self._warm_up = 0  # the most decisions of a run of block 0
+        self._block = -1
+        self._in_block = 0  # the most decisions of an earlier run of the current block
         self._last: int | None = None
         self._floor = 0.0  # below every change-point priority (1 .. depth - 1)
         self._streak: tuple[int | None, int] = (None, 0)
@@ -79,7 +90,10 @@ class PCT(Strategy):
         self._last = None
         self._floor = 0.0
         self._streak = (None, 0)
-        k = max(self.max_decisions, 1)
+        block = run // BLOCK
+        if block != self._block:
+            self._block, self._in_block = block, 0
+        k = max(self._warm_up, self._in_block, 1)
         points = rng.sample(range(1, k + 1), min(self.depth - 1, k))
         self._changes = {point: i + 1 for i, point in enumerate(points)}
         return True
@@ -113,7 +127,15 @@ class PCT(Strategy):
                 best, best_prio = index, priority
         return best
 
+    def learn(self, decisions: int) -> None:
+        """Count a run of another strategy that every share runs too (auto's exhaustive
+        runs that begin a unit) as part of the warm-up."""
+        self._warm_up = max(self._warm_up, decisions)
+
     def end_run(self, trace: Sequence[Step], failed: bool) -> None:
+        self._in_block = max(self._in_block, self._decisions)
+        if self._block == 0:
+            self._warm_up = self._in_block
         self.max_decisions = max(self.max_decisions, self._decisions)
         self.max_agents = max(self.max_agents, len({step.id[0] for step in trace}))
 
@@ -124,8 +146,9 @@ class PCT(Strategy):
             f"PCT (Burckhardt et al., ASPLOS 2010), depth {d}: with {n} agents and at most {k} "
             f"decisions per run, each run finds any bug of depth {d} or less with probability "
             f"at least 1/(n*k^(d-1)) = 1/{round(1 / bound):,}. (Change points are drawn over "
-            "the longest run seen before, so the bound holds from the second run on, for runs "
-            "no longer than that.)"
+            f"the longest of the first {BLOCK} runs and of the earlier runs in the run's block "
+            f"of {BLOCK}, so the bound holds from the second run on, for runs no longer than "
+            "those.)"
         ]
 
     def describe(self) -> dict[str, object]:
