@@ -58,3 +58,16 @@ def test_one_warning_per_agent_and_key_counts_the_windows(h: Recorder) -> None:
     _window(h)
     [finding] = check(h.history).findings
     assert "This happened 2 times" in finding.explanation.conclusion
+
+
+def test_errors_only_skips_the_warnings_and_keeps_the_errors(h: Recorder) -> None:
+    _window(h)  # a race window: a warning
+    h("A", "read", "n", value=0)  # and a lost update: an error
+    h("B", "read", "n", value=0)
+    h("A", "write", "n", value=1)
+    h("B", "write", "n", value=1)
+    everything = check(h.history)
+    errors_only = check(h.history, warnings=False)
+    assert {f.kind for f in everything.warnings} == {"race-window"}
+    assert errors_only.warnings == ()
+    assert errors_only.errors == everything.errors != ()

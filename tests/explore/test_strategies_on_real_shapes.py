@@ -256,10 +256,23 @@ def test_time_limit_bounds_shrinking_too() -> None:
         runs.append(1)
         return shapes.lost_update_among_noise()
 
+    def first_run_fails(seed: int) -> bool:
+        probe = explore(
+            shapes.lost_update_among_noise,
+            strategy="random",
+            seed=seed,
+            schedules=1,
+            invariants=[shapes.both_counted],
+            shrink=False,
+            save_dir=None,
+        )
+        return probe.failure is not None
+
+    seed = next(s for s in range(100) if first_run_fails(s))
     result = explore(
         workflow,
         strategy="random",
-        seed=1,  # fails on its first run
+        seed=seed,
         invariants=[shapes.both_counted],
         time_limit=0.0,
         save_dir=None,

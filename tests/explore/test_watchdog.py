@@ -133,6 +133,7 @@ def test_an_import_lock_held_by_a_parked_agent_ends_the_run_as_blocked(
         __import__(name)
 
     def workflow() -> None:
+        sys.modules.pop(name, None)  # every run imports it anew, not only the first
         threads = [threading.Thread(target=importer, name=n) for n in ("First", "Second")]
         for thread in threads:
             thread.start()
@@ -140,7 +141,9 @@ def test_an_import_lock_held_by_a_parked_agent_ends_the_run_as_blocked(
             thread.join()
 
     try:
-        result = explore(workflow, schedules=20, watchdog=0.3, save_dir=None, strategy="random")
+        # Exhaustive search tries the orders one by one: the one that parks an agent inside
+        # the import while the other begins it is among the first, whatever the seed.
+        result = explore(workflow, schedules=20, watchdog=0.3, save_dir=None, strategy="exhaustive")
     finally:
         sys.modules.pop(name, None)
     blocked = [f for f in result.failures if f.failure.kind == "blocked"]

@@ -25,6 +25,7 @@ def check(
     final_state: Any = None,
     invariants: Iterable[Invariant] = (),
     max_findings: int | None = DEFAULT_MAX_FINDINGS,
+    warnings: bool = True,
 ) -> Report:
     """Find races in a recorded history and explain them.
 
@@ -45,6 +46,9 @@ def check(
     At most ``max_findings`` findings of each kind are kept (``None``: all);
     past that they are only counted (``Report.omitted``), so that a history
     full of garbage costs memory for what is reported, not for all it holds.
+
+    ``warnings=False`` looks for errors only (the rules that give warnings are
+    not run): the explorer's way, where only an error fails a run.
     """
     if max_findings is not None and (type(max_findings) is not int or max_findings < 1):
         from racefree.errors import UsageError
@@ -66,7 +70,8 @@ def check(
         find_order_anomalies(events, findings=findings)
         find_double_claims(events, findings=findings)
         find_broken_invariants(events, invariants, final_state, notes=notes, findings=findings)
-        find_race_windows(events, findings=findings)
+        if warnings:
+            find_race_windows(events, findings=findings)
     finally:
         if collecting:
             gc.enable()

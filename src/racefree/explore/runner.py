@@ -503,7 +503,7 @@ def _checker_failures(history: History, state: Any) -> list[Failure]:
         checker = importlib.import_module("racefree.check")
     except ImportError:  # pragma: no cover - the checker ships with racefree
         return []
-    report = checker.check(history, final_state=state)
+    report = checker.check(history, final_state=state, warnings=False)
     out = []
     for finding in report.errors:
         agents = ", ".join(finding.agents)

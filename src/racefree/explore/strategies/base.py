@@ -172,16 +172,16 @@ def ordering(trace: Sequence[Step]) -> int:
                 accesses = per_key[key] = []
             if wrote:
                 accesses.append((agent, n))
-            elif accesses and type(accesses[-1]) is set:
-                accesses[-1].add((agent, n))
+            elif accesses and type(accesses[-1]) is list:
+                accesses[-1].append((agent, n))
             else:
-                accesses.append({(agent, n)})
+                accesses.append([(agent, n)])
+    # Frozensets hash the same whatever their order: the reads between two writes, and
+    # the keys (each once), need no sorting.
     return hash(
-        tuple(
-            sorted(
-                (key, tuple(tuple(sorted(a)) if isinstance(a, set) else a for a in accesses))
-                for key, accesses in per_key.items()
-            )
+        frozenset(
+            (key, tuple([frozenset(a) if type(a) is list else a for a in accesses]))
+            for key, accesses in per_key.items()
         )
     )
 
