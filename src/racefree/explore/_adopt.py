@@ -28,7 +28,6 @@ catches.
 from __future__ import annotations
 
 import _thread
-import contextlib
 import gc
 import os
 import queue
@@ -40,7 +39,7 @@ from typing import Any
 
 from racefree.explore._scheduler import VLock, is_library
 
-__all__ = ["Adopted", "adopt", "adopted"]
+__all__ = ["Adopted", "adopt"]
 
 _LOCK = _thread.LockType
 _RLOCK = type(threading.RLock())
@@ -379,16 +378,6 @@ def _default_setter(fn: FunctionType, index: int) -> Callable[[Any], None]:
         fn.__defaults__ = tuple(defaults)
 
     return put
-
-
-@contextlib.contextmanager
-def adopted() -> Iterator[Adopted]:
-    """For one exploration: virtual locks in place of the free ones made before it."""
-    swap = adopt()
-    try:
-        yield swap
-    finally:
-        swap.restore()
 
 
 def adopt() -> Adopted:

@@ -30,7 +30,6 @@ from typing import Any
 from racefree import hooks
 from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
 from racefree.explore import _patches
-from racefree.explore._adopt import adopted
 from racefree.explore._scheduler import Scheduler, ThreadRule, on_one_cpu, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering
@@ -942,9 +941,7 @@ def _exclusive(cpu: int | None = None) -> Iterator[None]:
             "or run from two threads at once."
         )
     try:
-        # Every exploration adopts the locks made before it (not only the first to patch:
-        # the patches stay in place while any exploration has them installed).
-        with _patches.installed(), on_one_cpu(cpu), adopted():
+        with _patches.installed(), on_one_cpu(cpu):
             yield
     finally:
         hooks._scheduler = None
