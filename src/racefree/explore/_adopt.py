@@ -1,0 +1,389 @@
+"""Locks made before the exploration: the explorer's own while it runs.
+
+A lock that user code makes at import (``LOCK = threading.Lock()`` at module
+level, a lock as a default argument or class attribute, the lock of a
+module-level object's ``__init__``) is a real OS lock, made before any
+exploration patched ``threading``. An agent parked at a scheduling point while
+it holds such a lock leaves every other agent that wants it blocked in C,
+where no scheduler can see or wake it: the run stalls until the watchdog ends
+it, a false "blocked" on code that is correct.
+
+So at the start of an exploration the explorer looks where user code keeps
+its locks and puts a virtual lock (:class:`VLock`, a real lock to every thread
+outside the runs) in the place of each free one, and puts the originals back
+at the end. Aliases stay aliases (one virtual lock per original), and a
+``Condition``, ``Event``, ``Semaphore`` or ``queue.Queue`` found there gets
+virtual locks inside.
+
+Where it looks, in every module of user code (not the standard library,
+installed packages or racefree): the module's globals; the defaults and
+closures of its functions; the attributes of its classes (and their methods'
+defaults and closures); and one level down, the attributes of module-level
+objects and the values of module-level dicts, lists and tuples. A lock held
+at the start is left alone (someone holds it: taking it from them is not the
+explorer's to do), as are locks kept deeper, which the watchdog still
+catches.
+"""
+
+from __future__ import annotations
+
+import _thread
+import gc
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator
+from types import FunctionType, ModuleType
+from typing import Any
+
+from racefree.explore._scheduler import VLock, is_library
+
+__all__ = ["Adopted", "adopt"]
+
+_LOCK = _thread.LockType
+_RLOCK = type(threading.RLock())
+_RACEFREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+# What a Condition keeps of its lock: the lock and its bound methods.
+_CONDITION_PARTS = ("_lock", "acquire", "release", "_release_save", "_acquire_restore", "_is_owned")
+
+
+class _BeforeRuns:
+    """Stands for "no run yet" in an adopted lock: its first use in a run rebinds it."""
+
+    locks = 0
+    outside = 0
+    over = True
+    aborting = False
+
+
+class _Place:
+    """One place that holds a lock: the object that holds it (for the reference count)
+    and how to put another value there."""
+
+    __slots__ = ("holder", "lock", "put")
+
+    def __init__(self, lock: Any, holder: Any, put: Callable[[Any], None]) -> None:
+        self.lock = lock
+        self.holder = holder
+        self.put = put
+
+
+class Adopted:
+    """The swaps made by :func:`adopt`; :meth:`restore` undoes each one it can.
+
+    A lock is adopted only when every reference to it is one the explorer can
+    swap: a lock also referred to from anywhere else (a frame of a running
+    thread, a bound ``acquire`` kept in a variable, a structure deeper than the
+    places looked at) stays real, because agents taking the virtual lock while
+    that code takes the real one would no longer exclude each other.
+    """
+
+    def __init__(self) -> None:
+        self._places: list[_Place] = []
+        self._conditions: list[tuple[threading.Condition, Any]] = []
+        self._queues: list[tuple[queue.Queue[Any], Any]] = []
+        self._seen: set[int] = set()
+        self._undo: list[Callable[[], bool]] = []
+        self.count = 0
+
+    # --- where user code keeps locks ----------------------------------------------------
+
+    def _value(self, value: Any, holder: Any, put: Callable[[Any], None]) -> None:
+        kind = type(value)
+        if kind is _LOCK or kind is _RLOCK:
+            self._places.append(_Place(value, holder, put))
+        elif isinstance(value, threading.Condition):
+            self._condition(value)
+        elif isinstance(value, (threading.Event, threading.Semaphore)):
+            self._condition(value._cond)  # type: ignore[union-attr]
+        elif (
+            isinstance(value, queue.Queue)
+            and id(value) not in self._seen
+            and type(value.mutex) is _LOCK
+        ):
+            self._seen.add(id(value))
+            self._queues.append((value, value.mutex))
+            for cond in (value.not_empty, value.not_full, value.all_tasks_done):
+                self._condition(cond)
+
+    def _condition(self, cond: threading.Condition) -> None:
+        lock = cond._lock  # type: ignore[attr-defined]
+        if id(cond) in self._seen or type(lock) not in (_LOCK, _RLOCK):
+            return  # already virtual, or a lock of the user's own kind
+        self._seen.add(id(cond))
+        self._conditions.append((cond, lock))
+
+    def _function(self, fn: FunctionType) -> None:
+        if id(fn) in self._seen:
+            return
+        self._seen.add(id(fn))
+        defaults = fn.__defaults__
+        if defaults:
+            for i, value in enumerate(defaults):
+                self._value(value, defaults, _default_setter(fn, i))
+        kwdefaults = fn.__kwdefaults__
+        if kwdefaults:
+            for name, value in list(kwdefaults.items()):
+                self._value(value, kwdefaults, _item_setter(kwdefaults, name))
+        for cell in fn.__closure__ or ():
+            try:
+                value = cell.cell_contents
+            except ValueError:  # an empty cell
+                continue
+            self._value(value, cell, _cell_setter(cell))
+
+    def _class(self, cls: type) -> None:
+        if id(cls) in self._seen:
+            return
+        self._seen.add(id(cls))
+        # The class's own dict (behind its mappingproxy) is what refers to its attributes.
+        found = [d for d in gc.get_referents(vars(cls)) if type(d) is dict]
+        namespace: Any = found[0] if found else cls
+        for name, value in list(vars(cls).items()):
+            if isinstance(value, (staticmethod, classmethod)):
+                value = value.__func__
+            if isinstance(value, FunctionType):
+                self._function(value)
+            else:
+                self._value(value, namespace, _attr_setter(cls, name))
+
+    def _object(self, obj: Any) -> None:
+        """A module-level object: its attributes (one level), or a container's values."""
+        if id(obj) in self._seen:
+            return
+        self._seen.add(id(obj))
+        if type(obj) is dict:
+            for key, value in list(obj.items()):
+                self._value(value, obj, _item_setter(obj, key))
+        elif type(obj) is list:
+            for i, value in enumerate(obj):
+                self._value(value, obj, _item_setter(obj, i))
+        elif _is_user_type(type(obj)):
+            attrs = getattr(obj, "__dict__", None)
+            if type(attrs) is dict:
+                for name, value in list(attrs.items()):
+                    self._value(value, attrs, _item_setter(attrs, name))
+
+    def module(self, module: ModuleType) -> None:
+        name = module.__name__
+        namespace = vars(module)
+        for key, value in list(namespace.items()):
+            if isinstance(value, FunctionType):
+                if value.__module__ == name:
+                    self._function(value)
+            elif isinstance(value, type):
+                if value.__module__ == name:
+                    self._class(value)
+            elif not isinstance(value, ModuleType):
+                self._value(value, namespace, _item_setter(namespace, key))
+                self._object(value)
+
+    # --- the swap -----------------------------------------------------------------------
+
+    def _known_holders(self) -> dict[int, Any]:
+        """Every object that may refer to a found lock by a reference the swap replaces."""
+        known: dict[int, Any] = {}
+        for place in self._places:
+            known[id(place.holder)] = place.holder
+        for cond, lock in self._conditions:
+            known[id(cond)] = cond
+            attrs = cond.__dict__
+            known[id(attrs)] = attrs
+            for part in _CONDITION_PARTS:
+                value = attrs.get(part)
+                if getattr(value, "__self__", None) is lock:
+                    known[id(value)] = value  # a bound acquire/release of the lock
+        for q, _mutex in self._queues:
+            known[id(q)] = q
+            known[id(q.__dict__)] = q.__dict__
+        return known
+
+    def _swappable(self) -> set[int]:
+        """The ids of the found locks that nothing but the known places refers to."""
+        locks = {id(p.lock): p.lock for p in self._places}
+        locks.update((id(lock), lock) for _cond, lock in self._conditions)
+        locks.update((id(mutex), mutex) for _q, mutex in self._queues)
+        known = self._known_holders()
+        targets = tuple(locks.values())
+        here = sys._getframe()
+        records = {id(r) for r in (*self._conditions, *self._queues)}  # (primitive, lock) pairs
+        ours = {id(self._places), id(self._conditions), id(self._queues), id(locks), id(targets)}
+        bad: set[int] = set()
+        for referrer in gc.get_referrers(*targets):
+            if id(referrer) in known or id(referrer) in ours or referrer is here:
+                continue
+            if type(referrer) is _Place or id(referrer) in records:
+                continue  # this module's own records
+            attrs = getattr(referrer, "__dict__", None)
+            if type(attrs) is dict and id(attrs) in known:
+                continue  # an instance whose attributes are known (a managed dict)
+            bad.update(id(x) for x in gc.get_referents(referrer) if id(x) in locks)
+        free = set()
+        for key, lock in locks.items():
+            held = lock.locked() if type(lock) is _LOCK else _rlock_held(lock)
+            if key not in bad and not held:
+                free.add(key)
+        return free
+
+    def swap(self) -> None:
+        free = self._swappable()
+        virtual: dict[int, VLock] = {}
+
+        def stand_in(lock: Any) -> VLock:
+            made = virtual.get(id(lock))
+            if made is None:
+                made = virtual[id(lock)] = VLock(
+                    _BeforeRuns(),  # type: ignore[arg-type]
+                    reentrant=type(lock) is _RLOCK,
+                )
+            return made
+
+        queues_ok = {
+            id(q)
+            for q, mutex in self._queues
+            if id(mutex) in free
+            and not any(c._waiters for c in (q.not_empty, q.not_full, q.all_tasks_done))  # type: ignore[attr-defined]
+        }
+        for q, mutex in self._queues:
+            if id(q) not in queues_ok:
+                free.discard(id(mutex))  # its conditions keep the real mutex too
+        for place in self._places:
+            if id(place.lock) in free:
+                made = stand_in(place.lock)
+                place.put(made)
+                self._undo.append(_undo_place(place, made))
+        for cond, lock in self._conditions:
+            if id(lock) in free and not cond._waiters:  # type: ignore[attr-defined]
+                self._undo.append(_swap_condition(cond, stand_in(lock)))
+        for q, mutex in self._queues:
+            if id(q) in queues_ok:
+                made = stand_in(mutex)
+                q.mutex = made  # type: ignore[assignment]
+                self._undo.append(_undo_queue(q, mutex, made))
+        self.count = len(virtual)
+        self._places.clear()
+        self._conditions.clear()
+        self._queues.clear()
+        self._seen.clear()
+
+    def restore(self) -> int:
+        """Put the originals back where their virtual locks are free; the number left."""
+        left = sum(1 for undo in reversed(self._undo) if not undo())
+        self._undo.clear()
+        return left
+
+
+def _held(made: VLock) -> bool:
+    return made._owner is not None or made._real.locked()
+
+
+def _undo_place(place: _Place, made: VLock) -> Callable[[], bool]:
+    original = place.lock
+
+    def undo() -> bool:
+        if _held(made):
+            return False  # held now: it stays, a real lock outside the runs
+        place.put(original)
+        return True
+
+    return undo
+
+
+def _swap_condition(cond: threading.Condition, made: VLock) -> Callable[[], bool]:
+    attrs = cond.__dict__
+    saved = {name: attrs[name] for name in _CONDITION_PARTS if name in attrs}
+    fresh = threading.Condition(made)  # type: ignore[arg-type]
+    for name in _CONDITION_PARTS:
+        attrs.pop(name, None)
+        if name in fresh.__dict__:
+            attrs[name] = fresh.__dict__[name]
+
+    def undo() -> bool:
+        if _held(made) or cond._waiters:  # type: ignore[attr-defined]
+            return False
+        for name in _CONDITION_PARTS:
+            attrs.pop(name, None)
+        attrs.update(saved)
+        return True
+
+    return undo
+
+
+def _undo_queue(q: queue.Queue[Any], original: Any, made: VLock) -> Callable[[], bool]:
+    def undo() -> bool:
+        if _held(made):
+            return False
+        q.mutex = original
+        return True
+
+    return undo
+
+
+def _rlock_held(lock: Any) -> bool:
+    # An RLock has no locked() before Python 3.14: a non-blocking try tells (and a hold
+    # of this very thread counts: the caller of explore() may hold it).
+    if lock._is_owned():
+        return True
+    if lock.acquire(False):
+        lock.release()
+        return False
+    return True
+
+
+def _is_user_type(cls: type) -> bool:
+    module = sys.modules.get(cls.__module__)
+    return module is not None and _is_user_module(module)
+
+
+def _is_user_module(module: ModuleType) -> bool:
+    filename = getattr(module, "__file__", None)
+    if not isinstance(filename, str):
+        return False
+    filename = os.path.abspath(filename)
+    return not is_library(filename) and not filename.startswith(_RACEFREE)
+
+
+def _user_modules() -> Iterator[ModuleType]:
+    for module in list(sys.modules.values()):
+        if isinstance(module, ModuleType) and _is_user_module(module):
+            yield module
+
+
+def _item_setter(container: Any, key: Any) -> Callable[[Any], None]:
+    def put(value: Any) -> None:
+        container[key] = value
+
+    return put
+
+
+def _attr_setter(owner: Any, name: str) -> Callable[[Any], None]:
+    def put(value: Any) -> None:
+        setattr(owner, name, value)
+
+    return put
+
+
+def _cell_setter(cell: Any) -> Callable[[Any], None]:
+    def put(value: Any) -> None:
+        cell.cell_contents = value
+
+    return put
+
+
+def _default_setter(fn: FunctionType, index: int) -> Callable[[Any], None]:
+    def put(value: Any) -> None:
+        defaults = list(fn.__defaults__ or ())
+        defaults[index] = value
+        fn.__defaults__ = tuple(defaults)
+
+    return put
+
+
+def adopt() -> Adopted:
+    """Swap virtual locks in for the free locks user code made before the exploration."""
+    adopted = Adopted()
+    for module in _user_modules():
+        adopted.module(module)
+    adopted.swap()
+    return adopted
