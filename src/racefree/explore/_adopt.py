@@ -28,6 +28,7 @@ catches.
 from __future__ import annotations
 
 import _thread
+import contextlib
 import gc
 import os
 import queue
@@ -39,7 +40,7 @@ from typing import Any
 
 from racefree.explore._scheduler import VLock, is_library
 
-__all__ = ["Adopted", "adopt"]
+__all__ = ["Adopted", "adopt", "adopted"]
 
 _LOCK = _thread.LockType
 _RLOCK = type(threading.RLock())
@@ -378,6 +379,16 @@ def _default_setter(fn: FunctionType, index: int) -> Callable[[Any], None]:
         fn.__defaults__ = tuple(defaults)
 
     return put
+
+
+@contextlib.contextmanager
+def adopted() -> Iterator[Adopted]:
+    """For one exploration: virtual locks in place of the free ones made before it."""
+    swap = adopt()
+    try:
+        yield swap
+    finally:
+        swap.restore()
 
 
 def adopt() -> Adopted:

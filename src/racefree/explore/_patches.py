@@ -37,8 +37,6 @@ from racefree.explore._scheduler import DONE, Agent, Scheduler, VLock
 if TYPE_CHECKING:
     import asyncio
 
-    from racefree.explore._adopt import Adopted
-
 __all__ = ["installed"]
 
 _get_ident = _thread.get_ident
@@ -282,9 +280,6 @@ class installed:
                 _SAVED[:] = [(owner, name, getattr(owner, name)) for owner, name, _ in _PATCHES]
                 for owner, name, replacement in _PATCHES:
                     setattr(owner, name, replacement)
-                from racefree.explore._adopt import adopt
-
-                _adopted[:] = [adopt()]  # the locks user code made before: virtual ones
             _installed += 1
 
     def __exit__(self, *exc_info: object) -> None:
@@ -302,9 +297,6 @@ class installed:
 def _restore() -> None:
     for owner, name, original in _SAVED:
         setattr(owner, name, original)
-    while _adopted:
-        _adopted[-1].restore()
-        _adopted.pop()
 
 
 def is_installed() -> bool:
@@ -313,4 +305,3 @@ def is_installed() -> bool:
 
 
 _SAVED: list[tuple[Any, str, Any]] = []
-_adopted: list[Adopted] = []  # the swap of the running explorations' pre-existing locks

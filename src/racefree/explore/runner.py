@@ -30,6 +30,7 @@ from typing import Any
 from racefree import hooks
 from racefree.errors import RaceFoundError, ReplayDivergedError, UsageError
 from racefree.explore import _patches
+from racefree.explore._adopt import adopted
 from racefree.explore._scheduler import Scheduler, ThreadRule, on_one_cpu, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
 from racefree.explore.strategies.base import Step, Strategy, ordering
@@ -941,7 +942,9 @@ def _exclusive(cpu: int | None = None) -> Iterator[None]:
             "or run from two threads at once."
         )
     try:
-        with _patches.installed(), on_one_cpu(cpu):
+        # Every exploration adopts the locks made before it (not only the first to patch:
+        # the patches stay in place while any exploration has them installed).
+        with _patches.installed(), on_one_cpu(cpu), adopted():
             yield
     finally:
         hooks._scheduler = None
