@@ -205,14 +205,36 @@ class Adopted:
         locks = {id(p.lock): p.lock for p in self._places}
         locks.update((id(lock), lock) for _cond, lock in self._conditions)
         locks.update((id(mutex), mutex) for _q, mutex in self._queues)
+        bad = self._referred_elsewhere(locks)
+        if bad:
+            # A finished frame caught in a reference cycle (an exception kept with its
+            # traceback, a frame that kept itself) still refers to what its locals held
+            # until the collector frees it: collect once, then look again.
+            gc.collect()
+            bad = self._referred_elsewhere(locks)
+        free = set()
+        for key, lock in locks.items():
+            held = lock.locked() if type(lock) is _LOCK else _rlock_held(lock)
+            if key not in bad and not held:
+                free.add(key)
+        return free
+
+    def _referred_elsewhere(self, locks: dict[int, Any]) -> set[int]:
+        """The ids of the locks that something other than the known places refers to."""
         known = self._known_holders()
         targets = tuple(locks.values())
-        here = sys._getframe()
+        # The frames of this thread's stack (explore()'s caller waits in it until the
+        # originals are back), by id: a frame kept here would keep itself alive.
+        stack: set[int] = set()
+        frame: Any = sys._getframe()
+        while frame is not None:
+            stack.add(id(frame))
+            frame = frame.f_back
         records = {id(r) for r in (*self._conditions, *self._queues)}  # (primitive, lock) pairs
         ours = {id(self._places), id(self._conditions), id(self._queues), id(locks), id(targets)}
         bad: set[int] = set()
         for referrer in gc.get_referrers(*targets):
-            if id(referrer) in known or id(referrer) in ours or referrer is here:
+            if id(referrer) in known or id(referrer) in ours or id(referrer) in stack:
                 continue
             if type(referrer) is _Place or id(referrer) in records:
                 continue  # this module's own records
@@ -220,12 +242,7 @@ class Adopted:
             if type(attrs) is dict and id(attrs) in known:
                 continue  # an instance whose attributes are known (a managed dict)
             bad.update(id(x) for x in gc.get_referents(referrer) if id(x) in locks)
-        free = set()
-        for key, lock in locks.items():
-            held = lock.locked() if type(lock) is _LOCK else _rlock_held(lock)
-            if key not in bad and not held:
-                free.add(key)
-        return free
+        return bad
 
     def swap(self) -> None:
         free = self._swappable()
