@@ -11,6 +11,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+import types
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,20 @@ TOKENS.put(1)
 # so a virtual stand-in in LOCKED_TOO's place would no longer exclude it.
 LOCKED_TOO = threading.Lock()
 ACQUIRE = LOCKED_TOO.acquire
+
+# A lock also kept where the explorer does not look (an object of the standard
+# library's, not user code): it stays real for the same reason.
+KEPT_ELSEWHERE = threading.Lock()
+ELSEWHERE = types.SimpleNamespace(lock=KEPT_ELSEWHERE)
+
+# A Condition whose bound acquire is kept too: CONDITION_ACQUIRE() takes the real lock.
+CONDITION_KEPT = threading.Condition()
+CONDITION_ACQUIRE = CONDITION_KEPT.acquire
+
+# One lock under two names (an alias, as `from app import LOCK` makes): one stand-in
+# serves both, so the two names still exclude each other.
+ALIASED = threading.Lock()
+ALSO_ALIASED = ALIASED
 
 
 class Store:
@@ -115,6 +130,20 @@ def lock_kept_as_a_bound_method() -> dict[str, int]:
     return _counted(_lock(LOCKED_TOO))
 
 
+def lock_kept_elsewhere() -> dict[str, int]:
+    return _counted(_lock(KEPT_ELSEWHERE))
+
+
+def condition_kept_as_a_bound_method() -> dict[str, int]:
+    return _counted(_lock(CONDITION_KEPT))
+
+
+def aliased_lock() -> dict[str, int]:
+    # the agents take the lock under either name, in turn
+    names = iter([ALIASED, ALSO_ALIASED] * 2)
+    return _counted(Guard(lambda: next(names).acquire(), ALIASED.release))
+
+
 FIXED = {
     "module_lock": module_lock,
     "module_rlock": module_rlock,
@@ -124,4 +153,12 @@ FIXED = {
     "condition": condition,
     "semaphore": semaphore,
     "queue_token": queue_token,
+    "aliased_lock": aliased_lock,
+}
+
+# Workflows whose lock must stay real: a stand-in would split it in two.
+KEPT_REAL = {
+    "lock_kept_as_a_bound_method": lock_kept_as_a_bound_method,
+    "lock_kept_elsewhere": lock_kept_elsewhere,
+    "condition_kept_as_a_bound_method": condition_kept_as_a_bound_method,
 }

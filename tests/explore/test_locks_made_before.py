@@ -34,6 +34,8 @@ def _ids() -> dict[str, int]:
         "queue": id(made_before.TOKENS.mutex),
         "queue's condition": id(made_before.TOKENS.not_empty._lock),  # type: ignore[attr-defined]
         "semaphore": id(made_before.SEMAPHORE._cond._lock),  # type: ignore[attr-defined]
+        "alias": id(made_before.ALIASED),
+        "the alias's other name": id(made_before.ALSO_ALIASED),
     }
 
 
@@ -58,19 +60,29 @@ def test_a_missing_lock_is_still_a_lost_update() -> None:
     assert ("checker", "checker:lost-update") in kinds, kinds
 
 
-def test_a_lock_also_referred_to_elsewhere_stays_real() -> None:
-    """ACQUIRE keeps the real lock's bound method: a stand-in would split the lock in
-    two. It stays real, and the run that blocks on it is reported as blocked (the
-    watchdog), never as a race."""
-    original = made_before.LOCKED_TOO
+@pytest.mark.parametrize("name", list(made_before.KEPT_REAL))
+def test_a_lock_also_referred_to_elsewhere_stays_real(name: str) -> None:
+    """A lock also kept where the explorer does not swap (a bound ``acquire`` in a
+    variable, an object of the standard library's) would be split in two by a
+    stand-in. It stays real, and the run that blocks on it is reported as blocked
+    (the watchdog), never as a race."""
+
+    def kept() -> list[int]:  # ids: a reference held here would keep them real too
+        return [
+            id(made_before.LOCKED_TOO),
+            id(made_before.KEPT_ELSEWHERE),
+            id(made_before.CONDITION_KEPT._lock),  # type: ignore[attr-defined]
+        ]
+
+    before = kept()
     result = explore(
-        made_before.lock_kept_as_a_bound_method,
+        made_before.KEPT_REAL[name],
         strategy="exhaustive",
         schedules=20,
         watchdog=0.3,
         save_dir=None,
     )
-    assert made_before.LOCKED_TOO is original
+    assert kept() == before
     assert result.failure is not None
     assert {f.failure.kind for f in result.failures} == {"blocked"}
 

@@ -34,6 +34,7 @@ import os
 import queue
 import sys
 import threading
+import weakref
 from collections.abc import Callable, Iterator
 from types import FunctionType, ModuleType
 from typing import Any
@@ -59,14 +60,12 @@ class _BeforeRuns:
 
 
 class _Place:
-    """One place that holds a lock: the object that holds it (for the reference count)
-    and how to put another value there."""
+    """One place that holds a lock, and how to put another value there."""
 
-    __slots__ = ("holder", "lock", "put")
+    __slots__ = ("lock", "put")
 
-    def __init__(self, lock: Any, holder: Any, put: Callable[[Any], None]) -> None:
+    def __init__(self, lock: Any, put: Callable[[Any], None]) -> None:
         self.lock = lock
-        self.holder = holder
         self.put = put
 
 
@@ -81,7 +80,7 @@ class Adopted:
     """
 
     def __init__(self) -> None:
-        self._places: list[_Place] = []
+        self._places: dict[tuple[int, Any], _Place] = {}  # by (holder, key): each once
         self._conditions: list[tuple[threading.Condition, Any]] = []
         self._queues: list[tuple[queue.Queue[Any], Any]] = []
         self._seen: set[int] = set()
@@ -90,10 +89,10 @@ class Adopted:
 
     # --- where user code keeps locks ----------------------------------------------------
 
-    def _value(self, value: Any, holder: Any, put: Callable[[Any], None]) -> None:
+    def _value(self, value: Any, holder: Any, key: Any, put: Callable[[Any], None]) -> None:
         kind = type(value)
         if kind is _LOCK or kind is _RLOCK:
-            self._places.append(_Place(value, holder, put))
+            self._places.setdefault((id(holder), key), _Place(value, put))
         elif isinstance(value, threading.Condition):
             self._condition(value)
         elif isinstance(value, (threading.Event, threading.Semaphore)):
@@ -122,17 +121,17 @@ class Adopted:
         defaults = fn.__defaults__
         if defaults:
             for i, value in enumerate(defaults):
-                self._value(value, defaults, _default_setter(fn, i))
+                self._value(value, defaults, i, _default_setter(fn, i))
         kwdefaults = fn.__kwdefaults__
         if kwdefaults:
             for name, value in list(kwdefaults.items()):
-                self._value(value, kwdefaults, _item_setter(kwdefaults, name))
+                self._value(value, kwdefaults, name, _item_setter(kwdefaults, name))
         for cell in fn.__closure__ or ():
             try:
                 value = cell.cell_contents
             except ValueError:  # an empty cell
                 continue
-            self._value(value, cell, _cell_setter(cell))
+            self._value(value, cell, None, _cell_setter(cell))
 
     def _class(self, cls: type) -> None:
         if id(cls) in self._seen:
@@ -147,7 +146,7 @@ class Adopted:
             if isinstance(value, FunctionType):
                 self._function(value)
             else:
-                self._value(value, namespace, _attr_setter(cls, name))
+                self._value(value, namespace, name, _attr_setter(cls, name))
 
     def _object(self, obj: Any) -> None:
         """A module-level object: its attributes (one level), or a container's values."""
@@ -156,15 +155,15 @@ class Adopted:
         self._seen.add(id(obj))
         if type(obj) is dict:
             for key, value in list(obj.items()):
-                self._value(value, obj, _item_setter(obj, key))
+                self._value(value, obj, key, _item_setter(obj, key))
         elif type(obj) is list:
             for i, value in enumerate(obj):
-                self._value(value, obj, _item_setter(obj, i))
+                self._value(value, obj, i, _item_setter(obj, i))
         elif _is_user_type(type(obj)):
             attrs = getattr(obj, "__dict__", None)
             if type(attrs) is dict:
                 for name, value in list(attrs.items()):
-                    self._value(value, attrs, _item_setter(attrs, name))
+                    self._value(value, attrs, name, _item_setter(attrs, name))
 
     def module(self, module: ModuleType) -> None:
         name = module.__name__
@@ -177,41 +176,34 @@ class Adopted:
                 if value.__module__ == name:
                     self._class(value)
             elif not isinstance(value, ModuleType):
-                self._value(value, namespace, _item_setter(namespace, key))
+                self._value(value, namespace, key, _item_setter(namespace, key))
                 self._object(value)
 
     # --- the swap -----------------------------------------------------------------------
 
-    def _known_holders(self) -> dict[int, Any]:
-        """Every object that may refer to a found lock by a reference the swap replaces."""
-        known: dict[int, Any] = {}
-        for place in self._places:
-            known[id(place.holder)] = place.holder
-        for cond, lock in self._conditions:
-            known[id(cond)] = cond
-            attrs = cond.__dict__
-            known[id(attrs)] = attrs
-            for part in _CONDITION_PARTS:
-                value = attrs.get(part)
-                if getattr(value, "__self__", None) is lock:
-                    known[id(value)] = value  # a bound acquire/release of the lock
-        for q, _mutex in self._queues:
-            known[id(q)] = q
-            known[id(q.__dict__)] = q.__dict__
-        return known
-
     def _swappable(self) -> set[int]:
-        """The ids of the found locks that nothing but the known places refers to."""
-        locks = {id(p.lock): p.lock for p in self._places}
-        locks.update((id(lock), lock) for _cond, lock in self._conditions)
-        locks.update((id(mutex), mutex) for _q, mutex in self._queues)
+        """The ids of the found locks that are free and referred to only from the places
+        found (and the primitives built on them)."""
+        # Counted references must not include this frame's own: no local here refers to a
+        # lock while they are counted (a loop variable left over would be one).
+        locks = self._found()
         bad = self._referred_elsewhere(locks)
         if bad:
             # A finished frame caught in a reference cycle (an exception kept with its
-            # traceback, a frame that kept itself) still refers to what its locals held
-            # until the collector frees it: collect once, then look again.
-            gc.collect()
-            bad = self._referred_elsewhere(locks)
+            # traceback) still refers to what its locals held until the collector frees
+            # it: collect, then count again; but only when the count has moved since the
+            # last collection that did not help (a collection can take a while).
+            stale = [key for key in bad if _STILL_REFERRED.get(locks[key]) != _count(locks, key)]
+            if stale:
+                gc.collect()
+                bad = self._referred_elsewhere(locks)
+                for key in bad:
+                    _STILL_REFERRED[locks[key]] = _count(locks, key)
+        # A lock someone waits on through a Condition is left alone: the waiter takes the
+        # real lock back when woken.
+        for cond, lock in self._conditions:
+            if cond._waiters:  # type: ignore[attr-defined]
+                bad.add(id(lock))
         free = set()
         for key, lock in locks.items():
             held = lock.locked() if type(lock) is _LOCK else _rlock_held(lock)
@@ -219,29 +211,51 @@ class Adopted:
                 free.add(key)
         return free
 
-    def _referred_elsewhere(self, locks: dict[int, Any]) -> set[int]:
-        """The ids of the locks that something other than the known places refers to."""
-        known = self._known_holders()
-        targets = tuple(locks.values())
-        # The frames of this thread's stack (explore()'s caller waits in it until the
-        # originals are back), by id: a frame kept here would keep itself alive.
-        stack: set[int] = set()
-        frame: Any = sys._getframe()
-        while frame is not None:
-            stack.add(id(frame))
-            frame = frame.f_back
-        records = {id(r) for r in (*self._conditions, *self._queues)}  # (primitive, lock) pairs
-        ours = {id(self._places), id(self._conditions), id(self._queues), id(locks), id(targets)}
+    def _found(self) -> dict[int, Any]:
+        """Every lock found, by id."""
+        locks: dict[int, Any] = {}
+        for place in self._places.values():
+            locks[id(place.lock)] = place.lock
+        for _cond, lock in self._conditions:
+            locks[id(lock)] = lock
+        for _q, mutex in self._queues:
+            locks[id(mutex)] = mutex
+        return locks
+
+    def _expected(self, locks: dict[int, Any]) -> tuple[dict[int, int], set[int]]:
+        """The references to each lock that the places found and this module's records
+        hold; and the locks a bound method of which is kept elsewhere too."""
+        expected = dict.fromkeys(locks, 0)
+        for place in self._places.values():
+            expected[id(place.lock)] += 2  # the place, and its record here
         bad: set[int] = set()
-        for referrer in gc.get_referrers(*targets):
-            if id(referrer) in known or id(referrer) in ours or id(referrer) in stack:
-                continue
-            if type(referrer) is _Place or id(referrer) in records:
-                continue  # this module's own records
-            attrs = getattr(referrer, "__dict__", None)
-            if type(attrs) is dict and id(attrs) in known:
-                continue  # an instance whose attributes are known (a managed dict)
-            bad.update(id(x) for x in gc.get_referents(referrer) if id(x) in locks)
+        for cond, lock in self._conditions:
+            expected[id(lock)] += 2  # the Condition's _lock, and the record here
+            attrs = cond.__dict__
+            for part in _CONDITION_PARTS[1:]:
+                if getattr(attrs.get(part), "__self__", None) is lock:
+                    expected[id(lock)] += 1
+                    if _count(attrs, part) != _ALONE:
+                        bad.add(id(lock))
+        for _q, mutex in self._queues:
+            expected[id(mutex)] += 2  # the queue's mutex, and the record here
+        return expected, bad
+
+    def _referred_elsewhere(self, locks: dict[int, Any]) -> set[int]:
+        """The ids of the locks that something other than the known places refers to.
+
+        By reference counts, which cost nothing (a scan of every object for its
+        referrers took hundreds of milliseconds per exploration in a large process):
+        each place and each record of this module holds one reference, and a
+        Condition holds its lock and bound methods of it; any reference beyond those
+        is someone else's. A bound method of the lock kept elsewhere (``ACQUIRE =
+        COND.acquire``) is someone else's too.
+        """
+        expected, bad = self._expected(locks)
+        for key in locks:
+            # _ALONE counts the dict it is kept in: ``locks`` here
+            if _count(locks, key) - _ALONE != expected[key]:
+                bad.add(key)
         return bad
 
     def swap(self) -> None:
@@ -266,7 +280,7 @@ class Adopted:
         for q, mutex in self._queues:
             if id(q) not in queues_ok:
                 free.discard(id(mutex))  # its conditions keep the real mutex too
-        for place in self._places:
+        for place in self._places.values():
             if id(place.lock) in free:
                 made = stand_in(place.lock)
                 place.put(made)
@@ -290,6 +304,18 @@ class Adopted:
         left = sum(1 for undo in reversed(self._undo) if not undo())
         self._undo.clear()
         return left
+
+
+def _count(container: Any, key: Any) -> int:
+    """The references to ``container[key]``, counted the same way every time."""
+    return sys.getrefcount(container[key])
+
+
+# What _count says of an object kept in one dict and nowhere else: one reference, plus
+# whatever counting itself holds (which differs between Python versions).
+_ALONE = _count({0: object()}, 0)
+# Locks that a collection did not free from other references, with the count then.
+_STILL_REFERRED: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 
 
 def _held(made: VLock) -> bool:
