@@ -381,11 +381,20 @@ def _is_user_type(cls: type) -> bool:
 
 
 def _is_user_module(module: ModuleType) -> bool:
-    filename = getattr(module, "__file__", None)
+    # from its dict: a module's __getattr__ (a lazy package) would be slow or import
+    filename = vars(module).get("__file__")
     if not isinstance(filename, str):
         return False
-    filename = os.path.abspath(filename)
-    return not is_library(filename) and not filename.startswith(_RACEFREE)
+    known = _USER_FILES.get(filename)
+    if known is None:
+        # by file, once: a large process has thousands of modules, and every exploration
+        # looks at each
+        path = os.path.abspath(filename)
+        known = _USER_FILES[filename] = not is_library(path) and not path.startswith(_RACEFREE)
+    return known
+
+
+_USER_FILES: dict[str, bool] = {}
 
 
 def _user_modules() -> Iterator[ModuleType]:
