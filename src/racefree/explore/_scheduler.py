@@ -135,8 +135,19 @@ def retire_carriers() -> None:
 # Threads and processes inherit the mask of the thread that starts them, so pinning
 # the exploring thread pins every carrier it starts; free threads are started with
 # the mask the program had (see Scheduler.start_free).
+#
+# On that one CPU, a thread woken by a handoff would preempt the thread that woke it
+# (which still holds the GIL), find the GIL taken, and sleep again until the waker
+# parks: three context switches per handoff instead of one. The batch policy
+# (SCHED_BATCH: the same share of the CPU, but a woken thread waits for the running
+# one to block or for the tick instead of preempting it) makes it one, and a handoff
+# costs about half as much. Threads inherit it as they inherit the mask; free threads
+# start with the program's policy, and it is given back when the exploration ends.
 PIN_CPU = True
+BATCH_POLICY = True
 _unpinned: list[set[int]] = []  # the mask before the exploration, while one is pinned
+# The policy (and its parameters) before the exploration, while the batch policy is on.
+_unbatched: list[tuple[int, Any]] = []
 
 
 def _current_cpu(allowed: set[int]) -> int:
@@ -152,11 +163,13 @@ def _current_cpu(allowed: set[int]) -> int:
 
 @contextlib.contextmanager
 def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
-    """Run the calling thread, and every thread it starts meanwhile, on one CPU.
+    """Run the calling thread, and every thread it starts meanwhile, on one CPU, under
+    the batch scheduling policy (see above).
 
     ``cpu`` picks one of the allowed CPUs by position (an exploration worker
     process takes its own); by default the one this thread runs on. Without
-    ``os.sched_setaffinity`` (not Linux) or with one CPU allowed, nothing changes."""
+    ``os.sched_setaffinity`` (not Linux) nothing changes; with one CPU allowed,
+    only the policy."""
     setaffinity = getattr(os, "sched_setaffinity", None)
     if not PIN_CPU or setaffinity is None or _unpinned:
         yield
@@ -165,8 +178,14 @@ def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
         allowed = os.sched_getaffinity(0)
     except OSError:
         allowed = set()
-    if len(allowed) < 2:
-        yield
+    if len(allowed) < 2:  # one CPU already: the batch policy still saves the bounces
+        batched = _batch_policy()
+        try:
+            yield
+        finally:
+            if batched is not None:
+                _unbatched.clear()
+                _set_policy(batched)
         return
     choice = sorted(allowed)[cpu % len(allowed)] if cpu is not None else _current_cpu(allowed)
     try:
@@ -175,26 +194,64 @@ def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
         yield
         return
     _unpinned.append(allowed)
+    batched = _batch_policy()
     try:
         yield
     finally:
         _unpinned.clear()
+        if batched is not None:
+            _unbatched.clear()
+            _set_policy(batched)
         with contextlib.suppress(OSError):
             setaffinity(0, allowed)
 
 
+def _batch_policy() -> tuple[int, Any] | None:
+    """Put this thread under SCHED_BATCH (see above); the policy it had, or None if
+    nothing changed (no such policy here, a real-time or batch policy already, refused)."""
+    batch = getattr(os, "SCHED_BATCH", None)
+    if not BATCH_POLICY or batch is None or not hasattr(os, "sched_setscheduler"):
+        return None
+    try:
+        policy = os.sched_getscheduler(0)
+        if policy != os.SCHED_OTHER:
+            return None  # the program chose a policy of its own: keep it
+        param = os.sched_getparam(0)
+        os.sched_setscheduler(0, batch, os.sched_param(0))
+    except OSError:
+        return None
+    _unbatched.append((policy, param))
+    return policy, param
+
+
+def _set_policy(saved: tuple[int, Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, saved[0], saved[1])
+
+
 @contextlib.contextmanager
 def _with_program_mask() -> Iterator[None]:
-    """Start a thread that runs free with the CPUs the program had, not the explorer's one."""
-    if not _unpinned:
+    """Start a thread that runs free with the CPUs (and the scheduling policy) the program
+    had, not the explorer's."""
+    if not _unpinned and not _unbatched:
         yield
         return
-    mine = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, _unpinned[0])
+    mine = None
+    if _unpinned:
+        mine = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, _unpinned[0])
+    policy = None
+    if _unbatched:
+        with contextlib.suppress(OSError):
+            policy = (os.sched_getscheduler(0), os.sched_getparam(0))
+            _set_policy(_unbatched[0])
     try:
         yield
     finally:
-        os.sched_setaffinity(0, mine)
+        if mine is not None:
+            os.sched_setaffinity(0, mine)
+        if policy is not None:
+            _set_policy(policy)
 
 
 # --- who is library code -------------------------------------------------------------
