@@ -65,6 +65,8 @@ _real_sleep = time.sleep
 _real_clock = time.perf_counter
 
 RUN, LOCK, JOIN, ALL, IDLE, DONE = range(6)
+# kind -> does an access of that kind write its key (hooks.is_read, asked once a kind)
+_WRITES: dict[str, bool] = {}
 _INF = float("inf")
 
 
@@ -356,6 +358,7 @@ class Agent:
     __slots__ = (
         "daemon",
         "fire",
+        "id",
         "ident",
         "key",
         "kind",
@@ -381,6 +384,7 @@ class Agent:
         self.daemon = thread is not None and thread.daemon
         self.stuck = False
         self.ordinal = ordinal
+        self.id: Choice = (ordinal, 0)  # its choice id when it runs (a loop's tasks have more)
         self.name = name
         self.thread = thread
         self.park = _new_lock()
@@ -677,6 +681,7 @@ class Scheduler:
         self.names: dict[int, str] = {}
         self.trace: list[Step] = []
         self.events: list[Event] = []
+        self.renumber = False  # the events' seq numbers are not 0, 1, 2... (see note)
         self.step: Step | None = None
         self.decisions = 0
         self.locks = 0
@@ -730,6 +735,11 @@ class Scheduler:
         if step is not None and (write or key not in step.footprint):
             step.footprint[key] = write or step.footprint.get(key, False)
 
+    def clock_now(self) -> float | None:
+        """The virtual clock for an agent of this run (what its ``time.monotonic()`` gives),
+        None for any other thread (History.record's timestamps)."""
+        return self.clock if _get_ident() in self.by_ident else None
+
     def note(self, kind: str, key: str | None, event: Event | None) -> None:
         """An access that just happened (a recorded event), in the running step."""
         me = self.by_ident.get(_get_ident())
@@ -740,9 +750,19 @@ class Scheduler:
         if step is None:
             return
         if key is not None:
-            self.touch(key, not hooks.is_read(kind))
+            wrote = _WRITES.get(kind)
+            if wrote is None:
+                wrote = _WRITES[kind] = not hooks.is_read(kind)
+            footprint = step.footprint
+            if wrote:
+                footprint[key] = True
+            elif key not in footprint:
+                footprint[key] = False
         if event is not None:
-            self.events.append(event)
+            events = self.events
+            if event.seq != len(events):
+                self.renumber = True  # from several histories: the run numbers them anew
+            events.append(event)
             step.events.append(event)
             if me.loop is None:
                 # A thread's events name its agent (racefree.agent(...) may rename it). A
@@ -761,15 +781,17 @@ class Scheduler:
                 raise Abort
             return
         step = self.step
-        if (me.loop is not None and self.live == 1) or (step is not None and not step.footprint):
-            # asyncio with no other thread: tasks never switch here. And a step that has
-            # touched nothing yet may take its first access without a switch: a switch
-            # here would only separate invisible local work from the access.
+        if (step is not None and not step.footprint) or (me.loop is not None and self.live == 1):
+            # A step that has touched nothing yet may take its first access without a
+            # switch: a switch here would only separate invisible local work from the
+            # access. And asyncio with no other thread: tasks never switch here.
             if key is not None:
                 self.touch(key, not hooks.is_read(kind))
             return
         me.kind, me.key = kind, key
-        self._yield(me)
+        chosen = self._decide(me)  # _yield's body, one call fewer at every decision
+        if chosen is not me:
+            self._switch(me, chosen)
         if key is not None:
             self.touch(key, not hooks.is_read(kind))
 
@@ -837,30 +859,28 @@ class Scheduler:
         clock = self.clock
         for agent in self.alive:
             state = agent.state
-            loop = agent.loop
             if state == RUN:
+                option = agent.option
+                if option is not None:  # a thread that is ready, as when it was last listed
+                    out.append(option)
+                    continue
+                loop = agent.loop
                 if loop is None:
-                    option = agent.option
-                    if option is None:
-                        option = agent.option = (
-                            agent.ready_at,
-                            Candidate(
-                                (agent.ordinal, 0),
-                                names[agent.ordinal],
-                                agent.kind,
-                                agent.key,
-                                agent.ready_at,
-                            ),
-                            agent,
-                            None,
-                        )
+                    ready_at = agent.ready_at
+                    option = agent.option = (
+                        ready_at,
+                        Candidate(agent.id, names[agent.ordinal], agent.kind, agent.key, ready_at),
+                        agent,
+                        None,
+                    )
                     out.append(option)
                     continue
                 loop.sync_names(names)
                 name = loop.running_name(names)
-                cand = Candidate((agent.ordinal, 0), name, agent.kind, agent.key, agent.ready_at)
+                cand = Candidate(agent.id, name, agent.kind, agent.key, agent.ready_at)
                 out.append((agent.ready_at, cand, agent, None))
                 continue
+            loop = agent.loop
             if loop is not None:
                 loop.sync_names(names)
             enabled = False
@@ -876,9 +896,7 @@ class Scheduler:
                     out.append(
                         (
                             clock,
-                            Candidate(
-                                (agent.ordinal, 0), names[agent.ordinal], "wake", None, clock
-                            ),
+                            Candidate(agent.id, names[agent.ordinal], "wake", None, clock),
                             agent,
                             None,
                         )
@@ -890,13 +908,11 @@ class Scheduler:
                         out.append((when, cand, agent, handle))
                 continue
             if enabled:
-                cand = Candidate(
-                    (agent.ordinal, 0), names[agent.ordinal], agent.kind, agent.key, clock
-                )
+                cand = Candidate(agent.id, names[agent.ordinal], agent.kind, agent.key, clock)
                 out.append((clock, cand, agent, None))
             elif agent.timeout_at is not None:
                 cand = Candidate(
-                    (agent.ordinal, 0), names[agent.ordinal], "timeout", agent.key, agent.timeout_at
+                    agent.id, names[agent.ordinal], "timeout", agent.key, agent.timeout_at
                 )
                 timeouts.append((agent.timeout_at, cand, agent, "timeout"))
         if self.virtual:
@@ -919,15 +935,16 @@ class Scheduler:
         options = self._options()
         step = self.step
         self.progress += 1
+        trace = self.trace
         if step is not None:
-            self.trace.append(step)
+            trace.append(step)
         if (
             len(threading._active) > self.live + 1  # type: ignore[attr-defined]
             and self._only_timeouts(options)
             and self._outside_threads()
         ):
             options = self._wait_for_free_threads(me, options)
-        if len(self.trace) >= self.max_steps:
+        if len(trace) >= self.max_steps:
             self.abort_kind = "step-limit"
             self.abort_reason = (
                 f"The run took more than {self.max_steps:,} steps, so the explorer gave up on it: "
@@ -939,26 +956,30 @@ class Scheduler:
             self.abort_kind = "deadlock"
             self.abort_reason = self._deadlock()
             return self._begin_abort(me)
-        current: Choice | None = None
-        default = 0
-        if me.state == RUN and me.ready_at <= self.clock:
-            current = (me.ordinal, 0)
-        candidates = [o[1] for o in options]
-        if len(candidates) == 1:
-            index = 0
+        clock = self.clock
+        if len(options) == 1:  # nobody else could run: no decision, no strategy
+            when, cand, agent, action = options[0]
+            ids: tuple[Choice, ...] = (cand.id,)
+            deviation = False
         else:
-            offered = False
-            best = None
-            for i, (when, cand, _agent, _action) in enumerate(options):
-                if current is not None and cand.id == current:
-                    default, offered = i, True
-                    break
-                rank = (when, cand.id)
-                if best is None or rank < best:
-                    best, default = rank, i
-            decision = Decision(
-                self.decisions, candidates, current if offered else None, default, self.trace
-            )
+            candidates = [o[1] for o in options]
+            ids = tuple([c.id for c in candidates])
+            default = -1
+            current: Choice | None = None
+            if me.state == RUN and me.ready_at <= clock:
+                mine = me.id
+                for i, choice in enumerate(ids):
+                    if choice == mine:
+                        current, default = mine, i
+                        break
+            if default < 0:  # the natural-timing default: the earliest ready, then the lowest id
+                default = 0
+                best_when, best_id = options[0][0], ids[0]
+                for i in range(1, len(ids)):
+                    when = options[i][0]
+                    if when < best_when or (when == best_when and ids[i] < best_id):
+                        best_when, best_id, default = when, ids[i], i
+            decision = Decision(self.decisions, candidates, current, default, trace)
             self.decisions += 1
             try:
                 index = self.strategy.choose(decision)
@@ -967,32 +988,26 @@ class Scheduler:
                 self.abort_kind = "diverged"
                 self.abort_reason = str(exc)
                 return self._begin_abort(me)
-        when, cand, agent, action = options[index]
-        if when > self.clock:
-            self.clock = when
-        if action == "timeout":
-            agent.timed_out = True
-        elif action is not None:
-            agent.fire = action
-            agent.loop.forget_timer(action)  # type: ignore[union-attr]
-        state = agent.state
-        if state == LOCK and not agent.timed_out:
+            when, cand, agent, action = options[index]
+            deviation = index != default
+        if when > clock:
+            self.clock = clock = when
+        if action is not None:
+            if action == "timeout":
+                agent.timed_out = True
+            else:
+                agent.fire = action
+                agent.loop.forget_timer(action)  # type: ignore[union-attr]
+        if agent.state == LOCK and not agent.timed_out:
             lock = agent.wait
             lock._owner, lock._count = agent, 1
         agent.state, agent.wait, agent.timeout_at = RUN, None, None
-        agent.ready_at = self.clock
+        agent.ready_at = clock
         agent.option = None
-        self.step = Step(
-            cand.id,
-            cand.name,
-            cand.kind,
-            cand.key,
-            self.clock,
-            (cand.id,) if len(candidates) == 1 else tuple([c.id for c in candidates]),
-            index != default,
-        )
-        if cand.key is not None and cand.kind in ("lock", "join"):
-            self.touch(cand.key, cand.kind == "lock")
+        kind, key = cand.kind, cand.key
+        self.step = new = Step(cand.id, cand.name, kind, key, clock, ids, deviation)
+        if key is not None and (kind == "lock" or kind == "join"):
+            new.footprint[key] = kind == "lock"
         self.running = agent
         return agent
 
