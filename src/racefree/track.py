@@ -467,9 +467,25 @@ class TrackedDict(dict[Any, Any]):
         """The value at ``key`` in the original (``KeyError`` if none), as held here."""
         node = self._node
         value = node.raw[key]
-        # A scalar is its own wrapper: no path to make, nothing to look up.
-        wrapped = value if type(value) in _SCALARS else node.tracker.wrap(value, self._key(key))
-        if dict.get(self, key, _MISSING) is not wrapped:
+        held = dict.get(self, key, _MISSING)
+        if type(value) in _SCALARS:  # a scalar is its own wrapper: no path, no look-up
+            if held is not value:
+                dict.__setitem__(self, key, value)  # the original was changed directly
+            return value
+        kind = type(held)
+        if kind is TrackedDict or kind is TrackedList:
+            # The wrapper held here still wraps this very object: it is the one wrap()
+            # would find (one wrapper per object, and this one is alive), so skip the
+            # look-up; only its path may need updating, as wrap() would.
+            held_node = held._node
+            if held_node.raw is value and held_node.tracker is node.tracker:
+                path = node.path
+                where = f"{path}.{key}" if path else str(key)
+                if held_node.path != where:
+                    _repath(held, where)
+                return held
+        wrapped = node.tracker.wrap(value, self._key(key))
+        if held is not wrapped:
             dict.__setitem__(self, key, wrapped)  # the original was changed directly
         return wrapped
 

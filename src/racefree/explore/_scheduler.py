@@ -59,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["Abort", "Scheduler"]
 
 _get_ident = _thread.get_ident
+# Candidate (a NamedTuple) made by tuple.__new__: its own __new__ is a Python function.
+_candidate = tuple.__new__
 _new_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
 _real_sleep = time.sleep
@@ -430,6 +432,7 @@ class VLock:
         "internal",
         "key",
         "library",
+        "quiet",
         "silent",
     )
 
@@ -442,6 +445,7 @@ class VLock:
         # can never be contended: it is neither a switch point nor a dependency.
         self.silent = made_by == "silent"
         self.library = made_by == "library"  # drawn only in a verbose timeline
+        self.quiet = self.silent or self.bookkeeping  # taken with no switch when free
         self._owner: Agent | None = None  # the agent holding it (virtually)
         self._count = 0  # that agent's re-entries
         self._holder: int | None = None  # the free thread holding it (its ident)
@@ -477,18 +481,20 @@ class VLock:
         run = me.run
         if self._run is not run:
             self._rebind(run)
-        if self._reentrant and self._owner is me:
-            self._count += 1
-            return True
-        if run.aborting:
-            return self._acquire_unwinding(me)
-        if self._owner is None and (self.silent or self.bookkeeping):
+        owner = self._owner
+        if owner is None and self.quiet and not run.aborting:
             # A free Future condition guards a few lines of bookkeeping: taking it is
             # not a switch point (waiting on the Future still is), but it still orders
             # the steps that take it, which partial-order reduction needs to know.
+            # (The first test: a tracked object's lock is taken at every access.)
             self._owner, self._count = me, 1
             if self.bookkeeping:
                 run.touch(self.key)
+        elif owner is me and self._reentrant:
+            self._count += 1
+            return True
+        elif run.aborting:
+            return self._acquire_unwinding(me)
         elif not run.acquire(me, self, blocking, timeout):
             return False
         if self._real.acquire(False):
@@ -869,7 +875,10 @@ class Scheduler:
                     ready_at = agent.ready_at
                     option = agent.option = (
                         ready_at,
-                        Candidate(agent.id, names[agent.ordinal], agent.kind, agent.key, ready_at),
+                        _candidate(
+                            Candidate,
+                            (agent.id, names[agent.ordinal], agent.kind, agent.key, ready_at),
+                        ),
                         agent,
                         None,
                     )
@@ -908,7 +917,9 @@ class Scheduler:
                         out.append((when, cand, agent, handle))
                 continue
             if enabled:
-                cand = Candidate(agent.id, names[agent.ordinal], agent.kind, agent.key, clock)
+                cand = _candidate(
+                    Candidate, (agent.id, names[agent.ordinal], agent.kind, agent.key, clock)
+                )
                 out.append((clock, cand, agent, None))
             elif agent.timeout_at is not None:
                 cand = Candidate(
