@@ -194,10 +194,14 @@ class History:
         # fields at once is a third of the cost of its generated __init__.
         event = _new_event(Event)
         fields = event.__dict__
+        explorer = hooks._scheduler
+        # In an explored run, the virtual clock (what time.monotonic() gives an agent there),
+        # asked for directly: one call instead of the patched clock's four.
+        now = None if explorer is None else explorer.clock_now()
         with self._lock:
             fields.update(
                 seq=len(self._events),
-                time=time.monotonic() - self._start,
+                time=(time.monotonic() if now is None else now) - self._start,
                 agent=who,
                 op=op,
                 key=key,
@@ -207,7 +211,6 @@ class History:
                 meta=meta or {},
             )
             self._events.append(event)
-        explorer = hooks._scheduler
         if explorer is not None:  # a running exploration: the event joins the agent's step
             explorer.note(op, key, event)
         return event

@@ -57,6 +57,8 @@ class _Explorer(Protocol):
 
     def note(self, kind: str, key: str | None, event: Any) -> None: ...
 
+    def clock_now(self) -> float | None: ...
+
 
 # The running exploration's scheduler, or None. Set only by racefree.explore; the
 # store and track know only this protocol, never the explorer.

@@ -155,8 +155,9 @@ class _SwitchPointLock:
     def __enter__(self) -> None:
         me = threading.get_ident()
         if self._owner != me:
-            if _hooks._scheduler is not None:  # never while held: the point may switch agents
-                _hooks.point("access", None)
+            explorer = _hooks._scheduler
+            if explorer is not None:  # never while held: the point may switch agents
+                explorer.point("access", None)  # hooks.point's own body, one call fewer
             self._lock.acquire()
             self._owner = me
         self._depth += 1
@@ -186,8 +187,10 @@ class _Tracker:
         who = current_agent()
         version = self.versions.get(key, 0)
         self.looked[(who, key)] = version
+        if has_value and type(value) not in _SCALARS:
+            value = _plain(value)
         self.history.record(
-            "read", key, agent=who, version_read=version, value=_plain(value) if has_value else None
+            "read", key, agent=who, version_read=version, value=value if has_value else None
         )
 
     def write(self, op: str, key: str, value: Any = None) -> None:
@@ -207,7 +210,7 @@ class _Tracker:
             agent=who,
             version_read=based_on,
             version_written=after,
-            value=_plain(value),
+            value=value if type(value) in _SCALARS else _plain(value),
         )
 
     # --- wrapping -------------------------------------------------------------------------
@@ -463,8 +466,26 @@ class TrackedDict(dict[Any, Any]):
     def _current(self, key: Any) -> Any:
         """The value at ``key`` in the original (``KeyError`` if none), as held here."""
         node = self._node
-        wrapped = node.tracker.wrap(node.raw[key], self._key(key))
-        if dict.get(self, key, _MISSING) is not wrapped:
+        value = node.raw[key]
+        held = dict.get(self, key, _MISSING)
+        if type(value) in _SCALARS:  # a scalar is its own wrapper: no path, no look-up
+            if held is not value:
+                dict.__setitem__(self, key, value)  # the original was changed directly
+            return value
+        kind = type(held)
+        if kind is TrackedDict or kind is TrackedList:
+            # The wrapper held here still wraps this very object: it is the one wrap()
+            # would find (one wrapper per object, and this one is alive), so skip the
+            # look-up; only its path may need updating, as wrap() would.
+            held_node = held._node
+            if held_node.raw is value and held_node.tracker is node.tracker:
+                path = node.path
+                where = f"{path}.{key}" if path else str(key)
+                if held_node.path != where:
+                    _repath(held, where)
+                return held
+        wrapped = node.tracker.wrap(value, self._key(key))
+        if held is not wrapped:
             dict.__setitem__(self, key, wrapped)  # the original was changed directly
         return wrapped
 
@@ -481,15 +502,18 @@ class TrackedDict(dict[Any, Any]):
     # reads
 
     def __getitem__(self, key: Any) -> Any:
-        tracker = self._node.tracker
+        node = self._node
+        tracker = node.tracker
         with tracker.lock:
             try:
                 value = self._current(key)
             except KeyError:
                 tracker.read(self._key(key))
                 raise
-            if not _is_wrapper(value):
-                tracker.read(self._key(key), value)
+            kind = type(value)
+            if kind in _SCALARS or not _is_wrapper(value):
+                path = node.path
+                tracker.read(f"{path}.{key}" if path else str(key), value)
             return value
 
     def get(self, key: Any, default: Any = None) -> Any:
@@ -581,13 +605,20 @@ class TrackedDict(dict[Any, Any]):
     # writes
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        value = _unwrap(value)
+        scalar = type(value) in _SCALARS
+        if not scalar:
+            value = _unwrap(value)
         node = self._node
-        with node.tracker.lock:
-            if key in node.raw and node.raw[key] is value and _is_container(value):
+        tracker = node.tracker
+        with tracker.lock:
+            raw = node.raw
+            if not scalar and key in raw and raw[key] is value and _is_container(value):
                 return  # ``d[k] += [x]`` rebinds the same list: the extend was recorded
-            self._put(key, value)
-            node.tracker.write("write", self._key(key), value)
+            path = node.path
+            where = f"{path}.{key}" if path else str(key)
+            raw[key] = value  # _put's body, with the path made once
+            dict.__setitem__(self, key, value if scalar else tracker.wrap(value, where))
+            tracker.write("write", where, value)
 
     def __delitem__(self, key: Any) -> None:
         with self._node.tracker.lock:

@@ -64,3 +64,47 @@ def test_a_thread_that_runs_free_keeps_every_cpu_of_the_program() -> None:
     explore(workflow, schedules=1, threads=["free:Exporter"], save_dir=None)
     assert masks["free"] == before
     assert len(masks["agent"]) == 1 and masks["agent after"] == masks["agent"]
+
+
+_batch = pytest.mark.skipif(
+    not hasattr(os, "SCHED_BATCH") or os.sched_getscheduler(0) != os.SCHED_OTHER,
+    reason="needs the batch scheduling policy (Linux) and a program under the default one",
+)
+
+
+@_batch
+def test_agents_run_under_the_batch_policy_and_the_policy_is_restored() -> None:
+    # On one CPU a woken agent would preempt the one that woke it, find the GIL taken and
+    # sleep again: the batch policy makes a handoff one context switch (docs/explorer.md).
+    seen: list[int] = []
+
+    def workflow() -> None:
+        seen.append(os.sched_getscheduler(0))
+        worker = threading.Thread(target=lambda: seen.append(os.sched_getscheduler(0)))
+        worker.start()
+        worker.join()
+
+    explore(workflow, schedules=3, save_dir=None)
+    assert seen == [os.SCHED_BATCH] * 6
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER
+
+
+@_batch
+def test_a_thread_that_runs_free_keeps_the_programs_policy() -> None:
+    policies: dict[str, int] = {}
+
+    def workflow() -> None:
+        policies["agent"] = os.sched_getscheduler(0)
+        free = threading.Thread(
+            target=lambda: policies.__setitem__("free", os.sched_getscheduler(0)), name="Exporter"
+        )
+        free.start()
+        free.join()
+        policies["agent after"] = os.sched_getscheduler(0)
+
+    explore(workflow, schedules=1, threads=["free:Exporter"], save_dir=None)
+    assert policies == {
+        "agent": os.SCHED_BATCH,
+        "free": os.SCHED_OTHER,
+        "agent after": os.SCHED_BATCH,
+    }

@@ -59,12 +59,16 @@ if TYPE_CHECKING:
 __all__ = ["Abort", "Scheduler"]
 
 _get_ident = _thread.get_ident
+# Candidate (a NamedTuple) made by tuple.__new__: its own __new__ is a Python function.
+_candidate = tuple.__new__
 _new_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
 _real_sleep = time.sleep
 _real_clock = time.perf_counter
 
 RUN, LOCK, JOIN, ALL, IDLE, DONE = range(6)
+# kind -> does an access of that kind write its key (hooks.is_read, asked once a kind)
+_WRITES: dict[str, bool] = {}
 _INF = float("inf")
 
 
@@ -135,8 +139,19 @@ def retire_carriers() -> None:
 # Threads and processes inherit the mask of the thread that starts them, so pinning
 # the exploring thread pins every carrier it starts; free threads are started with
 # the mask the program had (see Scheduler.start_free).
+#
+# On that one CPU, a thread woken by a handoff would preempt the thread that woke it
+# (which still holds the GIL), find the GIL taken, and sleep again until the waker
+# parks: three context switches per handoff instead of one. The batch policy
+# (SCHED_BATCH: the same share of the CPU, but a woken thread waits for the running
+# one to block or for the tick instead of preempting it) makes it one, and a handoff
+# costs about half as much. Threads inherit it as they inherit the mask; free threads
+# start with the program's policy, and it is given back when the exploration ends.
 PIN_CPU = True
+BATCH_POLICY = True
 _unpinned: list[set[int]] = []  # the mask before the exploration, while one is pinned
+# The policy (and its parameters) before the exploration, while the batch policy is on.
+_unbatched: list[tuple[int, Any]] = []
 
 
 def _current_cpu(allowed: set[int]) -> int:
@@ -152,11 +167,13 @@ def _current_cpu(allowed: set[int]) -> int:
 
 @contextlib.contextmanager
 def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
-    """Run the calling thread, and every thread it starts meanwhile, on one CPU.
+    """Run the calling thread, and every thread it starts meanwhile, on one CPU, under
+    the batch scheduling policy (see above).
 
     ``cpu`` picks one of the allowed CPUs by position (an exploration worker
     process takes its own); by default the one this thread runs on. Without
-    ``os.sched_setaffinity`` (not Linux) or with one CPU allowed, nothing changes."""
+    ``os.sched_setaffinity`` (not Linux) nothing changes; with one CPU allowed,
+    only the policy."""
     setaffinity = getattr(os, "sched_setaffinity", None)
     if not PIN_CPU or setaffinity is None or _unpinned:
         yield
@@ -165,8 +182,14 @@ def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
         allowed = os.sched_getaffinity(0)
     except OSError:
         allowed = set()
-    if len(allowed) < 2:
-        yield
+    if len(allowed) < 2:  # one CPU already: the batch policy still saves the bounces
+        batched = _batch_policy()
+        try:
+            yield
+        finally:
+            if batched is not None:
+                _unbatched.clear()
+                _set_policy(batched)
         return
     choice = sorted(allowed)[cpu % len(allowed)] if cpu is not None else _current_cpu(allowed)
     try:
@@ -175,26 +198,64 @@ def on_one_cpu(cpu: int | None = None) -> Iterator[None]:
         yield
         return
     _unpinned.append(allowed)
+    batched = _batch_policy()
     try:
         yield
     finally:
         _unpinned.clear()
+        if batched is not None:
+            _unbatched.clear()
+            _set_policy(batched)
         with contextlib.suppress(OSError):
             setaffinity(0, allowed)
 
 
+def _batch_policy() -> tuple[int, Any] | None:
+    """Put this thread under SCHED_BATCH (see above); the policy it had, or None if
+    nothing changed (no such policy here, a real-time or batch policy already, refused)."""
+    batch = getattr(os, "SCHED_BATCH", None)
+    if not BATCH_POLICY or batch is None or not hasattr(os, "sched_setscheduler"):
+        return None
+    try:
+        policy = os.sched_getscheduler(0)
+        if policy != os.SCHED_OTHER:
+            return None  # the program chose a policy of its own: keep it
+        param = os.sched_getparam(0)
+        os.sched_setscheduler(0, batch, os.sched_param(0))
+    except OSError:
+        return None
+    _unbatched.append((policy, param))
+    return policy, param
+
+
+def _set_policy(saved: tuple[int, Any]) -> None:
+    with contextlib.suppress(OSError):
+        os.sched_setscheduler(0, saved[0], saved[1])
+
+
 @contextlib.contextmanager
 def _with_program_mask() -> Iterator[None]:
-    """Start a thread that runs free with the CPUs the program had, not the explorer's one."""
-    if not _unpinned:
+    """Start a thread that runs free with the CPUs (and the scheduling policy) the program
+    had, not the explorer's."""
+    if not _unpinned and not _unbatched:
         yield
         return
-    mine = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, _unpinned[0])
+    mine = None
+    if _unpinned:
+        mine = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, _unpinned[0])
+    policy = None
+    if _unbatched:
+        with contextlib.suppress(OSError):
+            policy = (os.sched_getscheduler(0), os.sched_getparam(0))
+            _set_policy(_unbatched[0])
     try:
         yield
     finally:
-        os.sched_setaffinity(0, mine)
+        if mine is not None:
+            os.sched_setaffinity(0, mine)
+        if policy is not None:
+            _set_policy(policy)
 
 
 # --- who is library code -------------------------------------------------------------
@@ -299,6 +360,7 @@ class Agent:
     __slots__ = (
         "daemon",
         "fire",
+        "id",
         "ident",
         "key",
         "kind",
@@ -324,6 +386,7 @@ class Agent:
         self.daemon = thread is not None and thread.daemon
         self.stuck = False
         self.ordinal = ordinal
+        self.id: Choice = (ordinal, 0)  # its choice id when it runs (a loop's tasks have more)
         self.name = name
         self.thread = thread
         self.park = _new_lock()
@@ -369,6 +432,7 @@ class VLock:
         "internal",
         "key",
         "library",
+        "quiet",
         "silent",
     )
 
@@ -381,6 +445,7 @@ class VLock:
         # can never be contended: it is neither a switch point nor a dependency.
         self.silent = made_by == "silent"
         self.library = made_by == "library"  # drawn only in a verbose timeline
+        self.quiet = self.silent or self.bookkeeping  # taken with no switch when free
         self._owner: Agent | None = None  # the agent holding it (virtually)
         self._count = 0  # that agent's re-entries
         self._holder: int | None = None  # the free thread holding it (its ident)
@@ -416,18 +481,20 @@ class VLock:
         run = me.run
         if self._run is not run:
             self._rebind(run)
-        if self._reentrant and self._owner is me:
-            self._count += 1
-            return True
-        if run.aborting:
-            return self._acquire_unwinding(me)
-        if self._owner is None and (self.silent or self.bookkeeping):
+        owner = self._owner
+        if owner is None and self.quiet and not run.aborting:
             # A free Future condition guards a few lines of bookkeeping: taking it is
             # not a switch point (waiting on the Future still is), but it still orders
             # the steps that take it, which partial-order reduction needs to know.
+            # (The first test: a tracked object's lock is taken at every access.)
             self._owner, self._count = me, 1
             if self.bookkeeping:
                 run.touch(self.key)
+        elif owner is me and self._reentrant:
+            self._count += 1
+            return True
+        elif run.aborting:
+            return self._acquire_unwinding(me)
         elif not run.acquire(me, self, blocking, timeout):
             return False
         if self._real.acquire(False):
@@ -620,6 +687,7 @@ class Scheduler:
         self.names: dict[int, str] = {}
         self.trace: list[Step] = []
         self.events: list[Event] = []
+        self.renumber = False  # the events' seq numbers are not 0, 1, 2... (see note)
         self.step: Step | None = None
         self.decisions = 0
         self.locks = 0
@@ -673,6 +741,11 @@ class Scheduler:
         if step is not None and (write or key not in step.footprint):
             step.footprint[key] = write or step.footprint.get(key, False)
 
+    def clock_now(self) -> float | None:
+        """The virtual clock for an agent of this run (what its ``time.monotonic()`` gives),
+        None for any other thread (History.record's timestamps)."""
+        return self.clock if _get_ident() in self.by_ident else None
+
     def note(self, kind: str, key: str | None, event: Event | None) -> None:
         """An access that just happened (a recorded event), in the running step."""
         me = self.by_ident.get(_get_ident())
@@ -683,9 +756,19 @@ class Scheduler:
         if step is None:
             return
         if key is not None:
-            self.touch(key, not hooks.is_read(kind))
+            wrote = _WRITES.get(kind)
+            if wrote is None:
+                wrote = _WRITES[kind] = not hooks.is_read(kind)
+            footprint = step.footprint
+            if wrote:
+                footprint[key] = True
+            elif key not in footprint:
+                footprint[key] = False
         if event is not None:
-            self.events.append(event)
+            events = self.events
+            if event.seq != len(events):
+                self.renumber = True  # from several histories: the run numbers them anew
+            events.append(event)
             step.events.append(event)
             if me.loop is None:
                 # A thread's events name its agent (racefree.agent(...) may rename it). A
@@ -704,15 +787,17 @@ class Scheduler:
                 raise Abort
             return
         step = self.step
-        if (me.loop is not None and self.live == 1) or (step is not None and not step.footprint):
-            # asyncio with no other thread: tasks never switch here. And a step that has
-            # touched nothing yet may take its first access without a switch: a switch
-            # here would only separate invisible local work from the access.
+        if (step is not None and not step.footprint) or (me.loop is not None and self.live == 1):
+            # A step that has touched nothing yet may take its first access without a
+            # switch: a switch here would only separate invisible local work from the
+            # access. And asyncio with no other thread: tasks never switch here.
             if key is not None:
                 self.touch(key, not hooks.is_read(kind))
             return
         me.kind, me.key = kind, key
-        self._yield(me)
+        chosen = self._decide(me)  # _yield's body, one call fewer at every decision
+        if chosen is not me:
+            self._switch(me, chosen)
         if key is not None:
             self.touch(key, not hooks.is_read(kind))
 
@@ -780,30 +865,31 @@ class Scheduler:
         clock = self.clock
         for agent in self.alive:
             state = agent.state
-            loop = agent.loop
             if state == RUN:
+                option = agent.option
+                if option is not None:  # a thread that is ready, as when it was last listed
+                    out.append(option)
+                    continue
+                loop = agent.loop
                 if loop is None:
-                    option = agent.option
-                    if option is None:
-                        option = agent.option = (
-                            agent.ready_at,
-                            Candidate(
-                                (agent.ordinal, 0),
-                                names[agent.ordinal],
-                                agent.kind,
-                                agent.key,
-                                agent.ready_at,
-                            ),
-                            agent,
-                            None,
-                        )
+                    ready_at = agent.ready_at
+                    option = agent.option = (
+                        ready_at,
+                        _candidate(
+                            Candidate,
+                            (agent.id, names[agent.ordinal], agent.kind, agent.key, ready_at),
+                        ),
+                        agent,
+                        None,
+                    )
                     out.append(option)
                     continue
                 loop.sync_names(names)
                 name = loop.running_name(names)
-                cand = Candidate((agent.ordinal, 0), name, agent.kind, agent.key, agent.ready_at)
+                cand = Candidate(agent.id, name, agent.kind, agent.key, agent.ready_at)
                 out.append((agent.ready_at, cand, agent, None))
                 continue
+            loop = agent.loop
             if loop is not None:
                 loop.sync_names(names)
             enabled = False
@@ -819,9 +905,7 @@ class Scheduler:
                     out.append(
                         (
                             clock,
-                            Candidate(
-                                (agent.ordinal, 0), names[agent.ordinal], "wake", None, clock
-                            ),
+                            Candidate(agent.id, names[agent.ordinal], "wake", None, clock),
                             agent,
                             None,
                         )
@@ -833,13 +917,13 @@ class Scheduler:
                         out.append((when, cand, agent, handle))
                 continue
             if enabled:
-                cand = Candidate(
-                    (agent.ordinal, 0), names[agent.ordinal], agent.kind, agent.key, clock
+                cand = _candidate(
+                    Candidate, (agent.id, names[agent.ordinal], agent.kind, agent.key, clock)
                 )
                 out.append((clock, cand, agent, None))
             elif agent.timeout_at is not None:
                 cand = Candidate(
-                    (agent.ordinal, 0), names[agent.ordinal], "timeout", agent.key, agent.timeout_at
+                    agent.id, names[agent.ordinal], "timeout", agent.key, agent.timeout_at
                 )
                 timeouts.append((agent.timeout_at, cand, agent, "timeout"))
         if self.virtual:
@@ -862,15 +946,16 @@ class Scheduler:
         options = self._options()
         step = self.step
         self.progress += 1
+        trace = self.trace
         if step is not None:
-            self.trace.append(step)
+            trace.append(step)
         if (
             len(threading._active) > self.live + 1  # type: ignore[attr-defined]
             and self._only_timeouts(options)
             and self._outside_threads()
         ):
             options = self._wait_for_free_threads(me, options)
-        if len(self.trace) >= self.max_steps:
+        if len(trace) >= self.max_steps:
             self.abort_kind = "step-limit"
             self.abort_reason = (
                 f"The run took more than {self.max_steps:,} steps, so the explorer gave up on it: "
@@ -882,26 +967,30 @@ class Scheduler:
             self.abort_kind = "deadlock"
             self.abort_reason = self._deadlock()
             return self._begin_abort(me)
-        current: Choice | None = None
-        default = 0
-        if me.state == RUN and me.ready_at <= self.clock:
-            current = (me.ordinal, 0)
-        candidates = [o[1] for o in options]
-        if len(candidates) == 1:
-            index = 0
+        clock = self.clock
+        if len(options) == 1:  # nobody else could run: no decision, no strategy
+            when, cand, agent, action = options[0]
+            ids: tuple[Choice, ...] = (cand.id,)
+            deviation = False
         else:
-            offered = False
-            best = None
-            for i, (when, cand, _agent, _action) in enumerate(options):
-                if current is not None and cand.id == current:
-                    default, offered = i, True
-                    break
-                rank = (when, cand.id)
-                if best is None or rank < best:
-                    best, default = rank, i
-            decision = Decision(
-                self.decisions, candidates, current if offered else None, default, self.trace
-            )
+            candidates = [o[1] for o in options]
+            ids = tuple([c.id for c in candidates])
+            default = -1
+            current: Choice | None = None
+            if me.state == RUN and me.ready_at <= clock:
+                mine = me.id
+                for i, choice in enumerate(ids):
+                    if choice == mine:
+                        current, default = mine, i
+                        break
+            if default < 0:  # the natural-timing default: the earliest ready, then the lowest id
+                default = 0
+                best_when, best_id = options[0][0], ids[0]
+                for i in range(1, len(ids)):
+                    when = options[i][0]
+                    if when < best_when or (when == best_when and ids[i] < best_id):
+                        best_when, best_id, default = when, ids[i], i
+            decision = Decision(self.decisions, candidates, current, default, trace)
             self.decisions += 1
             try:
                 index = self.strategy.choose(decision)
@@ -910,32 +999,26 @@ class Scheduler:
                 self.abort_kind = "diverged"
                 self.abort_reason = str(exc)
                 return self._begin_abort(me)
-        when, cand, agent, action = options[index]
-        if when > self.clock:
-            self.clock = when
-        if action == "timeout":
-            agent.timed_out = True
-        elif action is not None:
-            agent.fire = action
-            agent.loop.forget_timer(action)  # type: ignore[union-attr]
-        state = agent.state
-        if state == LOCK and not agent.timed_out:
+            when, cand, agent, action = options[index]
+            deviation = index != default
+        if when > clock:
+            self.clock = clock = when
+        if action is not None:
+            if action == "timeout":
+                agent.timed_out = True
+            else:
+                agent.fire = action
+                agent.loop.forget_timer(action)  # type: ignore[union-attr]
+        if agent.state == LOCK and not agent.timed_out:
             lock = agent.wait
             lock._owner, lock._count = agent, 1
         agent.state, agent.wait, agent.timeout_at = RUN, None, None
-        agent.ready_at = self.clock
+        agent.ready_at = clock
         agent.option = None
-        self.step = Step(
-            cand.id,
-            cand.name,
-            cand.kind,
-            cand.key,
-            self.clock,
-            (cand.id,) if len(candidates) == 1 else tuple([c.id for c in candidates]),
-            index != default,
-        )
-        if cand.key is not None and cand.kind in ("lock", "join"):
-            self.touch(cand.key, cand.kind == "lock")
+        kind, key = cand.kind, cand.key
+        self.step = new = Step(cand.id, cand.name, kind, key, clock, ids, deviation)
+        if key is not None and (kind == "lock" or kind == "join"):
+            new.footprint[key] = kind == "lock"
         self.running = agent
         return agent
 

@@ -389,11 +389,11 @@ class _Coverage:
 
     def add(self, run: Run) -> tuple[int, int, int]:
         """Count a run in; returns its agents, visible steps and recorded accesses."""
-        agents = set()
+        trace = run.trace
+        agents = {step.id[0] for step in trace}
         visible = 0
         shown_keys = self._shown  # the same keys come back in every run: classify each once
-        for step in run.trace:
-            agents.add(step.id[0])
+        for step in trace:
             shown = False
             for key in step.footprint:
                 state = shown_keys.get(key)
@@ -401,11 +401,12 @@ class _Coverage:
                     state = shown_keys[key] = not _hidden(key, verbose=True)
                     if state and not key.startswith(_NOT_STATE):
                         self.keys.add(key)
-                shown = shown or state
+                if state:  # a step is visible if any key it touched is
+                    shown = True
             visible += shown
         self.agents = max(self.agents, len(agents))
         self.visible_steps = max(self.visible_steps, visible)
-        accesses = sum(1 for event in run.history if event.key is not None)
+        accesses = len([event for event in run.history.events if event.key is not None])
         self.accesses += accesses
         return len(agents), visible, accesses
 
@@ -590,7 +591,7 @@ def _run_once(
             )
         )
     events = sched.events
-    if any(e.seq != i for i, e in enumerate(events)):  # several histories: number them anew
+    if sched.renumber:  # several histories: number them anew
         events = [dataclasses.replace(e, seq=i) for i, e in enumerate(events)]
     history = History(events)
     if not failures:
@@ -601,7 +602,7 @@ def _run_once(
         # A run that raised (a failed assert, often) may have raised *because* of a race:
         # the checker's story goes with the exception. There is no final state to check.
         failures.extend(_checker_failures(history, None))
-    choices = tuple(s.id for s in sched.trace if len(s.candidates) > 1)
+    choices = tuple([s.id for s in sched.trace if len(s.candidates) > 1])
     return Run(
         index,
         Schedule(seed, choices),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from dataclasses import dataclass
@@ -53,6 +54,16 @@ class LLMReply:
     latency: float
 
 
+@functools.lru_cache(maxsize=4096)
+def _plan(seed: int, agent: str, call: int, low: float, high: float, time_scale: float) -> LLMReply:
+    # Seeding a Random from a string costs more than the rest of a call; the explorer
+    # makes the same calls thousands of times, and a reply is a pure function of these.
+    rng = random.Random(f"{seed}:{agent}:{call}")
+    latency = rng.uniform(low, high) * time_scale
+    phrase = _PHRASES[rng.randrange(len(_PHRASES))]
+    return LLMReply(text=f"{agent} {phrase}", tokens=rng.randint(80, 400), latency=latency)
+
+
 class SimulatedLLM:
     """Stands in for a model: each call sleeps for an LLM-like latency, then answers.
 
@@ -79,10 +90,7 @@ class SimulatedLLM:
 
     def plan(self, agent: str, call: int = 0) -> LLMReply:
         """The reply that ``agent``'s ``call``-th call will give, without sleeping."""
-        rng = random.Random(f"{self.seed}:{agent}:{call}")
-        latency = rng.uniform(self.MIN_SECONDS, self.MAX_SECONDS) * self.time_scale
-        phrase = _PHRASES[rng.randrange(len(_PHRASES))]
-        return LLMReply(text=f"{agent} {phrase}", tokens=rng.randint(80, 400), latency=latency)
+        return _plan(self.seed, agent, call, self.MIN_SECONDS, self.MAX_SECONDS, self.time_scale)
 
     def _next(self, agent: str) -> LLMReply:
         # Each agent calls from its own thread or task, so this counter is per

@@ -167,15 +167,18 @@ def ordering(trace: Sequence[Step]) -> int:
             touch = (agent, key)
             n = count.get(touch, 0)
             count[touch] = n + 1
+            access = (agent, n)
             accesses = per_key.get(key)
             if accesses is None:
-                accesses = per_key[key] = []
-            if wrote:
-                accesses.append((agent, n))
-            elif accesses and type(accesses[-1]) is list:
-                accesses[-1].append((agent, n))
+                per_key[key] = [access] if wrote else [[access]]
+            elif wrote:
+                accesses.append(access)
             else:
-                accesses.append([(agent, n)])
+                last = accesses[-1]
+                if type(last) is list:
+                    last.append(access)
+                else:
+                    accesses.append([access])
     # Frozensets hash the same whatever their order: the reads between two writes, and
     # the keys (each once), need no sorting.
     return hash(

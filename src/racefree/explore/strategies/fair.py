@@ -36,7 +36,10 @@ _LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#", "lib-lock#", "
 def _changes_something(step: Step) -> bool:
     if step.read_clock:
         return True
-    return any(wrote and not key.startswith(_LOCKS) for key, wrote in step.footprint.items())
+    for key, wrote in step.footprint.items():  # noqa: SIM110 (a loop: no generator to make)
+        if wrote and not key.startswith(_LOCKS):
+            return True
+    return False
 
 
 class Fair(Strategy):
@@ -66,28 +69,35 @@ class Fair(Strategy):
 
     def _follow(self, trace: Sequence[Step]) -> None:
         pure = self._pure
-        for i in range(self._seen, len(trace)):
+        waiting = self._waiting
+        end = len(trace)
+        for i in range(self._seen, end):
             step = trace[i]
             agent = step.id[0]
-            if self._waiting and (len(self._waiting) > 1 or agent not in self._waiting):
+            if waiting and (len(waiting) > 1 or agent not in waiting):
                 # another agent moved: whoever waited for that may poll again
-                self._waiting = {agent} & self._waiting
+                waiting = {agent} & waiting
             if step.kind == "resume":
                 pure[agent] = not _changes_something(step)
             elif pure.get(agent) and _changes_something(step):
                 pure[agent] = False
-        self._seen = len(trace)
+        self._waiting = waiting
+        self._seen = end
 
     def choose(self, decision: Decision) -> int:
-        if not self.enabled or not decision.trace:
-            return self.inner.choose(decision)
         trace = decision.trace
-        self._follow(trace)
+        if not self.enabled or not trace:
+            return self.inner.choose(decision)
+        if self._seen < len(trace):
+            self._follow(trace)
         last = trace[-1].id[0]
         candidates = decision.candidates
-        if self._pure.get(last) and any(c.id[0] == last and c.kind == "resume" for c in candidates):
-            self._waiting.add(last)
-            self._pure[last] = False
+        if self._pure.get(last):
+            for c in candidates:
+                if c.id[0] == last and c.kind == "resume":
+                    self._waiting.add(last)
+                    self._pure[last] = False
+                    break
         if not self._waiting:
             return self.inner.choose(decision)
         keep = [i for i, c in enumerate(candidates) if c.id[0] not in self._waiting]
