@@ -38,6 +38,10 @@ ELSEWHERE = types.SimpleNamespace(lock=KEPT_ELSEWHERE)
 CONDITION_KEPT = threading.Condition()
 CONDITION_ACQUIRE = CONDITION_KEPT.acquire
 
+# A Condition a thread outside the exploration waits on: the waiter takes the real
+# lock back when woken, so the lock stays real while it waits.
+WAITED_ON = threading.Condition()
+
 # One lock under two names (an alias, as `from app import LOCK` makes): one stand-in
 # serves both, so the two names still exclude each other.
 ALIASED = threading.Lock()

@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from racefree.explore import explore
+from racefree.explore import _adopt, explore
 
 from . import made_before
 
@@ -95,3 +95,32 @@ def test_a_lock_held_when_the_exploration_starts_is_left_alone() -> None:
     assert {f.failure.kind for f in result.failures} == {"blocked"}
     assert not made_before.LOCK.locked()
     assert type(made_before.LOCK) is type(threading.Lock())
+
+
+def test_a_condition_someone_waits_on_keeps_its_real_lock() -> None:
+    """The waiter will take the real lock back when woken: a stand-in would split it."""
+    woken = threading.Event()
+    waiting = threading.Event()
+
+    def waiter() -> None:
+        with made_before.WAITED_ON:
+            waiting.set()  # wait_for releases the lock once it waits, inside this hold
+            made_before.WAITED_ON.wait_for(woken.is_set, timeout=30)
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    assert waiting.wait(10)
+    with made_before.WAITED_ON:  # taken only once the waiter is in wait_for
+        assert made_before.WAITED_ON._waiters  # type: ignore[attr-defined]
+    lock = id(made_before.WAITED_ON._lock)  # type: ignore[attr-defined]
+    swap = _adopt.adopt()
+    try:
+        assert id(made_before.WAITED_ON._lock) == lock  # type: ignore[attr-defined]
+        assert swap.count > 0  # the module's other locks were swapped
+    finally:
+        swap.restore()
+        with made_before.WAITED_ON:
+            woken.set()
+            made_before.WAITED_ON.notify_all()
+        thread.join(10)
+    assert not thread.is_alive()
