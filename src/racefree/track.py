@@ -479,8 +479,7 @@ class TrackedDict(dict[Any, Any]):
             # look-up; only its path may need updating, as wrap() would.
             held_node = held._node
             if held_node.raw is value and held_node.tracker is node.tracker:
-                path = node.path
-                where = f"{path}.{key}" if path else str(key)
+                where = _join(node.path, key)
                 if held_node.path != where:
                     _repath(held, where)
                 return held
