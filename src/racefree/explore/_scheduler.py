@@ -373,7 +373,6 @@ class Agent:
         "run",
         "state",
         "stuck",
-        "thread",
         "timed_out",
         "timeout_at",
         "wait",
@@ -388,7 +387,6 @@ class Agent:
         self.ordinal = ordinal
         self.id: Choice = (ordinal, 0)  # its choice id when it runs (a loop's tasks have more)
         self.name = name
-        self.thread = thread
         self.park = _new_lock()
         self.park.acquire()
         self.state = RUN
@@ -1299,7 +1297,22 @@ class Scheduler:
             raise
         finally:
             self.over = True
+            self._let_go_of_agents()
         return self.result, self.main_error
+
+    def _let_go_of_agents(self) -> None:
+        """Drop the scheduler's side of its agents' cycle (each agent refers to its run),
+        so a finished run is freed by reference counting, not by the cyclic collector:
+        collecting some 200 objects a run cost about 7% of a short run's time."""
+        agents = self.agents
+        if all(agent.state == DONE and not agent.stuck for agent in agents):
+            # An agent still running (left behind by the watcher) keeps them all.
+            for agent in agents:
+                agent.wait = agent.option = None
+            agents.clear()
+            self.alive.clear()
+            self.by_ident.clear()
+            self.main = self.running = None
 
     def _boot_main(
         self,

@@ -156,34 +156,32 @@ def ordering(trace: Sequence[Step]) -> int:
     before, not by step numbers, so a run that split an agent's work into more steps
     (a ``join`` that had to wait) is still the same ordering.
     """
+    # Naming an access by (agent, n) is the same as listing, per key, the agents in
+    # order: n is how often the agent appears before. So a key's accesses are its
+    # writers in turn, each run of reads between two writes a sorted tuple of readers
+    # (sorted: reads commute; an agent reading twice appears twice, as (a, 0), (a, 1)).
     per_key: dict[str, list[Any]] = {}
-    count: dict[tuple[int, str], int] = {}
     for step in trace:
         footprint = step.footprint
         if not footprint:
             continue
         agent = step.id[0]
         for key, wrote in footprint.items():
-            touch = (agent, key)
-            n = count.get(touch, 0)
-            count[touch] = n + 1
-            access = (agent, n)
             accesses = per_key.get(key)
             if accesses is None:
-                per_key[key] = [access] if wrote else [[access]]
+                per_key[key] = [agent] if wrote else [[agent]]
             elif wrote:
-                accesses.append(access)
+                accesses.append(agent)
             else:
                 last = accesses[-1]
                 if type(last) is list:
-                    last.append(access)
+                    last.append(agent)
                 else:
-                    accesses.append([access])
-    # Frozensets hash the same whatever their order: the reads between two writes, and
-    # the keys (each once), need no sorting.
+                    accesses.append([agent])
+    # A frozenset hashes the same whatever its order: the keys (each once) need no sorting.
     return hash(
         frozenset(
-            (key, tuple([frozenset(a) if type(a) is list else a for a in accesses]))
+            (key, tuple([tuple(sorted(a)) if type(a) is list else a for a in accesses]))
             for key, accesses in per_key.items()
         )
     )
