@@ -59,6 +59,11 @@ class _Explorer(Protocol):
 
     def clock_now(self) -> float | None: ...
 
+    # A scheduling point, then ``guard.lock`` (a real lock) taken, waiting for it as a
+    # decision; sets ``guard.holder``. False for a thread that is no agent: it takes
+    # the lock itself. (A tracked object's lock: racefree.track.)
+    def enter(self, guard: Any) -> bool: ...
+
 
 # The running exploration's scheduler, or None. Set only by racefree.explore; the
 # store and track know only this protocol, never the explorer.

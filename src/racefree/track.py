@@ -114,10 +114,10 @@ is one step.
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import copy as _copy
 import sys
-import threading
 import weakref
 from collections.abc import Iterable, Iterator
 from typing import Any, SupportsIndex, overload
@@ -137,36 +137,49 @@ _MISSING: Any = object()
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
+_get_ident = _thread.get_ident
+
+
 class _SwitchPointLock:
     """The tracker's lock. Taking it is a scheduling point for a running exploration.
 
     Every tracked access takes this lock, so announcing here lets the explorer
     run another agent before any access; which keys the access touched, it
-    learns from the events recorded inside.
+    learns from the events recorded inside. The lock itself is a real one, also
+    inside an exploration, which takes it through ``hooks.enter``: free (almost
+    always), it costs an agent one C call; taken, the agent waits for it as a
+    scheduling decision.
     """
 
-    __slots__ = ("_depth", "_lock", "_owner")
+    __slots__ = ("_depth", "_owner", "holder", "lock")
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self.lock = _thread.allocate_lock()
         self._owner: int | None = None  # the thread holding it; reentrant for that thread
         self._depth = 0
+        self.holder: object = None  # the explorer's agent holding it (hooks.enter sets it)
 
     def __enter__(self) -> None:
-        me = threading.get_ident()
+        me = _get_ident()
         if self._owner != me:
             explorer = _hooks._scheduler
-            if explorer is not None:  # never while held: the point may switch agents
-                explorer.point("access", None)  # hooks.point's own body, one call fewer
-            self._lock.acquire()
+            # Never while held: the scheduling point may switch agents.
+            if explorer is None or not explorer.enter(self):
+                self.lock.acquire()
             self._owner = me
         self._depth += 1
 
     def __exit__(self, *exc_info: object) -> None:
         self._depth -= 1
         if self._depth == 0:
-            self._owner = None
-            self._lock.release()
+            self._owner = self.holder = None
+            self.lock.release()
+
+    def drop(self) -> None:
+        """Let go of a hold its holder will never release (an abandoned exploration run)."""
+        self._owner, self._depth = None, 0
+        with contextlib.suppress(RuntimeError):
+            self.lock.release()
 
 
 class _Tracker:

@@ -66,7 +66,7 @@ _start_new_thread = _thread.start_new_thread
 _real_sleep = time.sleep
 _real_clock = time.perf_counter
 
-RUN, LOCK, JOIN, ALL, IDLE, DONE = range(6)
+RUN, LOCK, JOIN, ALL, IDLE, DONE, GUARD = range(7)
 # kind -> does an access of that kind write its key (hooks.is_read, asked once a kind)
 _WRITES: dict[str, bool] = {}
 _INF = float("inf")
@@ -710,6 +710,7 @@ class Scheduler:
         self.free_waited = False  # a deadlock was checked against free threads first
         self.outside = 0  # touches of the run's primitives by threads outside it
         self.watcher: int | None = None  # the thread that called run()
+        self.guard_keys: dict[int, str] = {}  # id(guard) -> its key in this run (enter)
 
     # --- identity ------------------------------------------------------------------
 
@@ -778,8 +779,10 @@ class Scheduler:
     def point(self, kind: str, key: str | None) -> None:
         """``hooks.point``: end the step here; another agent may run before the access."""
         me = self.by_ident.get(_get_ident())
-        if me is None:
-            return
+        if me is not None:
+            self._at_point(me, kind, key)
+
+    def _at_point(self, me: Agent, kind: str, key: str | None) -> None:
         if self.aborting:
             if me.loop is None:
                 raise Abort
@@ -798,6 +801,47 @@ class Scheduler:
             self._switch(me, chosen)
         if key is not None:
             self.touch(key, not hooks.is_read(kind))
+
+    def enter(self, guard: Any) -> bool:
+        """``hooks.enter``: a scheduling point, then ``guard.lock`` (a real lock) taken.
+
+        Taking it free is no switch and no dependency: it is held across no
+        scheduling point but where user code inside it reaches one (a property
+        that logs, a ``__deepcopy__`` that sleeps), and only then can another
+        agent find it taken; that agent then waits for it as for a lock of the
+        run, a decision, instead of blocking the OS thread that carries it.
+        False for a thread that is no agent of the run: it takes the lock itself."""
+        me = self.by_ident.get(_get_ident())
+        if me is None:
+            return False
+        self._at_point(me, "access", None)
+        if not guard.lock.acquire(False):
+            self._wait_for_guard(me, guard)
+        guard.holder = me
+        return True
+
+    def _wait_for_guard(self, me: Agent, guard: Any) -> None:
+        lock = guard.lock
+        while True:
+            holder = guard.holder
+            if holder is not None and holder.run is not self:
+                # Held by an agent of an earlier run, which was abandoned inside it (runs
+                # that end release what they took): the hold goes with that run.
+                guard.holder = None
+                guard.drop()
+                if lock.acquire(False):
+                    return
+            if self.aborting:
+                raise Abort
+            key = self.guard_keys.get(id(guard))
+            if key is None:
+                self.locks += 1
+                key = self.guard_keys[id(guard)] = f"lib-lock#{self.locks}"
+            me.kind, me.key = "lock", key
+            me.state, me.wait, me.timeout_at = GUARD, guard, None
+            self._yield(me)
+            if lock.acquire(False):
+                return  # else a thread outside the run took it first: wait again
 
     def sleep(self, me: Agent, seconds: float) -> None:
         """``time.sleep`` in a controlled thread: virtual, and a scheduling point."""
@@ -895,6 +939,8 @@ class Scheduler:
                 enabled = agent.wait._owner is None
             elif state == JOIN:
                 enabled = agent.wait.state == DONE
+            elif state == GUARD:
+                enabled = not agent.wait.lock.locked()
             elif state == ALL:
                 # Daemon agents do not keep the run going, as they do not keep a program.
                 enabled = all(a.daemon for a in self.alive if a is not agent)
@@ -1091,6 +1137,17 @@ class Scheduler:
                 holder = self.names[owner.ordinal] if owner is not None else "nobody"
                 waits.append(
                     f"{self.names[agent.ordinal]} waits for {agent.wait.key} ({holder} holds it)"
+                )
+            elif agent.state == GUARD:
+                owner = agent.wait.holder
+                holder = (
+                    self.names[owner.ordinal]
+                    if owner is not None and owner.run is self
+                    else "a thread outside the run"
+                )
+                waits.append(
+                    f"{self.names[agent.ordinal]} waits for a tracked object's lock, "
+                    f"{agent.key} ({holder} holds it)"
                 )
             elif agent.state == JOIN:
                 target = self.names[agent.wait.ordinal]
