@@ -76,11 +76,6 @@ def _agent() -> Agent | None:
 _STDLIB = os.path.dirname(threading.__file__)
 
 
-# Locks held only inside one recorded access (History.record, a tracked
-# object's operation): they order nothing the explorer needs to know about.
-_SILENT = (os.path.join("racefree", "history.py"), os.path.join("racefree", "track.py"))
-
-
 _FUTURES = os.path.join(_STDLIB, "concurrent", "futures")
 _RACEFREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the racefree package
 
@@ -88,9 +83,8 @@ _RACEFREE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the r
 def _made_by() -> str:
     """Who made the lock: a Future ("bookkeeping": its condition guards a few lines of
     state, directly or through ``threading.Condition``), the rest of the standard
-    library ("internal": a Queue's, an Event's), racefree's History or a tracked
-    object ("silent": held only inside one recorded access), site-packages or racefree's
-    own store ("library"), or user code ("")."""
+    library ("internal": a Queue's, an Event's), site-packages or racefree's own
+    store ("library"), or user code ("")."""
     caller = sys._getframe(2)
     name = caller.f_code.co_filename
     if name.startswith(_STDLIB) and "-packages" not in name:
@@ -99,8 +93,6 @@ def _made_by() -> str:
             if filename.startswith(_FUTURES):
                 return "bookkeeping"
         return "internal"
-    if name.endswith(_SILENT):
-        return "silent"
     if "-packages" in name or name.startswith(_RACEFREE):
         return "library"  # a real switch point, folded into the agent's step in timelines
     return ""

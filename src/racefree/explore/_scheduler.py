@@ -430,8 +430,6 @@ class VLock:
         "internal",
         "key",
         "library",
-        "quiet",
-        "silent",
     )
 
     def __init__(self, sched: Scheduler, reentrant: bool = False, made_by: str = "") -> None:
@@ -439,11 +437,7 @@ class VLock:
         self._real = _new_lock()
         self.bookkeeping = made_by == "bookkeeping"
         self.internal = made_by in ("internal", "bookkeeping")
-        # A lock held only inside code with no scheduling point in it (History.record's)
-        # can never be contended: it is neither a switch point nor a dependency.
-        self.silent = made_by == "silent"
         self.library = made_by == "library"  # drawn only in a verbose timeline
-        self.quiet = self.silent or self.bookkeeping  # taken with no switch when free
         self._owner: Agent | None = None  # the agent holding it (virtually)
         self._count = 0  # that agent's re-entries
         self._holder: int | None = None  # the free thread holding it (its ident)
@@ -480,14 +474,12 @@ class VLock:
         if self._run is not run:
             self._rebind(run)
         owner = self._owner
-        if owner is None and self.quiet and not run.aborting:
+        if owner is None and self.bookkeeping and not run.aborting:
             # A free Future condition guards a few lines of bookkeeping: taking it is
             # not a switch point (waiting on the Future still is), but it still orders
             # the steps that take it, which partial-order reduction needs to know.
-            # (The first test: a tracked object's lock is taken at every access.)
             self._owner, self._count = me, 1
-            if self.bookkeeping:
-                run.touch(self.key)
+            run.touch(self.key)
         elif owner is me and self._reentrant:
             self._count += 1
             return True
