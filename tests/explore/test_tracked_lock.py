@@ -121,3 +121,36 @@ def test_a_tracked_lock_an_abandoned_run_kept_is_let_go() -> None:
     kinds = [report.failure.kind for report in result.failures]
     assert kinds == ["blocked"], [f.failure.title for f in result.failures]
     assert runs[0] == 3 and session["notes"][-2:] == [2, 3]
+
+
+def test_an_agent_waits_for_a_free_thread_that_is_inside_the_lock() -> None:
+    inside, copies = threading.Event(), []
+
+    class RealSlowToCopy:
+        def __deepcopy__(self, memo: dict[int, Any]) -> RealSlowToCopy:
+            inside.set()
+            time.sleep(0.2)  # a free thread's sleep is real: it holds the lock meanwhile
+            return RealSlowToCopy()
+
+    def workflow() -> list[str]:
+        inside.clear()
+        session = track({"notes": [], "blob": RealSlowToCopy()})
+        exporter = threading.Thread(
+            target=lambda: copies.append(copy.deepcopy(session)), name="Exporter"
+        )
+        exporter.start()
+        inside.wait()  # the exporter runs free: this is a real wait
+        session["notes"].append("after the export")  # waits for the exporter's copy
+        exporter.join()
+        return list(session["notes"])
+
+    result = explore(
+        workflow,
+        schedules=2,
+        threads=["free:Exporter"],
+        check=False,
+        save_dir=None,
+        watchdog=5.0,
+    )
+    assert result.ok, result.failures
+    assert [c["notes"] for c in copies] == [[], []]  # each copy was whole, made before the write

@@ -816,13 +816,19 @@ class Scheduler:
         lock = guard.lock
         while True:
             holder = guard.holder
-            if holder is not None and holder.run is not self:
-                # Held by an agent of an earlier run, which was abandoned inside it (runs
-                # that end release what they took): the hold goes with that run.
-                guard.holder = None
+            if holder is None:
+                # A thread outside the run holds it (agents set the holder as they take
+                # it): wait in real time, keeping the baton, so that no decision depends
+                # on when it lets go; the watchdog names this wait if it never ends.
+                lock.acquire()
+                return
+            if holder.run is not self:
+                # An agent of an earlier run, abandoned inside it (a run that ends releases
+                # what it took): the hold goes with that run.
                 guard.drop()
                 if lock.acquire(False):
                     return
+                continue
             if self.aborting:
                 raise Abort
             key = self.guard_keys.get(id(guard))
@@ -833,7 +839,7 @@ class Scheduler:
             me.state, me.wait, me.timeout_at = GUARD, guard, None
             self._yield(me)
             if lock.acquire(False):
-                return  # else a thread outside the run took it first: wait again
+                return  # else a thread outside the run took it first: look again
 
     def sleep(self, me: Agent, seconds: float) -> None:
         """``time.sleep`` in a controlled thread: virtual, and a scheduling point."""
@@ -1132,11 +1138,7 @@ class Scheduler:
                 )
             elif agent.state == GUARD:
                 owner = agent.wait.holder
-                holder = (
-                    self.names[owner.ordinal]
-                    if owner is not None and owner.run is self
-                    else "a thread outside the run"
-                )
+                holder = "a thread outside the run" if owner is None else self.names[owner.ordinal]
                 waits.append(
                     f"{self.names[agent.ordinal]} waits for a tracked object's lock, "
                     f"{agent.key} ({holder} holds it)"
