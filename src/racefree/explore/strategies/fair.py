@@ -71,8 +71,7 @@ class Fair(Strategy):
         pure = self._pure
         waiting = self._waiting
         end = len(trace)
-        for i in range(self._seen, end):
-            step = trace[i]
+        for step in trace[self._seen : end]:
             agent = step.id[0]
             if waiting and (len(waiting) > 1 or agent not in waiting):
                 # another agent moved: whoever waited for that may poll again
