@@ -223,17 +223,27 @@ def main() -> None:
     workflow, alone = increments(1, 50)
     alone_us = best(repeat, functools.partial(per_run_alone_us, alone, 200))
     full = min(explored(workflow, 300)[0] for _ in range(repeat))
-    point = scheduler.Scheduler.point
+    point, enter = scheduler.Scheduler.point, scheduler.Scheduler.enter
 
     def no_decision(self: Any, kind: str, key: str | None) -> None:
         if key is not None and self.by_ident.get(_thread.get_ident()) is not None:
             self.touch(key, True)
 
+    def enter_without_decision(self: Any, guard: Any) -> bool:
+        # A tracked access: its lock taken, as hooks.enter does, with no decision first.
+        me = self.by_ident.get(_thread.get_ident())
+        if me is None:
+            return False
+        guard.lock.acquire()
+        guard.holder = me
+        return True
+
     scheduler.Scheduler.point = no_decision
+    scheduler.Scheduler.enter = enter_without_decision
     try:
         skipped = min(explored(workflow, 300)[0] for _ in range(repeat))
     finally:
-        scheduler.Scheduler.point = point
+        scheduler.Scheduler.point, scheduler.Scheduler.enter = point, enter
     print("| one agent, 50 read-modify-writes (100 accesses) | µs per access |")
     print("| --- | ---: |")
     print(f"| explored | {full / 100:.1f} |")
