@@ -58,6 +58,7 @@ class Bus:
     def stop(self):
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join()
+        self.loop.close()
 
 
 def bus():
