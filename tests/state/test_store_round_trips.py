@@ -351,8 +351,8 @@ def _transactions(ran: list[str]) -> list[list[str]]:
 GROW_A_LIST = ["BEGIN IMMEDIATE", "INSERT INTO", "INSERT INTO", "COMMIT"]
 ONE_TRANSACTION = None  # BEGIN IMMEDIATE ... COMMIT, decided in Python
 SQLITE_STATEMENTS: dict[str, list[str] | None] = {
-    "get": ["SELECT KIND,"],
-    "set": ["INSERT INTO"],
+    "get": ["SELECT VALUE,"],
+    "set": ["UPDATE RACEFREE_KEYS"],  # at the version this process wrote (else an upsert)
     "set a list": ONE_TRANSACTION,  # the old list's items go too
     "compare_and_set": ["UPDATE RACEFREE_KEYS"],
     "append": GROW_A_LIST,
@@ -395,8 +395,35 @@ def test_reading_a_list_is_two_statements_the_second_reading_it_at_one_instant(
 ) -> None:
     sqlite_store.extend("k", [1, 2])
     ran = statements.during(lambda: sqlite_store.get("k"))
-    assert ran == ["SELECT KIND,", "SELECT -1,"]  # the key's row; then row and items, in one
+    assert ran == ["SELECT VALUE,", "SELECT -1,"]  # the key's row; then row and items, in one
     assert sqlite_store.get("k") == [1, 2]
+
+
+def test_setting_a_key_this_process_last_wrote_is_one_update_at_the_known_version(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    ran = statements.during(lambda: sqlite_store.set("k", 1))
+    assert ran == ["INSERT INTO"]  # a key never written: the upsert, RETURNING its version
+    ran = statements.during(lambda: sqlite_store.set("k", 2))
+    assert ran == ["UPDATE RACEFREE_KEYS"]  # no RETURNING: the new version is the known one + 1
+    assert sqlite_store.get_versioned("k") == (2, 2)
+
+
+def test_a_set_after_another_process_wrote_finds_the_version_moved_and_upserts(
+    statements: Statements, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'moved-set.db'}"
+    store, other = racefree.open_store(url), racefree.open_store(url)  # two backends
+    assert store.set("k", "a") == 1
+    assert other.increment("n") == 1
+    assert other.set("k", "b") == 2  # store's known version of k (1) is now out of date
+    ran = statements.during(lambda: store.set("k", "c"))
+    assert ran == ["UPDATE RACEFREE_KEYS", "INSERT INTO"]  # found no row at 1: the upsert
+    assert store.get_versioned("k") == ("c", 3)
+    assert other.set("k", "d") == 4
+    assert store.get_versioned("k")[1] == 4
+    store.close()
+    other.close()
 
 
 def test_update_is_one_read_and_one_conditional_write_on_sqlite(

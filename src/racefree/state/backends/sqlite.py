@@ -165,6 +165,14 @@ _GROW = (
     "writer = excluded.writer WHERE kind = 1 OR value = 'null' RETURNING length - ?2"
 )
 _GET = "SELECT kind, value, version FROM racefree_keys WHERE key = ?"
+# A JSON value's text, or NULL for a list (whose items are rows of racefree_items).
+_READ = "SELECT value, version FROM racefree_keys WHERE key = ?"
+# Replaces a JSON value known to be at version ?4: no RETURNING needed (the
+# new version is ?4 + 1), which saves SQLite about a sixth of the write.
+_SET_AT = (
+    "UPDATE racefree_keys SET value = ?2, version = ?4 + 1, writer = ?3 "
+    "WHERE key = ?1 AND version = ?4 AND kind = 0"
+)
 # A key's row and its items' rows in one statement, so from one instant.
 _READ_ONE = (
     "SELECT -1, kind, value, version, writer FROM racefree_keys WHERE key = ?1 UNION ALL "
@@ -325,6 +333,19 @@ def parse_url(url: str) -> tuple[str, float]:
     return path, timeout
 
 
+class _Local(threading.local):
+    """What each thread keeps: its connection, and whether it runs the caller's code now."""
+
+    conn: sqlite3.Connection | None = None
+    generation = -1
+    in_user_code = False
+
+
+# The versions this process last wrote or read, per backend (a hint: a
+# write at a version that moved since finds no row and runs without it).
+_VERSIONS_LIMIT = 65_536
+
+
 class SQLiteBackend(Backend):
     """State in one SQLite file; every op is one transaction (see the module docstring)."""
 
@@ -336,7 +357,8 @@ class SQLiteBackend(Backend):
         self._shown = redact(url)
         self._path, self._timeout = parse_url(url)
         self._history = history
-        self._local = threading.local()
+        self._local = _Local()
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._idle: list[sqlite3.Connection] = []  # connections for transactions' sessions
@@ -369,13 +391,12 @@ class SQLiteBackend(Backend):
 
     def _connection(self) -> sqlite3.Connection:
         local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        conn = local.conn
         if conn is not None and local.generation == self._generation:
             return conn
-        conn = self._with_retries(self._connect)
-        local.conn = conn
+        conn = local.conn = self._with_retries(self._connect)
         local.generation = self._generation
-        return conn
+        return conn  # type: ignore[no-any-return]
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -476,12 +497,17 @@ class SQLiteBackend(Backend):
 
     def execute(self, op: Op) -> Any:
         """Carry out one op in one SQLite transaction (see ``Backend.execute``)."""
-        if getattr(self._local, "in_user_code", False):
+        if self._local.in_user_code:
             raise reentrant_call_error(op)
         if self._history is None and op.idempotency_key is None:
             one_statement = self._one_statement.get(op.name)
             if one_statement is not None:
-                result = self._with_retries(one_statement, op)
+                try:
+                    result = one_statement(op)
+                except sqlite3.Error as exc:  # what _with_retries does, without its frame
+                    if not _is_busy(exc):
+                        raise self._unavailable(exc) from exc
+                    result = self._with_retries(one_statement, op)
                 if result is not _DECLINED:
                     return result
         read_only = op.name in _READ_ONLY and self._history is None
@@ -501,15 +527,25 @@ class SQLiteBackend(Backend):
     # exactly); the op then runs as a whole transaction, which decides it.
 
     def _get(self, op: Op) -> Any:
+        return list(self.read(op.keys[0]))  # type: ignore[index]
+
+    def read(self, key: str) -> tuple[Any, int]:
+        """``(value, version)`` of ``key``: one ``SELECT`` (two for a list, see ``_read_one``)."""
+        if self._local.in_user_code:  # a store call from inside an update function
+            raise reentrant_call_error(Op("get", (key,), ()))
         conn = self._connection()
-        key: str = op.keys[0]  # type: ignore[index]
-        row = conn.execute(_GET, (key,)).fetchone()
+        row = conn.execute(_READ, (key,)).fetchone()
         if row is None:
-            return [None, 0]
-        if row[0] == _LIST:  # its items too, in one statement with the row: one instant
+            return None, 0
+        text, version = row
+        if text is None:  # a list: its items too, in one statement with the row, one instant
             state = _read_one(conn, key)
-            return [state.value, state.version]
-        return [loads(row[1]), row[2]]
+            return state.value, state.version
+        versions = self._versions
+        if len(versions) >= _VERSIONS_LIMIT:
+            versions.clear()
+        versions[key] = version
+        return loads(text), version
 
     def _write_one(self, sql: str, args: tuple[Any, ...]) -> Any:
         """Run one writing statement in this process's turn; its ``RETURNING`` column or None."""
@@ -540,8 +576,29 @@ class SQLiteBackend(Backend):
         value = op.args[0]
         if type(value) is list:
             return _DECLINED
-        version = self._write_one(_SET, (op.keys[0], dumps(value), op.agent))  # type: ignore[index]
-        return _DECLINED if version is None else version
+        key: str = op.keys[0]  # type: ignore[index]
+        text = dumps(value)
+        versions = self._versions
+        known = versions.get(key)
+        conn = self._connection()
+        self._take_turn()
+        try:
+            # At the version this process last saw, the new one is known: no
+            # RETURNING. Moved since (another process wrote): the upsert.
+            if known is None or conn.execute(_SET_AT, (key, text, op.agent, known)).rowcount != 1:
+                row = conn.execute(_SET, (key, text, op.agent)).fetchone()
+                if row is None:
+                    versions.pop(key, None)
+                    return _DECLINED
+                known = row[0]
+            else:
+                known += 1
+        finally:
+            self._writer.release()
+        if len(versions) >= _VERSIONS_LIMIT:
+            versions.clear()
+        versions[key] = known
+        return known
 
     def _compare_and_set(self, op: Op) -> Any:
         value, expected = op.args
@@ -555,7 +612,10 @@ class SQLiteBackend(Backend):
             wrote = self._write_if(_CREATE, (key, dumps(value), writer))
         else:
             wrote = self._write_if(_COMPARE_AND_SET, (key, dumps(value), writer, expected))
-        return expected + 1 if wrote else _DECLINED
+        if not wrote:
+            return _DECLINED
+        self._versions[key] = expected + 1
+        return expected + 1
 
     def _increment(self, op: Op) -> Any:
         amount = op.args[0]
@@ -571,14 +631,68 @@ class SQLiteBackend(Backend):
     def _extend(self, op: Op) -> Any:
         """append, extend, append_turn: the new items' rows and the key's row, one transaction.
 
-        The whole transaction of any op: ``_run`` hands an append without an
-        idempotency key straight to ``_fast_extend``.
+        Without ``RETURNING`` the whole transaction of any op, where ``_run``
+        hands an append without an idempotency key to ``_fast_extend``.
         """
+        return self._append_now(op.keys[0], op.args[0], op.agent)  # type: ignore[index]
+
+    def _append_now(self, key: str, items: list[Any], writer: str | None) -> Any:
+        """The key's row grown with ``RETURNING`` its old length, then the items' rows.
+
+        One transaction of four statements, in this process's turn;
+        ``_DECLINED`` (nothing written) where the key holds no list.
+        """
+        conn = self._connection()
         self._take_turn()
         try:
-            return self._transaction(op, "BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_GROW, (key, len(items), writer)).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return _DECLINED
+                start: int = row[0]
+                self._insert_items(conn, key, start, items)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             self._writer.release()
+        return start
+
+    # ------------------------------------------------------------ fast path
+
+    def fast_path(self) -> SQLiteBackend | None:
+        """``read``, ``append``, ``extend`` without an op (see ``FastPath``), unless recording.
+
+        The same statements as ``execute`` runs for the op each stands for,
+        without building and dispatching it; any other case goes to ``execute``.
+        """
+        return self if self._history is None and _RETURNING else None
+
+    def append(self, key: str, item: Any) -> int:
+        """``Op("append", (key,), ([item],))`` (see ``FastPath.append``)."""
+        return self._grow(key, [item], "append")
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """``Op("extend", (key,), (items,))`` (see ``FastPath.extend``)."""
+        return self._grow(key, items, "extend")
+
+    def _grow(self, key: str, items: list[Any], name: str) -> int:
+        if self._local.in_user_code:  # a store call from inside an update function
+            raise reentrant_call_error(Op(name, (key,), (items,)))
+        try:
+            start = self._append_now(key, items, None)
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._unavailable(exc) from exc
+            start = self._with_retries(self._append_now, key, items, None)
+        if start is _DECLINED:  # not a list: the decision raises its error
+            result: int = self.execute(Op(name, (key,), (items,)))
+            return result
+        return start  # type: ignore[no-any-return]
 
     def _update(self, op: Op) -> Any:
         """Read, decide, then write only if the key is still at the version read.
@@ -861,7 +975,7 @@ class _Session:
     def execute(self, op: Op) -> Any:
         """A read (``get``) in the snapshot, or the commit (see the class docstring)."""
         backend = self._backend
-        if getattr(backend._local, "in_user_code", False):
+        if backend._local.in_user_code:
             raise reentrant_call_error(op)
         if op.name == "commit":
             return self._commit(op)
