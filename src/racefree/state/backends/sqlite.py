@@ -80,6 +80,7 @@ from racefree.state._core import (
     needs_items,
     replay,
 )
+from racefree.state._values import to_json
 from racefree.state.backends import redact
 from racefree.state.backends._shared import (
     dumps,
@@ -169,6 +170,12 @@ _GET = "SELECT kind, value, version FROM racefree_keys WHERE key = ?"
 _READ = "SELECT value, version FROM racefree_keys WHERE key = ?"
 # Replaces a JSON value known to be at version ?4: no RETURNING needed (the
 # new version is ?4 + 1), which saves SQLite about a sixth of the write.
+# update: the new value from the caller's function, called by SQLite for the
+# row (see SQLiteBackend._update).
+_UPDATE_IN_SQL = (
+    "UPDATE racefree_keys SET value = racefree_update(value, version), version = version + 1, "
+    "writer = ?2 WHERE key = ?1 AND kind = 0"
+)
 _SET_AT = (
     "UPDATE racefree_keys SET value = ?2, version = ?4 + 1, writer = ?3 "
     "WHERE key = ?1 AND version = ?4 AND kind = 0"
@@ -333,12 +340,33 @@ def parse_url(url: str) -> tuple[str, float]:
     return path, timeout
 
 
+class _ListResult(Exception):
+    """Aborts an update's statement whose new value is a list (see SQLiteBackend._update)."""
+
+
+_LIST_RESULT = _ListResult()
+
+
+class _UpdateCall:
+    """One update's function, and what SQLite's call of it found and made."""
+
+    __slots__ = ("error", "fn", "new", "old", "version")
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.error: BaseException | None = None
+        self.new: Any = None
+        self.old: Any = None
+        self.version = 0
+
+
 class _Local(threading.local):
     """What each thread keeps: its connection, and whether it runs the caller's code now."""
 
     conn: sqlite3.Connection | None = None
     generation = -1
     in_user_code = False
+    update: _UpdateCall | None = None
 
 
 # The versions this process last wrote or read, per backend (a hint: a
@@ -408,6 +436,7 @@ class SQLiteBackend(Backend):
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.create_function("racefree_update", 2, self._call_update)
             if not self._schema_ready and self._has_schema(conn):
                 self._schema_ready = True
             if not self._schema_ready:
@@ -695,6 +724,69 @@ class SQLiteBackend(Backend):
         return start  # type: ignore[no-any-return]
 
     def _update(self, op: Op) -> Any:
+        """One ``UPDATE`` whose new value ``fn`` computes, called from SQL (``racefree_update``).
+
+        SQLite calls the function for the key's row while it holds the
+        write lock, inside the statement: read, ``fn`` and write are one
+        step for every process, ``fn`` runs once, and a failure in ``fn``
+        (or a result that is not JSON) aborts the statement, which then has
+        written nothing. A key that holds no JSON value matches no row
+        (never written, or a list): then ``_update_read_first``. A new value
+        that is a list (rows of ``racefree_items``) aborts the statement
+        too, and is written by ``_put_list_at`` at the version read.
+        """
+        key: str = op.keys[0]  # type: ignore[index]
+        local = self._local
+        conn = self._connection()
+        call = local.update = _UpdateCall(op.args[0])
+        failed: BaseException | None = None
+        self._take_turn()
+        try:
+            wrote = conn.execute(_UPDATE_IN_SQL, (key, op.agent)).rowcount == 1
+        except sqlite3.Error:
+            if call.error is None:
+                raise  # the engine's own error (busy: run again by execute)
+            failed = call.error  # fn's error, or the list to write: raised out of the handler
+            wrote = False
+        finally:
+            self._writer.release()
+            local.update = None
+        if failed is not None:
+            if failed is not _LIST_RESULT:
+                raise failed
+            old = KeyState(call.old, call.version, None)
+            written = self._with_retries(self._put_list_at, key, call.new, op.agent, old)
+            return _DECLINED if written is _DECLINED else call.new
+        if not wrote:
+            return self._update_read_first(op)
+        self._versions[key] = call.version + 1
+        return call.new
+
+    def _call_update(self, text: str, version: int) -> str:
+        """``racefree_update(value, version)``: the new JSON text of the row being updated."""
+        local = self._local
+        call: _UpdateCall | None = local.update
+        if call is None:  # not from _update's statement: refuse, so that nothing is written
+            raise UsageError("racefree_update() is called only by the store's own update.")
+        try:
+            old = loads(text)
+            local.in_user_code = True
+            try:
+                new = to_json(call.fn(old))
+            finally:
+                local.in_user_code = False
+            if type(new) is list:
+                call.old, call.new, call.version = old, new, version
+                call.error = _LIST_RESULT
+                raise _LIST_RESULT
+            call.new, call.version = new, version
+            return dumps(new)
+        except BaseException as exc:
+            if call.error is None:
+                call.error = exc
+            raise
+
+    def _update_read_first(self, op: Op) -> Any:
         """Read, decide, then write only if the key is still at the version read.
 
         Two statements and the write lock held for the second only, as
