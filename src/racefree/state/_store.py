@@ -230,7 +230,7 @@ class _StoreBase:
         return out
 
     def _op_set(self, key: str, value: Any) -> Op:
-        return Op("set", (check_key(key),), (to_json(value),), None, current_agent())
+        return _new(Op, ("set", (check_key(key),), (to_json(value),), None, current_agent()))
 
     def _done_write(self, op: Op, version: int) -> int:
         self._saw(op.agent, op.keys[0], version)  # type: ignore[index]
@@ -242,12 +242,15 @@ class _StoreBase:
                 f"expected_version must be an int >= 0 (0 = never written), not "
                 f"{expected_version!r}. Pass the version that get_versioned() returned."
             )
-        return Op(
-            "compare_and_set",
-            (check_key(key),),
-            (to_json(value), expected_version),
-            None,
-            current_agent(),
+        return _new(
+            Op,
+            (
+                "compare_and_set",
+                (check_key(key),),
+                (to_json(value), expected_version),
+                None,
+                current_agent(),
+            ),
         )
 
     def _op_append(self, key: str, item: Any, idempotency_key: str | None) -> Op:
@@ -292,12 +295,8 @@ class _StoreBase:
     def _op_increment(self, key: str, amount: int | float) -> Op:
         key = check_key(key)
         _check_amount(amount)
-        return Op(
-            "increment",
-            (key,),
-            (amount,),
-            None,
-            current_agent() if self._recording else None,
+        return _new(
+            Op, ("increment", (key,), (amount,), None, current_agent() if self._recording else None)
         )
 
     def _op_update(self, key: str, fn: Callable[[Any], Any]) -> Op:
@@ -314,7 +313,9 @@ class _StoreBase:
             raise UsageError(
                 f"claim() needs the owner's name as a non-empty string, not {owner!r}."
             )
-        return Op("claim", (key,), (owner,), None, current_agent() if self._recording else None)
+        return _new(
+            Op, ("claim", (key,), (owner,), None, current_agent() if self._recording else None)
+        )
 
     def _op_apply(
         self,

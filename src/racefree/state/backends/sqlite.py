@@ -191,6 +191,9 @@ _READ_ONE = (
 _ROWS_PER_INSERT = 300
 
 
+_INSERT_ONE = "INSERT INTO racefree_items (key, idx, item) VALUES (?,?,?)"
+
+
 @functools.lru_cache(maxsize=64)
 def _insert_rows(count: int) -> str:
     """An INSERT of ``count`` items' rows: the same text for the same count, so prepared once."""
@@ -576,16 +579,6 @@ class SQLiteBackend(Backend):
         versions[key] = version
         return loads(text), version
 
-    def _write_one(self, sql: str, args: tuple[Any, ...]) -> Any:
-        """Run one writing statement in this process's turn; its ``RETURNING`` column or None."""
-        conn = self._connection()
-        self._take_turn()
-        try:
-            row = conn.execute(sql, args).fetchone()
-        finally:
-            self._writer.release()
-        return None if row is None else row[0]
-
     def _write_if(self, sql: str, args: tuple[Any, ...]) -> bool:
         """Run one writing statement in this process's turn; whether it wrote its row.
 
@@ -633,7 +626,20 @@ class SQLiteBackend(Backend):
         value, expected = op.args
         if type(value) is list:
             return _DECLINED
-        return self._replace(op.keys[0], value, op.agent, expected)  # type: ignore[index]
+        key: str = op.keys[0]  # type: ignore[index]
+        if expected == 0:
+            return self._replace(key, value, op.agent, 0)
+        text = dumps(value)
+        conn = self._connection()
+        self._take_turn()
+        try:  # _replace's statement, without its two frames (the common case)
+            wrote = conn.execute(_COMPARE_AND_SET, (key, text, op.agent, expected)).rowcount == 1
+        finally:
+            self._writer.release()
+        if not wrote:
+            return _DECLINED
+        self._versions[key] = expected + 1
+        return expected + 1
 
     def _replace(self, key: str, value: Any, writer: str | None, expected: int) -> Any:
         """Write a JSON value only if the key is at version ``expected`` (0: never written)."""
@@ -650,11 +656,22 @@ class SQLiteBackend(Backend):
         amount = op.args[0]
         if type(amount) is not int or not -_EXACT < amount < _EXACT:
             return _DECLINED  # floats and big ints: Python's arithmetic, in the decision
-        text = self._write_one(_INCREMENT, (op.keys[0], amount, op.agent))  # type: ignore[index]
-        return _DECLINED if text is None else int(text)
+        conn = self._connection()
+        self._take_turn()
+        try:
+            row = conn.execute(_INCREMENT, (op.keys[0], amount, op.agent)).fetchone()  # type: ignore[index]
+        finally:
+            self._writer.release()
+        return _DECLINED if row is None else int(row[0])
 
     def _claim(self, op: Op) -> Any:
-        wrote = self._write_if(_CLAIM, (op.keys[0], dumps(op.args[0]), op.agent))  # type: ignore[index]
+        text = dumps(op.args[0])
+        conn = self._connection()
+        self._take_turn()
+        try:
+            wrote = conn.execute(_CLAIM, (op.keys[0], text, op.agent)).rowcount == 1  # type: ignore[index]
+        finally:
+            self._writer.release()
         return True if wrote else _DECLINED
 
     def _extend(self, op: Op) -> Any:
@@ -671,17 +688,21 @@ class SQLiteBackend(Backend):
         One transaction of four statements, in this process's turn;
         ``_DECLINED`` (nothing written) where the key holds no list.
         """
+        texts = [dumps(item) for item in items]  # before the turn: it is held for less
         conn = self._connection()
         self._take_turn()
         try:
             conn.execute("BEGIN IMMEDIATE")
             try:
-                row = conn.execute(_GROW, (key, len(items), writer)).fetchone()
+                row = conn.execute(_GROW, (key, len(texts), writer)).fetchone()
                 if row is None:
                     conn.execute("ROLLBACK")
                     return _DECLINED
                 start: int = row[0]
-                self._insert_items(conn, key, start, items)
+                if len(texts) == 1:
+                    conn.execute(_INSERT_ONE, (key, start, texts[0]))
+                else:
+                    self._insert_texts(conn, key, start, texts)
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
@@ -991,11 +1012,16 @@ class SQLiteBackend(Backend):
     @staticmethod
     def _insert_items(conn: sqlite3.Connection, key: str, start: int, items: Sequence[Any]) -> None:
         """The items' rows, up to ``_ROWS_PER_INSERT`` per statement (one for a short list)."""
-        for first in range(0, len(items), _ROWS_PER_INSERT):
-            chunk = items[first : first + _ROWS_PER_INSERT]
+        SQLiteBackend._insert_texts(conn, key, start, [dumps(item) for item in items])
+
+    @staticmethod
+    def _insert_texts(conn: sqlite3.Connection, key: str, start: int, texts: list[str]) -> None:
+        """The rows of items given as JSON texts (see ``_insert_items``)."""
+        for first in range(0, len(texts), _ROWS_PER_INSERT):
+            chunk = texts[first : first + _ROWS_PER_INSERT]
             values: list[Any] = []
-            for i, item in enumerate(chunk, start + first):
-                values += (key, i, dumps(item))
+            for i, text in enumerate(chunk, start + first):
+                values += (key, i, text)
             conn.execute(_insert_rows(len(chunk)), values)
 
     def _write(
