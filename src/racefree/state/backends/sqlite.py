@@ -10,13 +10,20 @@ that writes only a key holding nothing, ``get`` a ``SELECT``; an int is
 added in SQL only where 64 bits hold the sum exactly). A statement that
 finds a case only the decision handles (a list where a JSON value was
 expected, a conflict, a float to add) writes nothing, and the op runs as a
-whole transaction, which decides it and raises its error. An append is one
-transaction of four statements (the key's row grown with ``RETURNING`` its
-old length, the items' rows in one ``INSERT``). ``update`` reads, runs its
-function, then writes only if the key is still at the version read; when it
-moved, the op runs again under the write lock, so the function runs at most
-twice. This needs SQLite 3.35 (``RETURNING``); with an older one every op
-runs as a whole transaction.
+whole transaction, which decides it and raises its error. A ``set`` of a key
+whose version this process knows is an ``UPDATE ... WHERE version = ?``
+without ``RETURNING`` (the upsert follows when another process moved it).
+An append is one transaction of four statements (the key's row grown with
+``RETURNING`` its old length, the items' rows in one ``INSERT``). ``update``
+of a JSON value is one ``UPDATE`` whose new value SQLite gets by calling the
+function (``racefree_update``, registered on each connection) under the
+write lock: it runs once, and its error aborts the statement. Of a key never
+written or a list, ``update`` reads, runs its function, then writes only if
+the key is still at the version read; when it moved, the op runs again
+under the write lock, so the function runs at most twice. This needs SQLite
+3.35 (``RETURNING``); with an older one every op runs as a whole
+transaction. The sync store calls ``read``, ``append`` and ``extend``
+directly (``FastPath``) when nothing watches.
 
 A whole transaction begins with ``BEGIN IMMEDIATE``, which takes the
 database's write lock *before* reading, so read, decide and write happen
