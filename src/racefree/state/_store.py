@@ -209,8 +209,11 @@ class _StoreBase:
         if type(key) is not str or key not in _known_keys:
             key = check_key(key)
         raw = fast.read(key)
-        if self._tracks(key):
-            self._saw(current_agent(), key, raw[1])
+        if self._reducers.get(key, "last_value") == "last_value":  # _tracks, _saw inlined
+            seen = self._seen
+            agent_key = (current_agent(), key)
+            if seen.get(agent_key, -1) < raw[1]:
+                seen[agent_key] = raw[1]
         return raw
 
     def _done_get_versioned(self, op: Op, raw: list[Any]) -> Versioned:
@@ -406,8 +409,16 @@ class Store(_StoreBase):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it was never written."""
         fast = self._fast
-        if fast is not None and _hooks._scheduler is None:
-            value, version = self._fast_read(fast, key)
+        if fast is not None and _hooks._scheduler is None:  # _fast_read, inlined (hot path)
+            if type(key) is not str or key not in _known_keys:
+                key = check_key(key)
+            value, version = fast.read(key)
+            if self._reducers.get(key, "last_value") == "last_value":
+                seen = self._seen
+                agent_key = (current_agent(), key)
+                if seen.get(agent_key, -1) < version:
+                    seen[agent_key] = version
+            return value if version else default
         else:
             op = self._op_get(key)
             value, version = self._done_get_versioned(op, self._run(op))
