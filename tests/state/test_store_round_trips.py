@@ -351,8 +351,8 @@ def _transactions(ran: list[str]) -> list[list[str]]:
 GROW_A_LIST = ["BEGIN IMMEDIATE", "INSERT INTO", "INSERT INTO", "COMMIT"]
 ONE_TRANSACTION = None  # BEGIN IMMEDIATE ... COMMIT, decided in Python
 SQLITE_STATEMENTS: dict[str, list[str] | None] = {
-    "get": ["SELECT KIND,"],
-    "set": ["INSERT INTO"],
+    "get": ["SELECT VALUE,"],
+    "set": ["UPDATE RACEFREE_KEYS"],  # at the version this process wrote (else an upsert)
     "set a list": ONE_TRANSACTION,  # the old list's items go too
     "compare_and_set": ["UPDATE RACEFREE_KEYS"],
     "append": GROW_A_LIST,
@@ -395,17 +395,85 @@ def test_reading_a_list_is_two_statements_the_second_reading_it_at_one_instant(
 ) -> None:
     sqlite_store.extend("k", [1, 2])
     ran = statements.during(lambda: sqlite_store.get("k"))
-    assert ran == ["SELECT KIND,", "SELECT -1,"]  # the key's row; then row and items, in one
+    assert ran == ["SELECT VALUE,", "SELECT -1,"]  # the key's row; then row and items, in one
     assert sqlite_store.get("k") == [1, 2]
 
 
-def test_update_is_one_read_and_one_conditional_write_on_sqlite(
+def test_setting_a_key_this_process_last_wrote_is_one_update_at_the_known_version(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    ran = statements.during(lambda: sqlite_store.set("k", 1))
+    assert ran == ["INSERT INTO"]  # a key never written: the upsert, RETURNING its version
+    ran = statements.during(lambda: sqlite_store.set("k", 2))
+    assert ran == ["UPDATE RACEFREE_KEYS"]  # no RETURNING: the new version is the known one + 1
+    assert sqlite_store.get_versioned("k") == (2, 2)
+
+
+def test_a_set_after_another_process_wrote_finds_the_version_moved_and_upserts(
+    statements: Statements, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'moved-set.db'}"
+    store, other = racefree.open_store(url), racefree.open_store(url)  # two backends
+    assert store.set("k", "a") == 1
+    assert other.increment("n") == 1
+    assert other.set("k", "b") == 2  # store's known version of k (1) is now out of date
+    ran = statements.during(lambda: store.set("k", "c"))
+    assert ran == ["UPDATE RACEFREE_KEYS", "INSERT INTO"]  # found no row at 1: the upsert
+    assert store.get_versioned("k") == ("c", 3)
+    assert other.set("k", "d") == 4
+    assert store.get_versioned("k")[1] == 4
+    store.close()
+    other.close()
+
+
+def test_update_of_a_json_value_is_one_statement_that_calls_the_function_on_sqlite(
     statements: Statements, sqlite_store: Any
 ) -> None:
     sqlite_store.update("n", lambda v: (v or 0) + 1)
-    ran = statements.during(lambda: sqlite_store.update("n", lambda v: v + 1))
-    assert ran == ["SELECT KIND,", "UPDATE RACEFREE_KEYS"]
+    calls: list[Any] = []
+
+    def add_one(value: int) -> int:
+        calls.append(value)
+        return value + 1
+
+    ran = statements.during(lambda: sqlite_store.update("n", add_one))
+    assert ran == ["UPDATE RACEFREE_KEYS"]  # read, fn and write in one statement
+    assert calls == [1]
     assert sqlite_store.get_versioned("n") == (2, 2)
+
+
+def test_an_update_of_a_key_never_written_is_one_read_and_one_conditional_write(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    ran = statements.during(lambda: sqlite_store.update("fresh", lambda v: [v, 1][1]))
+    # the statement that found no row, the read, the write only of a key still unwritten
+    assert ran == ["UPDATE RACEFREE_KEYS", "SELECT KIND,", "INSERT INTO"]
+    assert sqlite_store.get_versioned("fresh") == (1, 1)
+
+
+def test_an_update_whose_function_fails_writes_nothing_and_raises_its_error(
+    statements: Statements, sqlite_store: Any
+) -> None:
+    sqlite_store.set("n", 1)
+
+    def fails(value: int) -> int:
+        raise ZeroDivisionError(f"no {value}")
+
+    with pytest.raises(ZeroDivisionError, match="no 1"):
+        sqlite_store.update("n", fails)
+    with pytest.raises(racefree.NotSerializableError):
+        sqlite_store.update("n", lambda v: {"s": {v}})
+
+    def refuse(value: int) -> int:
+        raise ValueError(value)
+
+    def refused() -> None:
+        with pytest.raises(ValueError):
+            sqlite_store.update("n", refuse)
+
+    ran = statements.during(refused)
+    assert ran == ["UPDATE RACEFREE_KEYS"]  # aborted inside the statement: no retry
+    assert sqlite_store.get_versioned("n") == (1, 1)
 
 
 def test_an_update_that_makes_a_list_runs_its_function_once_and_writes_in_one_transaction(
@@ -420,7 +488,7 @@ def test_an_update_that_makes_a_list_runs_its_function_once_and_writes_in_one_tr
 
     ran = statements.during(lambda: sqlite_store.update("n", to_list))
     assert calls == [1]
-    assert ran[0] == "SELECT KIND,"  # the read; the list's rows need a transaction
+    assert ran[0] == "UPDATE RACEFREE_KEYS"  # aborted by the list; its rows need a transaction
     (write,) = _transactions(ran[1:])
     assert (write[0], write[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
     assert sqlite_store.get_versioned("n") == ([1, 1], 2)
@@ -429,23 +497,25 @@ def test_an_update_that_makes_a_list_runs_its_function_once_and_writes_in_one_tr
 def test_an_update_whose_key_moved_runs_again_in_one_transaction_under_the_write_lock(
     statements: Statements, tmp_path: Path
 ) -> None:
+    # A key never written: read first (a JSON value's update is one statement
+    # that holds the write lock while fn runs, so nothing can come between).
     url = f"sqlite:///{tmp_path / 'moved.db'}"
     store, other = racefree.open_store(url), racefree.open_store(url)
-    store.set("n", 1)
-    seen: list[int] = []
+    seen: list[int | None] = []
 
-    def add_one(value: int) -> int:
+    def add_one(value: int | None) -> int:
         seen.append(value)
         if len(seen) == 1:
             other.increment("n", 10)  # another writer, between the read and the write
-        return value + 1
+        return (value or 0) + 1
 
     ran = statements.during(lambda: store.update("n", add_one))
-    assert seen == [1, 11]  # the first decision was on a version that moved: decided again
-    assert ran[:3] == ["SELECT KIND,", "INSERT INTO", "UPDATE RACEFREE_KEYS"]  # refused
-    (again,) = _transactions(ran[3:])
+    assert seen == [None, 10]  # the first decision was on a version that moved: decided again
+    # found no row; the read; the other's increment; the write of a key still unwritten, refused
+    assert ran[:4] == ["UPDATE RACEFREE_KEYS", "SELECT KIND,", "INSERT INTO", "INSERT INTO"]
+    (again,) = _transactions(ran[4:])
     assert (again[0], again[-1]) == ("BEGIN IMMEDIATE", "COMMIT")
-    assert store.get_versioned("n") == (12, 3)
+    assert store.get_versioned("n") == (11, 2)
     store.close()
     other.close()
 

@@ -133,3 +133,82 @@ def test_without_returning_every_op_runs_as_one_transaction(
             inside = False
     assert not any("RETURNING" in statement for statement in ran)
     store.close()
+
+
+def test_writers_that_stood_in_line_get_the_lock_in_the_order_they_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sqlite_backend, "_POLLERS", 0)  # every waiter stands in line at once
+    lock = sqlite_backend.WriterLock()
+    assert lock.acquire(timeout=1)
+    order: list[int] = []
+
+    def wait_in_line(n: int) -> None:
+        assert lock.acquire(timeout=10)
+        order.append(n)
+        lock.release()
+
+    pool = []
+    for n in range(20):
+        t = threading.Thread(target=wait_in_line, args=(n,))
+        t.start()
+        while len(lock._line) < n + 1:  # wait until thread n stands in line
+            time.sleep(0.001)
+        pool.append(t)
+    lock.release()
+    for t in pool:
+        t.join()
+    assert order == list(range(20))
+    assert lock.idle()
+
+
+def test_a_polling_writer_gets_a_lock_freed_while_it_sleeps() -> None:
+    lock = sqlite_backend.WriterLock()
+    assert lock.acquire(timeout=1)
+    got: list[bool] = []
+    waiter = threading.Thread(target=lambda: got.append(lock.acquire(timeout=10)))
+    waiter.start()
+    time.sleep(0.002)
+    lock.release()  # nobody stands in line: freed, and the poller takes it at its next try
+    waiter.join()
+    assert got == [True]
+    assert not lock.idle()
+    lock.release()
+    assert lock.idle()
+
+
+def test_a_writer_past_its_timeout_in_line_gives_up_and_leaves_the_line() -> None:
+    lock = sqlite_backend.WriterLock()
+    assert lock.acquire(timeout=1)
+    assert not lock.idle()
+    began = time.monotonic()
+    assert not lock.acquire(timeout=0.05)  # polled, then stood in line, then gave up
+    assert time.monotonic() - began >= 0.05
+    assert len(lock._line) == 0
+    lock.release()
+    assert lock.idle()
+    assert lock.acquire(timeout=0.05)
+
+
+def test_the_writer_lock_is_never_lost_among_many_threads() -> None:
+    lock = sqlite_backend.WriterLock()
+    inside = [0]
+    worst = [0]
+    counted = [0]
+
+    def work() -> None:
+        for _ in range(200):
+            assert lock.acquire(timeout=30)
+            inside[0] += 1
+            worst[0] = max(worst[0], inside[0])
+            counted[0] += 1
+            inside[0] -= 1
+            lock.release()
+
+    pool = [threading.Thread(target=work) for _ in range(32)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    assert (worst[0], counted[0]) == (1, 32 * 200)
+    assert lock.idle()

@@ -76,3 +76,18 @@ def stuck_inside(url: str, how: str, signal: Connection) -> None:
             tx.set("balance:b", 0)
             tx.append("moves", "half done")
             never_returns()
+
+
+def set_many(url: str, worker: int, count: int, start: Any, out: Connection) -> None:
+    """Set one shared key ``count`` times from this process; send back the versions returned."""
+    store = racefree.open_store(url)
+    with racefree.agent(f"process-{worker}"):
+        start.wait()
+        versions = [
+            store.set("shared", [worker, n] if n % 7 == 0 else {"w": worker, "n": n})
+            for n in range(count)
+        ]
+        seen = [store.get_versioned("shared").version for _ in range(3)]
+    out.send((versions, seen))
+    out.close()
+    store.close()

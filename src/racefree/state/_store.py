@@ -209,8 +209,11 @@ class _StoreBase:
         if type(key) is not str or key not in _known_keys:
             key = check_key(key)
         raw = fast.read(key)
-        if self._tracks(key):
-            self._saw(current_agent(), key, raw[1])
+        if self._reducers.get(key, "last_value") == "last_value":  # _tracks, _saw inlined
+            seen = self._seen
+            agent_key = (current_agent(), key)
+            if seen.get(agent_key, -1) < raw[1]:
+                seen[agent_key] = raw[1]
         return raw
 
     def _done_get_versioned(self, op: Op, raw: list[Any]) -> Versioned:
@@ -230,7 +233,7 @@ class _StoreBase:
         return out
 
     def _op_set(self, key: str, value: Any) -> Op:
-        return Op("set", (check_key(key),), (to_json(value),), None, current_agent())
+        return _new(Op, ("set", (check_key(key),), (to_json(value),), None, current_agent()))
 
     def _done_write(self, op: Op, version: int) -> int:
         self._saw(op.agent, op.keys[0], version)  # type: ignore[index]
@@ -242,12 +245,15 @@ class _StoreBase:
                 f"expected_version must be an int >= 0 (0 = never written), not "
                 f"{expected_version!r}. Pass the version that get_versioned() returned."
             )
-        return Op(
-            "compare_and_set",
-            (check_key(key),),
-            (to_json(value), expected_version),
-            None,
-            current_agent(),
+        return _new(
+            Op,
+            (
+                "compare_and_set",
+                (check_key(key),),
+                (to_json(value), expected_version),
+                None,
+                current_agent(),
+            ),
         )
 
     def _op_append(self, key: str, item: Any, idempotency_key: str | None) -> Op:
@@ -292,12 +298,8 @@ class _StoreBase:
     def _op_increment(self, key: str, amount: int | float) -> Op:
         key = check_key(key)
         _check_amount(amount)
-        return Op(
-            "increment",
-            (key,),
-            (amount,),
-            None,
-            current_agent() if self._recording else None,
+        return _new(
+            Op, ("increment", (key,), (amount,), None, current_agent() if self._recording else None)
         )
 
     def _op_update(self, key: str, fn: Callable[[Any], Any]) -> Op:
@@ -314,7 +316,9 @@ class _StoreBase:
             raise UsageError(
                 f"claim() needs the owner's name as a non-empty string, not {owner!r}."
             )
-        return Op("claim", (key,), (owner,), None, current_agent() if self._recording else None)
+        return _new(
+            Op, ("claim", (key,), (owner,), None, current_agent() if self._recording else None)
+        )
 
     def _op_apply(
         self,
@@ -405,8 +409,16 @@ class Store(_StoreBase):
     def get(self, key: str, default: Any = None) -> Any:
         """The value of ``key``, or ``default`` if it was never written."""
         fast = self._fast
-        if fast is not None and _hooks._scheduler is None:
-            value, version = self._fast_read(fast, key)
+        if fast is not None and _hooks._scheduler is None:  # _fast_read, inlined (hot path)
+            if type(key) is not str or key not in _known_keys:
+                key = check_key(key)
+            value, version = fast.read(key)
+            if self._reducers.get(key, "last_value") == "last_value":
+                seen = self._seen
+                agent_key = (current_agent(), key)
+                if seen.get(agent_key, -1) < version:
+                    seen[agent_key] = version
+            return value if version else default
         else:
             op = self._op_get(key)
             value, version = self._done_get_versioned(op, self._run(op))

@@ -92,7 +92,7 @@ class FastPath(Protocol):
     """The most common ops, called directly instead of through an :class:`Op` (optional).
 
     A backend that can carry out a read or an append in far less time than
-    it takes to build and dispatch an op (memory) hands this out from
+    it takes to build and dispatch an op (memory; SQLite's sync flavour) hands this out from
     ``fast_path()``. The store calls it only when nothing watches the op:
     no history is attached (the backend returns ``None`` otherwise), no
     exploration is running (``racefree.hooks``), and no idempotency key is
@@ -100,8 +100,9 @@ class FastPath(Protocol):
     method gives exactly the result, versions and stored value of
     :meth:`Backend.execute` on the op it stands for (the conformance tests
     compare the two); it may hand any case other than the common one to
-    ``execute``. The methods never do I/O, so an asyncio store may call them
-    without awaiting.
+    ``execute``. An asyncio backend's methods never do I/O, so an asyncio
+    store may call them without awaiting; a sync backend's may block as its
+    ``execute`` does (SQLite runs the op's statements).
     """
 
     def read(self, key: str) -> tuple[Any, int]:

@@ -10,13 +10,20 @@ that writes only a key holding nothing, ``get`` a ``SELECT``; an int is
 added in SQL only where 64 bits hold the sum exactly). A statement that
 finds a case only the decision handles (a list where a JSON value was
 expected, a conflict, a float to add) writes nothing, and the op runs as a
-whole transaction, which decides it and raises its error. An append is one
-transaction of four statements (the key's row grown with ``RETURNING`` its
-old length, the items' rows in one ``INSERT``). ``update`` reads, runs its
-function, then writes only if the key is still at the version read; when it
-moved, the op runs again under the write lock, so the function runs at most
-twice. This needs SQLite 3.35 (``RETURNING``); with an older one every op
-runs as a whole transaction.
+whole transaction, which decides it and raises its error. A ``set`` of a key
+whose version this process knows is an ``UPDATE ... WHERE version = ?``
+without ``RETURNING`` (the upsert follows when another process moved it).
+An append is one transaction of four statements (the key's row grown with
+``RETURNING`` its old length, the items' rows in one ``INSERT``). ``update``
+of a JSON value is one ``UPDATE`` whose new value SQLite gets by calling the
+function (``racefree_update``, registered on each connection) under the
+write lock: it runs once, and its error aborts the statement. Of a key never
+written or a list, ``update`` reads, runs its function, then writes only if
+the key is still at the version read; when it moved, the op runs again
+under the write lock, so the function runs at most twice. This needs SQLite
+3.35 (``RETURNING``); with an older one every op runs as a whole
+transaction. The sync store calls ``read``, ``append`` and ``extend``
+directly (``FastPath``) when nothing watches.
 
 A whole transaction begins with ``BEGIN IMMEDIATE``, which takes the
 database's write lock *before* reading, so read, decide and write happen
@@ -60,6 +67,7 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from typing import Any
 from urllib.parse import unquote
@@ -79,9 +87,10 @@ from racefree.state._core import (
     needs_items,
     replay,
 )
+from racefree.state._values import to_json
 from racefree.state.backends import redact
 from racefree.state.backends._shared import (
-    FairSemaphore,
+    _scan,
     dumps,
     loads,
     loads_list,
@@ -165,6 +174,20 @@ _GROW = (
     "writer = excluded.writer WHERE kind = 1 OR value = 'null' RETURNING length - ?2"
 )
 _GET = "SELECT kind, value, version FROM racefree_keys WHERE key = ?"
+# A JSON value's text, or NULL for a list (whose items are rows of racefree_items).
+_READ = "SELECT value, version FROM racefree_keys WHERE key = ?"
+# Replaces a JSON value known to be at version ?4: no RETURNING needed (the
+# new version is ?4 + 1), which saves SQLite about a sixth of the write.
+# update: the new value from the caller's function, called by SQLite for the
+# row (see SQLiteBackend._update).
+_UPDATE_IN_SQL = (
+    "UPDATE racefree_keys SET value = racefree_update(value, version), version = version + 1, "
+    "writer = ?2 WHERE key = ?1 AND kind = 0"
+)
+_SET_AT = (
+    "UPDATE racefree_keys SET value = ?2, version = ?4 + 1, writer = ?3 "
+    "WHERE key = ?1 AND version = ?4 AND kind = 0"
+)
 # A key's row and its items' rows in one statement, so from one instant.
 _READ_ONE = (
     "SELECT -1, kind, value, version, writer FROM racefree_keys WHERE key = ?1 UNION ALL "
@@ -174,6 +197,9 @@ _READ_ONE = (
 
 # Rows per INSERT: 3 parameters each stay below SQLite's oldest limit of 999.
 _ROWS_PER_INSERT = 300
+
+
+_INSERT_ONE = "INSERT INTO racefree_items (key, idx, item) VALUES (?,?,?)"
 
 
 @functools.lru_cache(maxsize=64)
@@ -200,20 +226,106 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     return "locked" in text or "busy" in text
 
 
+# How long a writer of this process polls for the writer lock, backing off as
+# SQLite's own busy handler does, before it stands in line (see WriterLock).
+_PATIENCE = 0.02
+_FIRST_PAUSE = 0.0005
+_LONGEST_PAUSE = 0.005
+# At most this many waiters poll at once; the others stand in line at once
+# (a thousand threads polling would spend the cores on waking up).
+_POLLERS = 8
+
+
+class WriterLock:
+    """The write turn of one database file among the threads of one process.
+
+    A free lock is taken at once, even while others wait (no hand-over, so a
+    thread that writes again and again never waits for a sleeping thread to
+    wake up: a thread wake-up per write on two cores cost racefree half its
+    throughput at 8 writing threads). A waiter first polls, sleeping 0.5 ms,
+    then 1, 2, ... up to 5 ms between tries, as SQLite's busy handler does;
+    once it has waited ``_PATIENCE`` (20 ms) it stands in a line, and
+    :meth:`release` hands the lock straight to the first in line, in the
+    order they came. So no waiter waits longer than that patience plus its
+    place in line, however many threads write: with every thread polling
+    SQLite's own lock some waited past the timeout at 1,000 threads while
+    others progressed.
+    """
+
+    def __init__(self) -> None:
+        self._place = threading.Lock()  # held by the thread whose turn it is
+        self._mutex = threading.Lock()  # guards _line and every release of _place
+        self._line: deque[threading.Lock] = deque()
+        self._polling = 0  # waiters polling now (at most _POLLERS; read and written under _mutex)
+
+    def acquire(self, timeout: float) -> bool:
+        """Take the lock, waiting at most ``timeout`` seconds; False if it timed out."""
+        if not self._line and self._place.acquire(False):
+            return True
+        return self._wait(timeout)
+
+    def _wait(self, timeout: float) -> bool:
+        now = time.monotonic()
+        deadline = now + timeout
+        with self._mutex:
+            poll = self._polling < _POLLERS
+            if poll:
+                self._polling += 1
+        if poll:
+            try:
+                patience = min(now + _PATIENCE, deadline)
+                pause = _FIRST_PAUSE
+                while now < patience:
+                    time.sleep(min(pause, patience - now))
+                    pause = min(pause * 2, _LONGEST_PAUSE)
+                    if not self._line and self._place.acquire(False):
+                        return True
+                    now = time.monotonic()
+            finally:
+                with self._mutex:
+                    self._polling -= 1
+        turn = threading.Lock()
+        turn.acquire()
+        with self._mutex:
+            # Under the mutex the lock is never free while someone stands in
+            # line (release hands it over instead), so this is no queue jump.
+            if self._place.acquire(False):
+                return True
+            self._line.append(turn)
+        if turn.acquire(timeout=max(deadline - time.monotonic(), 0)):
+            return True  # handed over
+        with self._mutex:
+            if turn in self._line:
+                self._line.remove(turn)
+                return False
+        return True  # handed over just as the wait ran out: ours now
+
+    def idle(self) -> bool:
+        """True when the lock is free and nobody stands in line (a hint: it may change at once)."""
+        return not self._line and not self._place.locked()
+
+    def release(self) -> None:
+        """Hand the lock to the first in line, or free it."""
+        with self._mutex:
+            if self._line:
+                self._line.popleft().release()  # _place stays held: the turn passes
+            else:
+                self._place.release()
+
+
 # One writer lock per database file and process: the threads of a process
-# queue here, in order, instead of all polling SQLite's own lock (which
-# sleeps between tries, so a thousand writers mostly sleep). Processes still
-# take turns through SQLite's lock.
-_writers: dict[str, FairSemaphore] = {}
+# take turns here (WriterLock) instead of all polling SQLite's own lock.
+# Processes still take turns through SQLite's lock.
+_writers: dict[str, WriterLock] = {}
 _writers_lock = threading.Lock()
 
 
-def _writer_lock(path: str) -> FairSemaphore:
+def _writer_lock(path: str) -> WriterLock:
     where = os.path.realpath(path)
     with _writers_lock:
         lock = _writers.get(where)
         if lock is None:
-            lock = _writers[where] = FairSemaphore(1)
+            lock = _writers[where] = WriterLock()
         return lock
 
 
@@ -239,6 +351,40 @@ def parse_url(url: str) -> tuple[str, float]:
     return path, timeout
 
 
+class _ListResult(Exception):
+    """Aborts an update's statement whose new value is a list (see SQLiteBackend._update)."""
+
+
+_LIST_RESULT = _ListResult()
+
+
+class _UpdateCall:
+    """One update's function, and what SQLite's call of it found and made."""
+
+    __slots__ = ("error", "fn", "new", "old", "version")
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+        self.error: BaseException | None = None
+        self.new: Any = None
+        self.old: Any = None
+        self.version = 0
+
+
+class _Local(threading.local):
+    """What each thread keeps: its connection, and whether it runs the caller's code now."""
+
+    conn: sqlite3.Connection | None = None
+    generation = -1
+    in_user_code = False
+    update: _UpdateCall | None = None
+
+
+# The versions this process last wrote or read, per backend (a hint: a
+# write at a version that moved since finds no row and runs without it).
+_VERSIONS_LIMIT = 65_536
+
+
 class SQLiteBackend(Backend):
     """State in one SQLite file; every op is one transaction (see the module docstring)."""
 
@@ -250,7 +396,8 @@ class SQLiteBackend(Backend):
         self._shown = redact(url)
         self._path, self._timeout = parse_url(url)
         self._history = history
-        self._local = threading.local()
+        self._local = _Local()
+        self._versions: dict[str, int] = {}
         self._lock = threading.Lock()
         self._connections: list[sqlite3.Connection] = []
         self._idle: list[sqlite3.Connection] = []  # connections for transactions' sessions
@@ -283,13 +430,12 @@ class SQLiteBackend(Backend):
 
     def _connection(self) -> sqlite3.Connection:
         local = self._local
-        conn: sqlite3.Connection | None = getattr(local, "conn", None)
+        conn = local.conn
         if conn is not None and local.generation == self._generation:
             return conn
-        conn = self._with_retries(self._connect)
-        local.conn = conn
+        conn = local.conn = self._with_retries(self._connect)
         local.generation = self._generation
-        return conn
+        return conn  # type: ignore[no-any-return]
 
     def _connect(self) -> sqlite3.Connection:
         conn = sqlite3.connect(
@@ -301,6 +447,7 @@ class SQLiteBackend(Backend):
             if conn.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
                 conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
+            conn.create_function("racefree_update", 2, self._call_update)
             if not self._schema_ready and self._has_schema(conn):
                 self._schema_ready = True
             if not self._schema_ready:
@@ -390,12 +537,17 @@ class SQLiteBackend(Backend):
 
     def execute(self, op: Op) -> Any:
         """Carry out one op in one SQLite transaction (see ``Backend.execute``)."""
-        if getattr(self._local, "in_user_code", False):
+        if self._local.in_user_code:
             raise reentrant_call_error(op)
         if self._history is None and op.idempotency_key is None:
             one_statement = self._one_statement.get(op.name)
             if one_statement is not None:
-                result = self._with_retries(one_statement, op)
+                try:
+                    result = one_statement(op)
+                except sqlite3.Error as exc:  # what _with_retries does, without its frame
+                    if not _is_busy(exc):
+                        raise self._unavailable(exc) from exc
+                    result = self._with_retries(one_statement, op)
                 if result is not _DECLINED:
                     return result
         read_only = op.name in _READ_ONLY and self._history is None
@@ -415,25 +567,34 @@ class SQLiteBackend(Backend):
     # exactly); the op then runs as a whole transaction, which decides it.
 
     def _get(self, op: Op) -> Any:
-        conn = self._connection()
-        key: str = op.keys[0]  # type: ignore[index]
-        row = conn.execute(_GET, (key,)).fetchone()
-        if row is None:
-            return [None, 0]
-        if row[0] == _LIST:  # its items too, in one statement with the row: one instant
-            state = _read_one(conn, key)
-            return [state.value, state.version]
-        return [loads(row[1]), row[2]]
+        return list(self.read(op.keys[0]))  # type: ignore[index]
 
-    def _write_one(self, sql: str, args: tuple[Any, ...]) -> Any:
-        """Run one writing statement in this process's turn; its ``RETURNING`` column or None."""
-        conn = self._connection()
-        self._take_turn()
-        try:
-            row = conn.execute(sql, args).fetchone()
-        finally:
-            self._writer.release()
-        return None if row is None else row[0]
+    def read(self, key: str) -> tuple[Any, int]:
+        """``(value, version)`` of ``key``: one ``SELECT`` (two for a list, see ``_read_one``)."""
+        local = self._local
+        if local.in_user_code:  # a store call from inside an update function
+            raise reentrant_call_error(Op("get", (key,), ()))
+        conn = local.conn
+        if conn is None or local.generation != self._generation:
+            conn = self._connection()
+        row = conn.execute(_READ, (key,)).fetchone()
+        if row is None:
+            return None, 0
+        text, version = row
+        if text is None:  # a list: its items too, in one statement with the row, one instant
+            state = _read_one(conn, key)
+            return state.value, state.version
+        versions = self._versions
+        if len(versions) >= _VERSIONS_LIMIT:
+            versions.clear()
+        versions[key] = version
+        try:  # what loads does, without its frame
+            value, end = _scan(text, 0)
+            if end == len(text):
+                return value, version
+        except (RecursionError, StopIteration):
+            pass
+        return loads(text), version
 
     def _write_if(self, sql: str, args: tuple[Any, ...]) -> bool:
         """Run one writing statement in this process's turn; whether it wrote its row.
@@ -454,14 +615,48 @@ class SQLiteBackend(Backend):
         value = op.args[0]
         if type(value) is list:
             return _DECLINED
-        version = self._write_one(_SET, (op.keys[0], dumps(value), op.agent))  # type: ignore[index]
-        return _DECLINED if version is None else version
+        key: str = op.keys[0]  # type: ignore[index]
+        text = dumps(value)
+        versions = self._versions
+        known = versions.get(key)
+        conn = self._connection()
+        self._take_turn()
+        try:
+            # At the version this process last saw, the new one is known: no
+            # RETURNING. Moved since (another process wrote): the upsert.
+            if known is None or conn.execute(_SET_AT, (key, text, op.agent, known)).rowcount != 1:
+                row = conn.execute(_SET, (key, text, op.agent)).fetchone()
+                if row is None:
+                    versions.pop(key, None)
+                    return _DECLINED
+                known = row[0]
+            else:
+                known += 1
+        finally:
+            self._writer.release()
+        if len(versions) >= _VERSIONS_LIMIT:
+            versions.clear()
+        versions[key] = known
+        return known
 
     def _compare_and_set(self, op: Op) -> Any:
         value, expected = op.args
         if type(value) is list:
             return _DECLINED
-        return self._replace(op.keys[0], value, op.agent, expected)  # type: ignore[index]
+        key: str = op.keys[0]  # type: ignore[index]
+        if expected == 0:
+            return self._replace(key, value, op.agent, 0)
+        text = dumps(value)
+        conn = self._connection()
+        self._take_turn()
+        try:  # _replace's statement, without its two frames (the common case)
+            wrote = conn.execute(_COMPARE_AND_SET, (key, text, op.agent, expected)).rowcount == 1
+        finally:
+            self._writer.release()
+        if not wrote:
+            return _DECLINED
+        self._versions[key] = expected + 1
+        return expected + 1
 
     def _replace(self, key: str, value: Any, writer: str | None, expected: int) -> Any:
         """Write a JSON value only if the key is at version ``expected`` (0: never written)."""
@@ -469,32 +664,167 @@ class SQLiteBackend(Backend):
             wrote = self._write_if(_CREATE, (key, dumps(value), writer))
         else:
             wrote = self._write_if(_COMPARE_AND_SET, (key, dumps(value), writer, expected))
-        return expected + 1 if wrote else _DECLINED
+        if not wrote:
+            return _DECLINED
+        self._versions[key] = expected + 1
+        return expected + 1
 
     def _increment(self, op: Op) -> Any:
         amount = op.args[0]
         if type(amount) is not int or not -_EXACT < amount < _EXACT:
             return _DECLINED  # floats and big ints: Python's arithmetic, in the decision
-        text = self._write_one(_INCREMENT, (op.keys[0], amount, op.agent))  # type: ignore[index]
-        return _DECLINED if text is None else int(text)
+        conn = self._connection()
+        self._take_turn()
+        try:
+            row = conn.execute(_INCREMENT, (op.keys[0], amount, op.agent)).fetchone()  # type: ignore[index]
+        finally:
+            self._writer.release()
+        return _DECLINED if row is None else int(row[0])
 
     def _claim(self, op: Op) -> Any:
-        wrote = self._write_if(_CLAIM, (op.keys[0], dumps(op.args[0]), op.agent))  # type: ignore[index]
+        text = dumps(op.args[0])
+        conn = self._connection()
+        self._take_turn()
+        try:
+            wrote = conn.execute(_CLAIM, (op.keys[0], text, op.agent)).rowcount == 1  # type: ignore[index]
+        finally:
+            self._writer.release()
         return True if wrote else _DECLINED
 
     def _extend(self, op: Op) -> Any:
         """append, extend, append_turn: the new items' rows and the key's row, one transaction.
 
-        The whole transaction of any op: ``_run`` hands an append without an
-        idempotency key straight to ``_fast_extend``.
+        Without ``RETURNING`` the whole transaction of any op, where ``_run``
+        hands an append without an idempotency key to ``_fast_extend``.
         """
+        return self._append_now(op.keys[0], op.args[0], op.agent)  # type: ignore[index]
+
+    def _append_now(self, key: str, items: list[Any], writer: str | None) -> Any:
+        """The key's row grown with ``RETURNING`` its old length, then the items' rows.
+
+        One transaction of four statements, in this process's turn;
+        ``_DECLINED`` (nothing written) where the key holds no list.
+        """
+        texts = [dumps(item) for item in items]  # before the turn: it is held for less
+        conn = self._connection()
         self._take_turn()
         try:
-            return self._transaction(op, "BEGIN IMMEDIATE")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(_GROW, (key, len(texts), writer)).fetchone()
+                if row is None:
+                    conn.execute("ROLLBACK")
+                    return _DECLINED
+                start: int = row[0]
+                if len(texts) == 1:
+                    conn.execute(_INSERT_ONE, (key, start, texts[0]))
+                else:
+                    self._insert_texts(conn, key, start, texts)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
         finally:
             self._writer.release()
+        return start
+
+    # ------------------------------------------------------------ fast path
+
+    def fast_path(self) -> SQLiteBackend | None:
+        """``read``, ``append``, ``extend`` without an op (see ``FastPath``), unless recording.
+
+        The same statements as ``execute`` runs for the op each stands for,
+        without building and dispatching it; any other case goes to ``execute``.
+        """
+        return self if self._history is None and _RETURNING else None
+
+    def append(self, key: str, item: Any) -> int:
+        """``Op("append", (key,), ([item],))`` (see ``FastPath.append``)."""
+        return self._grow(key, [item], "append")
+
+    def extend(self, key: str, items: list[Any]) -> int:
+        """``Op("extend", (key,), (items,))`` (see ``FastPath.extend``)."""
+        return self._grow(key, items, "extend")
+
+    def _grow(self, key: str, items: list[Any], name: str) -> int:
+        if self._local.in_user_code:  # a store call from inside an update function
+            raise reentrant_call_error(Op(name, (key,), (items,)))
+        try:
+            start = self._append_now(key, items, None)
+        except sqlite3.Error as exc:
+            if not _is_busy(exc):
+                raise self._unavailable(exc) from exc
+            start = self._with_retries(self._append_now, key, items, None)
+        if start is _DECLINED:  # not a list: the decision raises its error
+            result: int = self.execute(Op(name, (key,), (items,)))
+            return result
+        return start  # type: ignore[no-any-return]
 
     def _update(self, op: Op) -> Any:
+        """One ``UPDATE`` whose new value ``fn`` computes, called from SQL (``racefree_update``).
+
+        SQLite calls the function for the key's row while it holds the
+        write lock, inside the statement: read, ``fn`` and write are one
+        step for every process, ``fn`` runs once, and a failure in ``fn``
+        (or a result that is not JSON) aborts the statement, which then has
+        written nothing. A key that holds no JSON value matches no row
+        (never written, or a list): then ``_update_read_first``. A new value
+        that is a list (rows of ``racefree_items``) aborts the statement
+        too, and is written by ``_put_list_at`` at the version read.
+        """
+        key: str = op.keys[0]  # type: ignore[index]
+        local = self._local
+        conn = self._connection()
+        call = local.update = _UpdateCall(op.args[0])
+        failed: BaseException | None = None
+        self._take_turn()
+        try:
+            wrote = conn.execute(_UPDATE_IN_SQL, (key, op.agent)).rowcount == 1
+        except sqlite3.Error:
+            if call.error is None:
+                raise  # the engine's own error (busy: run again by execute)
+            failed = call.error  # fn's error, or the list to write: raised out of the handler
+            wrote = False
+        finally:
+            self._writer.release()
+            local.update = None
+        if failed is not None:
+            if failed is not _LIST_RESULT:
+                raise failed
+            old = KeyState(call.old, call.version, None)
+            written = self._with_retries(self._put_list_at, key, call.new, op.agent, old)
+            return _DECLINED if written is _DECLINED else call.new
+        if not wrote:
+            return self._update_read_first(op)
+        self._versions[key] = call.version + 1
+        return call.new
+
+    def _call_update(self, text: str, version: int) -> str:
+        """``racefree_update(value, version)``: the new JSON text of the row being updated."""
+        local = self._local
+        call: _UpdateCall | None = local.update
+        if call is None:  # not from _update's statement: refuse, so that nothing is written
+            raise UsageError("racefree_update() is called only by the store's own update.")
+        try:
+            old = loads(text)
+            local.in_user_code = True
+            try:
+                new = to_json(call.fn(old))
+            finally:
+                local.in_user_code = False
+            if type(new) is list:
+                call.old, call.new, call.version = old, new, version
+                call.error = _LIST_RESULT
+                raise _LIST_RESULT
+            call.new, call.version = new, version
+            return dumps(new)
+        except BaseException as exc:
+            if call.error is None:
+                call.error = exc
+            raise
+
+    def _update_read_first(self, op: Op) -> Any:
         """Read, decide, then write only if the key is still at the version read.
 
         Two statements and the write lock held for the second only, as
@@ -699,11 +1029,16 @@ class SQLiteBackend(Backend):
     @staticmethod
     def _insert_items(conn: sqlite3.Connection, key: str, start: int, items: Sequence[Any]) -> None:
         """The items' rows, up to ``_ROWS_PER_INSERT`` per statement (one for a short list)."""
-        for first in range(0, len(items), _ROWS_PER_INSERT):
-            chunk = items[first : first + _ROWS_PER_INSERT]
+        SQLiteBackend._insert_texts(conn, key, start, [dumps(item) for item in items])
+
+    @staticmethod
+    def _insert_texts(conn: sqlite3.Connection, key: str, start: int, texts: list[str]) -> None:
+        """The rows of items given as JSON texts (see ``_insert_items``)."""
+        for first in range(0, len(texts), _ROWS_PER_INSERT):
+            chunk = texts[first : first + _ROWS_PER_INSERT]
             values: list[Any] = []
-            for i, item in enumerate(chunk, start + first):
-                values += (key, i, dumps(item))
+            for i, text in enumerate(chunk, start + first):
+                values += (key, i, text)
             conn.execute(_insert_rows(len(chunk)), values)
 
     def _write(
@@ -775,7 +1110,7 @@ class _Session:
     def execute(self, op: Op) -> Any:
         """A read (``get``) in the snapshot, or the commit (see the class docstring)."""
         backend = self._backend
-        if getattr(backend._local, "in_user_code", False):
+        if backend._local.in_user_code:
             raise reentrant_call_error(op)
         if op.name == "commit":
             return self._commit(op)
