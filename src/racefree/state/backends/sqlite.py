@@ -249,7 +249,10 @@ class WriterLock:
     order they came. So no waiter waits longer than that patience plus its
     place in line, however many threads write: with every thread polling
     SQLite's own lock some waited past the timeout at 1,000 threads while
-    others progressed.
+    others progressed. While the line is long, a new waiter joins it at once:
+    the lock then passes from one waiter to the next, and polling could only
+    take turns on the CPU with the writer (a third less throughput at 1,000
+    threads).
     """
 
     def __init__(self) -> None:
@@ -268,7 +271,9 @@ class WriterLock:
         now = time.monotonic()
         deadline = now + timeout
         with self._mutex:
-            poll = self._polling < _POLLERS
+            # A long line means the lock is handed from one waiter to the next for a
+            # while: polling could not win it, only take turns on the CPU (1,000 threads).
+            poll = self._polling < _POLLERS and len(self._line) < _POLLERS
             if poll:
                 self._polling += 1
         if poll:
