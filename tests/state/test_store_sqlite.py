@@ -5,7 +5,9 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -38,8 +40,8 @@ def test_opening_an_existing_store_takes_no_write_lock(tmp_path: Path) -> None:
         writer.close()
 
 
-def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
-    lock = FairSemaphore(1)
+def taken_in_order_of_arrival(lock: Any, in_line: Callable[[], int]) -> list[int]:
+    """The order in which 20 threads that stood in line for the held ``lock`` got it."""
     assert lock.acquire(timeout=1)
     order: list[int] = []
 
@@ -52,13 +54,18 @@ def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
     for n in range(20):
         t = threading.Thread(target=wait_in_line, args=(n,))
         t.start()
-        while len(lock._waiters) < n + 1:  # wait until thread n stands in line
+        while in_line() < n + 1:  # wait until thread n stands in line
             time.sleep(0.001)
         pool.append(t)
     lock.release()
     for t in pool:
         t.join()
-    assert order == list(range(20))
+    return order
+
+
+def test_the_writer_lock_is_handed_over_in_the_order_threads_asked() -> None:
+    lock = FairSemaphore(1)
+    assert taken_in_order_of_arrival(lock, lambda: len(lock._waiters)) == list(range(20))
 
 
 def test_a_writer_that_waits_past_the_timeout_gives_up_and_leaves_the_line() -> None:
@@ -140,25 +147,7 @@ def test_writers_that_stood_in_line_get_the_lock_in_the_order_they_came(
 ) -> None:
     monkeypatch.setattr(sqlite_backend, "_POLLERS", 0)  # every waiter stands in line at once
     lock = sqlite_backend.WriterLock()
-    assert lock.acquire(timeout=1)
-    order: list[int] = []
-
-    def wait_in_line(n: int) -> None:
-        assert lock.acquire(timeout=10)
-        order.append(n)
-        lock.release()
-
-    pool = []
-    for n in range(20):
-        t = threading.Thread(target=wait_in_line, args=(n,))
-        t.start()
-        while len(lock._line) < n + 1:  # wait until thread n stands in line
-            time.sleep(0.001)
-        pool.append(t)
-    lock.release()
-    for t in pool:
-        t.join()
-    assert order == list(range(20))
+    assert taken_in_order_of_arrival(lock, lambda: len(lock._line)) == list(range(20))
     assert lock.idle()
 
 

@@ -145,6 +145,20 @@ def query_options(url: str, known: dict[str, type], shown: str) -> dict[str, Any
     return options
 
 
+def wait_to_be_handed(
+    turn: threading.Lock, line: deque[threading.Lock], mutex: threading.Lock, timeout: float
+) -> bool:
+    """Wait for a releasing thread to release ``turn`` (our place in ``line``, which
+    ``mutex`` guards); on time-out, leave the line. False if the wait timed out."""
+    if turn.acquire(timeout=timeout):
+        return True  # a releasing thread handed its place over
+    with mutex:
+        if turn in line:
+            line.remove(turn)
+            return False
+    return True  # handed over just as the wait ran out: ours now
+
+
 class FairSemaphore:
     """``permits`` places handed to waiting threads in the order they came.
 
@@ -169,13 +183,7 @@ class FairSemaphore:
             turn = threading.Lock()
             turn.acquire()
             self._waiters.append(turn)
-        if turn.acquire(timeout=timeout):
-            return True  # a releasing thread handed its place over
-        with self._mutex:
-            if turn in self._waiters:
-                self._waiters.remove(turn)
-                return False
-        return True  # handed over just as the wait ran out: ours now
+        return wait_to_be_handed(turn, self._waiters, self._mutex, timeout)
 
     def idle(self) -> bool:
         """True when a place is free and nobody waits (a hint: it may change at once)."""

@@ -98,6 +98,7 @@ from racefree.state.backends._shared import (
     query_options,
     record_text,
     reentrant_call_error,
+    wait_to_be_handed,
 )
 from racefree.state.backends.base import AsyncBackend, Backend
 
@@ -297,13 +298,7 @@ class WriterLock:
             if self._place.acquire(False):
                 return True
             self._line.append(turn)
-        if turn.acquire(timeout=max(deadline - time.monotonic(), 0)):
-            return True  # handed over
-        with self._mutex:
-            if turn in self._line:
-                self._line.remove(turn)
-                return False
-        return True  # handed over just as the wait ran out: ours now
+        return wait_to_be_handed(turn, self._line, self._mutex, max(deadline - time.monotonic(), 0))
 
     def idle(self) -> bool:
         """True when the lock is free and nobody stands in line (a hint: it may change at once)."""
