@@ -154,3 +154,29 @@ def test_an_agent_waits_for_a_free_thread_that_is_inside_the_lock() -> None:
     )
     assert result.ok, result.failures
     assert [c["notes"] for c in copies] == [[], []]  # each copy was whole, made before the write
+
+
+def test_a_deadlock_through_a_tracked_lock_names_it() -> None:
+    class WaitsForTheOther:
+        """A value whose deep copy waits for another thread, which needs the same state."""
+
+        def __deepcopy__(self, memo: dict[int, Any]) -> WaitsForTheOther:
+            other = threading.Thread(target=lambda: session["notes"].append(1), name="Other")
+            other.start()
+            other.join()  # inside the tracker's lock, which Other waits for
+            return WaitsForTheOther()
+
+    session: Any = None
+
+    def workflow() -> None:
+        nonlocal session
+        session = track({"notes": [], "blob": WaitsForTheOther()})
+        copier = threading.Thread(target=copy.deepcopy, args=(session,), name="Copier")
+        copier.start()
+        copier.join()
+
+    result = explore(workflow, schedules=1, check=False, save_dir=None, watchdog=5.0)
+    failure = result.failures[0].failure
+    assert failure.kind == "deadlock"
+    assert "Other waits for a tracked object's lock" in failure.title
+    assert "(Copier holds it)" in failure.title

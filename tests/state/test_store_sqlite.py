@@ -201,3 +201,29 @@ def test_the_writer_lock_is_never_lost_among_many_threads() -> None:
         t.join()
     assert (worst[0], counted[0]) == (1, 32 * 200)
     assert lock.idle()
+
+
+def test_a_writer_that_finds_a_long_line_joins_it_without_polling(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # With a patience of a minute, a waiter that polled first would not stand in line
+    # within the few seconds this test waits.
+    monkeypatch.setattr(sqlite_backend, "_PATIENCE", 60.0)
+    lock = sqlite_backend.WriterLock()
+    assert lock.acquire(timeout=1)
+    standing = [threading.Lock() for _ in range(sqlite_backend._POLLERS)]
+    for turn in standing:
+        turn.acquire()
+    lock._line.extend(standing)  # a line as long as the pollers allowed
+    got: list[bool] = []
+    late = threading.Thread(target=lambda: got.append(lock.acquire(timeout=30)))
+    late.start()
+    deadline = time.monotonic() + 5
+    while len(lock._line) <= len(standing) and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert len(lock._line) == len(standing) + 1 and lock._polling == 0
+    for _ in standing:  # hand the turn down the line: the late writer gets it last
+        lock.release()
+    lock.release()
+    late.join()
+    assert got == [True]
