@@ -36,6 +36,7 @@ import contextlib
 import contextvars
 import fnmatch
 import linecache
+import operator
 import os
 import sys
 import threading
@@ -61,6 +62,8 @@ __all__ = ["Abort", "Scheduler"]
 _get_ident = _thread.get_ident
 # Candidate (a NamedTuple) made by tuple.__new__: its own __new__ is a Python function.
 _candidate = tuple.__new__
+_first = operator.itemgetter(0)
+_second = operator.itemgetter(1)
 _new_lock = _thread.allocate_lock
 _start_new_thread = _thread.start_new_thread
 _real_sleep = time.sleep
@@ -904,12 +907,12 @@ class Scheduler:
         names = self.names
         clock = self.clock
         for agent in self.alive:
+            option = agent.option
+            if option is not None:  # a thread that is ready, as when it was last listed
+                out.append(option)
+                continue
             state = agent.state
             if state == RUN:
-                option = agent.option
-                if option is not None:  # a thread that is ready, as when it was last listed
-                    out.append(option)
-                    continue
                 loop = agent.loop
                 if loop is None:
                     ready_at = agent.ready_at
@@ -1015,23 +1018,16 @@ class Scheduler:
             ids: tuple[Choice, ...] = (cand.id,)
             deviation = False
         else:
-            candidates = [o[1] for o in options]
-            ids = tuple([c.id for c in candidates])
-            default = -1
+            candidates = list(map(_second, options))
+            ids = tuple(map(_first, candidates))  # a candidate's id is its first field
             current: Choice | None = None
-            if me.state == RUN and me.ready_at <= clock:
-                mine = me.id
-                for i, choice in enumerate(ids):
-                    if choice == mine:
-                        current, default = mine, i
-                        break
-            if default < 0:  # the natural-timing default: the earliest ready, then the lowest id
-                default = 0
-                best_when, best_id = options[0][0], ids[0]
-                for i in range(1, len(ids)):
-                    when = options[i][0]
-                    if when < best_when or (when == best_when and ids[i] < best_id):
-                        best_when, best_id, default = when, ids[i], i
+            mine = me.id
+            if me.state == RUN and me.ready_at <= clock and mine in ids:
+                current, default = mine, ids.index(mine)
+            else:
+                # The natural-timing default: the earliest ready, then the lowest id (an
+                # option compares by its time, then by its candidate, whose id is unique).
+                default = options.index(min(options))
             decision = Decision(self.decisions, candidates, current, default, trace)
             self.decisions += 1
             try:
