@@ -134,3 +134,40 @@ def test_checker_stories_are_worded_only_for_the_failures_a_report_shows() -> No
     assert shown[0].details and " ".join(shown[0].details[:2]) in " ".join(text.split())
     rest = [f for r in result.failures[1:] for f in r.run.failures if f.kind == "checker"]
     assert rest and all(callable(f.lazy_details) for f in rest)
+
+
+def _answer(answers: dict[str, str], name: str) -> None:
+    mine = dict(answers)  # load a copy
+    time.sleep(1.0)  # the model call
+    mine[name] = f"{name}: done"
+    answers.clear()
+    answers.update(mine)  # save the copy over whatever the other agent wrote
+
+
+def answers_workflow() -> dict[str, str]:
+    answers: dict[str, str] = {}
+    threads = [threading.Thread(target=_answer, args=(answers, n)) for n in ("writer", "critic")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return answers
+
+
+def writer_answered(state: dict[str, str]) -> bool:
+    return state["writer"].startswith("writer")  # a KeyError when the race dropped it
+
+
+def test_an_invariant_that_raises_on_a_key_a_race_dropped_fails_that_schedule() -> None:
+    result = explore(answers_workflow, invariants=[writer_answered], save_dir=None)
+    assert result.failure is not None  # reported, not raised out of explore()
+    titles = [f.title for f in result.failure.run.failures if f.kind == "invariant"]
+    assert titles == ["Invariant writer_answered raised KeyError: 'writer'"]
+    assert "writer_answered raised KeyError" in result.report()
+    replayed = explore(
+        answers_workflow,
+        invariants=[writer_answered],
+        replay=result.failure.schedule,
+        save_dir=None,
+    )
+    assert not replayed.ok

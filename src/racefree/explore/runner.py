@@ -488,6 +488,13 @@ def _invariant_failures(invariants: Sequence[Invariant], state: Any) -> list[Fai
                 Failure("invariant", f"Invariant {name} failed: {exc}".rstrip(": "), doc, name)
             )
             continue
+        except Exception as exc:
+            # A race that drops a key makes an invariant that indexes it raise: that is the
+            # invariant failing on this schedule, with its story and replay, not a crash of
+            # the whole exploration.
+            title = f"Invariant {name} raised {type(exc).__name__}: {exc}".rstrip(": ")
+            out.append(Failure("invariant", title, doc, name))
+            continue
         if verdict is False:
             out.append(Failure("invariant", f"Invariant {name} failed.", doc, name))
     return out
@@ -1014,7 +1021,8 @@ def explore(
 
     ``workflow`` takes no arguments (a ``def`` or ``async def``) and returns
     the final state that ``invariants`` (callables returning False or raising
-    ``AssertionError`` on a violation) are checked against. ``strategy`` is
+    on a violation: ``AssertionError`` or any other exception, such as the
+    ``KeyError`` of a key a race dropped) are checked against. ``strategy`` is
     ``"auto"`` (the default: exhaustive search, PCT and random walk taking
     turns, see :mod:`racefree.explore.strategies.portfolio`), ``"random"``,
     ``"pct"`` (bugs of ``depth``), ``"exhaustive"`` or a :class:`Strategy`.
