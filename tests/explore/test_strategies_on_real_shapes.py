@@ -143,6 +143,91 @@ def test_exhaustive_search_of_a_polling_agent_is_complete() -> None:
     assert "A poll that changed nothing" in result.coverage()
 
 
+def tool_calls_then_publish() -> dict[str, Any]:
+    """A researcher makes three quick tool calls (nothing shared written) and publishes;
+    the editor's slow model call returns later and it reads what was published. Real
+    runs always see the findings: the researcher is done at 0.3 s, the editor reads at 1 s."""
+    board = racefree.track({"findings": None, "editor_saw": None})
+
+    def researcher() -> None:
+        for _ in range(3):
+            time.sleep(0.1)
+        board["findings"] = "3 sources"
+
+    def editor() -> None:
+        time.sleep(1.0)
+        board["editor_saw"] = board["findings"]
+
+    run_threads(researcher, editor)
+    return dict(board)
+
+
+def editor_saw_nothing(state: dict[str, Any]) -> bool:
+    return state["editor_saw"] is None  # broken exactly in the order real runs take
+
+
+@pytest.mark.parametrize("strategy", ["auto", "random", "pct", "exhaustive"])
+def test_work_in_a_row_ahead_of_a_slower_agent_is_explored_in_its_natural_order(
+    strategy: str,
+) -> None:
+    # Each tool-call step writes nothing shared, as a poll's does; it is not held back
+    # while its wait is the one that ends first, so the natural order is reachable.
+    result = explore(
+        tool_calls_then_publish,
+        strategy=strategy,
+        schedules=200,
+        invariants=[editor_saw_nothing],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.run.result["editor_saw"] == "3 sources"
+
+
+def test_exhaustive_search_runs_both_orders_of_work_in_a_row_and_a_slower_read() -> None:
+    seen = set()
+
+    def record(state: dict[str, Any]) -> bool:
+        seen.add(state["editor_saw"])
+        return True
+
+    result = explore(
+        tool_calls_then_publish, strategy="exhaustive", invariants=[record], save_dir=None
+    )
+    assert result.ok and result.complete
+    assert seen == {None, "3 sources"}
+
+
+def counting_waiter() -> dict[str, Any]:
+    """The waiter gives up after five polls (0.25 s); the worker answers at 1 s, so real
+    runs always give up: the counter is local, the poll writes nothing shared."""
+    state = racefree.track({"results": [], "summary": None})
+
+    def worker() -> None:
+        time.sleep(1.0)
+        state["results"].append("answer")
+
+    def waiter() -> None:
+        for _ in range(5):
+            if state["results"]:
+                break
+            time.sleep(0.05)
+        state["summary"] = f"{len(state['results'])} result"
+
+    run_threads(worker, waiter)
+    return dict(state)
+
+
+@pytest.mark.parametrize("strategy", ["auto", "exhaustive"])
+def test_a_poll_that_counts_its_attempts_is_seen_giving_up_when_real_runs_do(
+    strategy: str,
+) -> None:
+    result = explore(
+        counting_waiter, strategy=strategy, schedules=500, invariants=[summarised], save_dir=None
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.run.result["summary"] == "0 result"
+
+
 def impatient_waiter() -> dict[str, Any]:
     """The waiter gives up after 1 s and summarises what it has; the worker usually
     answers in 0.3 s, but a slow model call leaves the summary empty."""

@@ -9,13 +9,19 @@ livelock that no real scheduler produces, reported as a step-limit failure
 
 Running a pure poll twice in a row with nobody else moving in between gives
 the same step twice (it sees the same shared state), so :class:`Fair` lets the
-poller run again only after another agent has taken a step. Every strategy,
-replays included, runs behind it, so a schedule means the same thing for all.
+poller run again only after another agent has taken a step, except when it is
+the natural-timing choice (its wait ends first) and its wait lasted a while:
+then it is the order real runs take, and the virtual clock moves on with each
+such step, so it ends when the other waits come due. Without that exception,
+work in a row that writes nothing shared until its end (tool calls, then a
+write) could never finish ahead of a slower agent, the order of real runs.
+Every strategy, replays included, runs behind it, so a schedule means the
+same thing for all.
 
 What is given up: a loop that counts its attempts to give up
-(``for attempt in range(100): ...; time.sleep(0.05)``) is never seen giving
-up while the agent it waits for is still busy, because its counter is local
-state the explorer cannot see. A loop with a deadline (``time.monotonic()``,
+(``for attempt in range(100): ...; time.sleep(0.05)``) is seen giving up when
+natural timing makes it give up, never earlier (its counter is local state
+the explorer cannot see). A loop with a deadline (``time.monotonic()``,
 ``Event.wait(timeout)``, ``queue.get(timeout=...)``) reads the clock, is not a
 pure poll, and is explored in full. With ``latency="virtual"`` waits end in
 deadline order and no filtering is needed.
@@ -52,6 +58,7 @@ class Fair(Strategy):
         self._seen = 0
         self._pure: dict[int, bool] = {}
         self._waiting: set[int] = set()
+        self._since: dict[int, float] = {}  # agent -> virtual time its last step began
         self.polls_folded = 0
 
     def begin(self, seed: int) -> None:
@@ -62,6 +69,7 @@ class Fair(Strategy):
         self._seen = 0
         self._pure = {}
         self._waiting = set()
+        self._since = {}
         return self.inner.new_run(run)
 
     def fixed_seed(self) -> bool:
@@ -70,12 +78,14 @@ class Fair(Strategy):
     def _follow(self, trace: Sequence[Step]) -> None:
         pure = self._pure
         waiting = self._waiting
+        since = self._since
         end = len(trace)
         for step in trace[self._seen : end]:
             agent = step.id[0]
             if waiting and (len(waiting) > 1 or agent not in waiting):
                 # another agent moved: whoever waited for that may poll again
                 waiting = {agent} & waiting
+            since[agent] = step.time
             if step.kind == "resume":
                 pure[agent] = not _changes_something(step)
             elif pure.get(agent) and _changes_something(step):
@@ -99,7 +109,16 @@ class Fair(Strategy):
                     break
         if not self._waiting:
             return self.inner.choose(decision)
-        keep = [i for i, c in enumerate(candidates) if c.id[0] not in self._waiting]
+        waiting = self._waiting
+        keep = [i for i, c in enumerate(candidates) if c.id[0] not in waiting]
+        natural = candidates[decision.default]
+        if natural.id[0] in waiting and natural.ready_at > self._since.get(natural.id[0], 0.0):
+            # Its wait ends first and lasts a while: this is plain work in a row (tool calls
+            # before a write), the order real runs take, not a poll to hold back. The clock
+            # moves on with each such step, so polling this way ends when the waits it
+            # polls for come due, as it does in real runs.
+            keep.append(decision.default)
+            keep.sort()
         if not keep or len(keep) == len(candidates):
             return self.inner.choose(decision)
         self.polls_folded += 1
