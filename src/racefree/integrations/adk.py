@@ -145,10 +145,39 @@ def message_of(event: AdkEvent) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [{"id": call.id, "name": call.name} for call in calls]
     responses = event.get_function_responses()
-    if responses:
+    if len(responses) == 1:
         message["role"] = "tool"
         message["tool_call_id"] = responses[0].id
+    elif responses:
+        # ADK merges the responses of parallel function calls into one event: one result
+        # block per call, so each call id is answered (as in a message of tool_result blocks).
+        message["role"] = "tool"
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        blocks += [
+            {"type": "tool_result", "tool_use_id": response.id, "name": response.name}
+            for response in responses
+        ]
+        message["content"] = blocks
     return message
+
+
+def _events_key(session_id: str, branch: str | None) -> str:
+    """The history key of one branch's events: ``session <id> events[<branch>]``.
+
+    A ``ParallelAgent``'s branches add their events to one session, and ADK
+    builds each branch's model request from that branch's events only, so
+    each branch is a conversation of its own (``None``: the session's own).
+    """
+    events = f"session {session_id} events"
+    return f"{events}[{branch}]" if branch else events
+
+
+def _counts(session: Session) -> dict[str | None, int]:
+    """The number of the session's events of each branch (``None``: those of no branch)."""
+    counts: dict[str | None, int] = {None: 0}
+    for event in session.events:
+        counts[event.branch or None] = counts.get(event.branch or None, 0) + 1
+    return counts
 
 
 class RecordedSessionService(BaseSessionService):
@@ -186,13 +215,20 @@ class RecordedSessionService(BaseSessionService):
                     value=jsonable(session.state[name]),
                     meta=dict(_LOADED),
                 )
-        for key in sorted(known - set(keys.values()) - {f"session {session.id} events"}):
+        events = f"session {session.id} events"
+        for key in sorted(known - set(keys.values())):
+            if key.startswith(events):
+                continue
             seen[key] = self._versions[key]  # a key this copy lacks: it was read as absent
             self.history.record("read", key, agent=who, version_read=seen[key], meta=dict(_LOADED))
-        events = f"session {session.id} events"
-        self.history.record(
-            "read", events, agent=who, version_read=len(session.events), meta=dict(_LOADED)
-        )
+        for branch, count in sorted(_counts(session).items(), key=lambda item: item[0] or ""):
+            self.history.record(
+                "read",
+                _events_key(session.id, branch),
+                agent=who,
+                version_read=count,
+                meta=dict(_LOADED),
+            )
 
     async def create_session(
         self,
@@ -240,7 +276,10 @@ class RecordedSessionService(BaseSessionService):
         if event.partial:
             return await self.service.append_event(session, event)
         who = self._runs.name(session, _runner_agent())
-        events = f"session {session.id} events"
+        branch = event.branch or None
+        if branch and event.author:
+            who = f"{event.author} in {who}"  # a ParallelAgent's branch: its own agent
+        events = _events_key(session.id, branch)
         hooks.point("append", events)
         saved = await self.service.append_event(session, event)
         seen: dict[str, int] = self._copies.get(session, dict)
@@ -267,7 +306,7 @@ class RecordedSessionService(BaseSessionService):
                 },
             )
             seen[key] = version
-        count = self._versions.get(events, len(session.events) - 1)
+        count = self._versions.get(events, _counts(session).get(branch, 1) - 1)
         self._versions[events] = count + 1
         self.history.record(
             "append",
