@@ -47,6 +47,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
@@ -180,6 +181,65 @@ def _counts(session: Session) -> dict[str | None, int]:
     return counts
 
 
+def _branch_context() -> Any:
+    """The ADK invocation context of the ``ParallelAgent`` branch reading state, if one is.
+
+    A state read is handed no context; the tool or callback reading holds its
+    ``ToolContext`` (or ADK's flow its ``InvocationContext``), so the
+    caller's frames are looked at (a few, no further).
+    """
+    from google.adk.agents.invocation_context import InvocationContext
+    from google.adk.agents.readonly_context import ReadonlyContext
+
+    frame = inspect.currentframe()
+    try:
+        for _ in range(12):
+            if frame is None:
+                return None
+            for value in frame.f_locals.values():
+                if isinstance(value, ReadonlyContext):
+                    value = value._invocation_context
+                if isinstance(value, InvocationContext):
+                    return value if value.branch else None
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+_STATE_GET = State.__getitem__.__code__
+
+
+class _WatchedState(dict[str, Any]):
+    """A run's session state that tells the recorder of each read made through ADK's ``State``.
+
+    The branches of a ``ParallelAgent`` share the run's session copy, so what
+    a branch's tool read is known only when it reads. Only reads through a
+    context's ``state`` (``tool_context.state["notes"]``, ``.get``) are told:
+    ADK's own bookkeeping reads the dict directly. Copies are plain dicts.
+    """
+
+    __slots__ = ("_on_read",)
+
+    def __init__(self, state: dict[str, Any], on_read: Callable[[str, Any], None]) -> None:
+        super().__init__(state)
+        self._on_read = on_read
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if sys._getframe(1).f_code is _STATE_GET:
+            self._on_read(key, value)
+        return value
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (dict, (dict(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(dict(self), memo)
+
+
 class RecordedSessionService(BaseSessionService):
     """Any ADK session service, with reads and writes of sessions recorded (module docstring).
 
@@ -199,6 +259,7 @@ class RecordedSessionService(BaseSessionService):
         self._runs = RunNames()
         self._versions: dict[str, int] = {}  # history key -> writes seen through the recorder
         self._copies = PerObject()  # a run's session copy -> {history key: version it holds}
+        self._branches = PerObject()  # a run's session copy -> {branch's agent: {key: version}}
 
     def _read(self, session: Session, who: str) -> None:
         seen: dict[str, int] = self._copies.get(session, dict)
@@ -269,7 +330,29 @@ class RecordedSessionService(BaseSessionService):
         )
         if session is not None:
             self._read(session, self._runs.name(session, _runner_agent()))
+            copy = session
+
+            def on_read(name: str, value: Any) -> None:
+                self._branch_read(copy, name, value)
+
+            session.state = _WatchedState(session.state, on_read)
         return session
+
+    def _branch_read(self, session: Session, name: str, value: Any) -> None:
+        """A read of the run's copy by a ``ParallelAgent`` branch, recorded as that branch's."""
+        key = _state_key(session, name)
+        if key is None:
+            return
+        context = _branch_context()
+        if context is None:
+            return
+        who = f"{context.agent.name} in {self._runs.name(session)}"
+        seen: dict[str, int] = self._branches.get(session, dict).setdefault(who, {})
+        version = self._versions.get(key, 0)
+        if seen.get(key) == version:
+            return  # read again, unchanged since
+        seen[key] = version
+        self.history.record("read", key, agent=who, version_read=version, value=jsonable(value))
 
     async def append_event(self, session: Session, event: AdkEvent) -> AdkEvent:
         """The wrapped ``append_event``: the state_delta as writes, the event as an append."""
@@ -283,6 +366,10 @@ class RecordedSessionService(BaseSessionService):
         hooks.point("append", events)
         saved = await self.service.append_event(session, event)
         seen: dict[str, int] = self._copies.get(session, dict)
+        # What a branch last saw of each key: its own reads and writes, else what the copy held.
+        own: dict[str, int] = (
+            self._branches.get(session, dict).setdefault(who, {}) if branch else seen
+        )
         delta = event.actions.state_delta if event.actions else {}
         for name, value in (delta or {}).items():
             key = _state_key(session, name)
@@ -293,7 +380,7 @@ class RecordedSessionService(BaseSessionService):
                 "write",
                 key,
                 agent=who,
-                version_read=seen.get(key),
+                version_read=own.get(key, seen.get(key)),
                 version_written=version,
                 value=jsonable(value),
                 meta={
@@ -305,7 +392,7 @@ class RecordedSessionService(BaseSessionService):
                     },
                 },
             )
-            seen[key] = version
+            seen[key] = own[key] = version
         count = self._versions.get(events, _counts(session).get(branch, 1) - 1)
         self._versions[events] = count + 1
         self.history.record(
