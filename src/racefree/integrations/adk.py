@@ -17,8 +17,15 @@ so they drop into ``Runner(session_service=...)``.
     (ADK applies it as the key's new value, computed from the run's copy),
     then an ``append`` of the event to ``session <id> events`` as a message
     (role ``user`` for the user's event, else ``assistant``; ``tool`` for a
-    function response; function calls as ``tool_calls``; the event's
-    ``author`` in meta).
+    function response, with one ``tool_result`` block per response when ADK
+    merged parallel calls' responses into one event; function calls as
+    ``tool_calls``; the event's ``author`` in meta).
+  - a ``ParallelAgent``'s branches: each branch's events go to ``session
+    <id> events[<branch>]`` (ADK builds a branch's model request from its own
+    events), by the branch's agent, ``weather in research (run 1)``; the
+    branches share the run's copy, so a branch's reads of ``State``
+    (``tool_context.state[...]``) are recorded as its ``read`` and its
+    ``state_delta`` is versioned from what it read.
 
   Two runs on one session (double texting) read the same state, and the
   later ``state_delta`` replaces the earlier: the checker reports a
