@@ -424,3 +424,31 @@ def test_a_branch_that_reads_after_the_others_write_is_not_reported() -> None:
     assert racefree.check(service.history).findings == ()
     read = [e for e in service.history if e.op == "read" and e.agent.startswith("traffic")]
     assert [(e.key, e.version_read) for e in read] == [("session s state.notes", 2)]
+
+
+async def note_then_confirm(text: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Add to the shared notes at once, then wait for a confirmation before returning."""
+    tool_context.state["notes"] = [*tool_context.state["notes"], text]
+    await asyncio.sleep(0.3)
+    return {"ok": True}
+
+
+def test_a_branch_reading_a_value_set_but_not_yet_appended_reads_that_write() -> None:
+    # weather sets the notes in the shared copy at 0.1 s, but its event (the state_delta) is
+    # appended at 0.4 s; traffic reads the notes at 0.2 s, so it reads weather's write: its
+    # read is recorded once that write is, and its own write is not a lost update.
+    service = recorded()
+    session = asyncio.run(one_run(research(note_then_confirm, (0.1, 0.2)), service, {"notes": []}))
+    assert session.state["notes"] == ["weather", "traffic"]
+    assert racefree.check(service.history).findings == ()
+    notes = [
+        (e.op, e.agent, e.version_read, e.value)
+        for e in service.history
+        if e.key == "session s state.notes" and " in " in e.agent
+    ]
+    assert notes == [
+        ("read", "weather in research (run 1)", 1, []),
+        ("write", "weather in research (run 1)", 1, ["weather"]),
+        ("read", "traffic in research (run 1)", 2, ["weather"]),
+        ("write", "traffic in research (run 1)", 2, ["weather", "traffic"]),
+    ]

@@ -267,20 +267,24 @@ class RecordedSessionService(BaseSessionService):
         self._versions: dict[str, int] = {}  # history key -> writes seen through the recorder
         self._copies = PerObject()  # a run's session copy -> {history key: version it holds}
         self._branches = PerObject()  # a run's session copy -> {branch's agent: {key: version}}
+        self._held = PerObject()  # a run's session copy -> {history key: the value it holds}
+        self._pending = PerObject()  # a run's session copy -> {key: [(branch, value read)]}
 
     def _read(self, session: Session, who: str) -> None:
         seen: dict[str, int] = self._copies.get(session, dict)
+        held: dict[str, Any] = self._held.get(session, dict)
         keys = {k: _state_key(session, k) for k in session.state}
         known = {key for key in self._versions if key.startswith(f"session {session.id} ")}
         for name, key in keys.items():
             if key is not None:
                 seen[key] = self._versions.get(key, 0)
+                held[key] = jsonable(session.state[name])
                 self.history.record(
                     "read",
                     key,
                     agent=who,
                     version_read=seen[key],
-                    value=jsonable(session.state[name]),
+                    value=held[key],
                     meta=dict(_LOADED),
                 )
         events = f"session {session.id} events"
@@ -354,12 +358,26 @@ class RecordedSessionService(BaseSessionService):
         if context is None:
             return
         who = f"{context.agent.name} in {self._runs.name(session)}"
+        version = self._copies.get(session, dict).get(key, 0)
+        if version != self._versions.get(key, 0):
+            # Another run wrote the key since this copy was read: a read recorded now would
+            # say the branch saw that write. Its last look stays the copy's (a limit).
+            return
+        found = jsonable(value)
+        held: dict[str, Any] = self._held.get(session, dict)
+        if key not in held or held[key] != found:
+            # Another branch set the value in the shared copy and its event is not appended
+            # yet: the read is recorded once that write is (it reads that write's version).
+            self._pending.get(session, dict).setdefault(key, []).append((who, found))
+            return
+        self._branch_saw(session, who, key, version, found)
+
+    def _branch_saw(self, session: Session, who: str, key: str, version: int, value: Any) -> None:
         seen: dict[str, int] = self._branches.get(session, dict).setdefault(who, {})
-        version = self._versions.get(key, 0)
         if seen.get(key) == version:
             return  # read again, unchanged since
         seen[key] = version
-        self.history.record("read", key, agent=who, version_read=version, value=jsonable(value))
+        self.history.record("read", key, agent=who, version_read=version, value=value)
 
     async def append_event(self, session: Session, event: AdkEvent) -> AdkEvent:
         """The wrapped ``append_event``: the state_delta as writes, the event as an append."""
@@ -383,13 +401,14 @@ class RecordedSessionService(BaseSessionService):
             if key is None:
                 continue
             version = self._versions[key] = self._versions.get(key, 0) + 1
+            written = self._held.get(session, dict)[key] = jsonable(value)
             self.history.record(
                 "write",
                 key,
                 agent=who,
                 version_read=own.get(key, seen.get(key)),
                 version_written=version,
-                value=jsonable(value),
+                value=written,
                 meta={
                     "author": event.author,
                     "words": {
@@ -400,6 +419,10 @@ class RecordedSessionService(BaseSessionService):
                 },
             )
             seen[key] = own[key] = version
+            waiting: list[tuple[str, Any]] = self._pending.get(session, dict).get(key, [])
+            for reader, found in [r for r in waiting if r[1] == written and r[0] != who]:
+                self._branch_saw(session, reader, key, version, found)
+            waiting[:] = [r for r in waiting if r[1] != written]
         count = self._versions.get(events, _counts(session).get(branch, 1) - 1)
         self._versions[events] = count + 1
         self.history.record(
