@@ -361,7 +361,7 @@ class RecordedSessionService(BaseSessionService):
         version = self._copies.get(session, dict).get(key, 0)
         if version != self._versions.get(key, 0):
             # Another run wrote the key since this copy was read: a read recorded now would
-            # say the branch saw that write. Its last look stays the copy's (a limit).
+            # say the branch saw that write. Its last look stays its earlier read, if any.
             return
         found = jsonable(value)
         held: dict[str, Any] = self._held.get(session, dict)
