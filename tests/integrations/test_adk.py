@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -10,7 +11,7 @@ import pytest
 
 pytest.importorskip("google.adk", reason="install racefree[adk]")
 
-from google.adk.agents import LlmAgent
+from google.adk.agents import LlmAgent, ParallelAgent
 from google.adk.events.event import Event
 from google.adk.events.event_actions import EventActions
 from google.adk.runners import Runner
@@ -271,3 +272,183 @@ def test_an_event_appended_twice_is_saved_once() -> None:
 
     final = asyncio.run(main())
     assert final.state == {"count": 1} and len(final.events) == 1
+
+
+# --- one response asking for two tools; a ParallelAgent's branches -----------------------------
+
+
+async def look_up(city: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Look a city up (an async tool: the calls of one response run at once)."""
+    await asyncio.sleep(0.2 if city == "rome" else 0.1)
+    tool_context.state[f"info_{city}"] = f"{city} info"
+    return {"city": city}
+
+
+async def one_run(root: Any, service: RecordedSessionService, state: dict[str, Any]) -> Any:
+    """One ``run_async`` of ``root`` on a new session ``s``; the session after it."""
+    runner = Runner(agent=root, app_name="app", session_service=service)
+    await service.create_session(app_name="app", user_id="u", session_id="s", state=state)
+    message = types.Content(role="user", parts=[types.Part(text="go")])
+    async for _ in runner.run_async(user_id="u", session_id="s", new_message=message):
+        pass
+    return await service.get_session(app_name="app", user_id="u", session_id="s")
+
+
+def two_calls_in_one_response(service: RecordedSessionService) -> Workflow:
+    """A model that asks for two tools in one response: ADK merges their responses."""
+
+    async def workflow() -> dict[str, Any]:
+        model = ScriptedLlm(
+            calls=lambda q: [("look_up", {"city": "rome"}), ("look_up", {"city": "oslo"})],
+            latency=0.1,
+        )
+        planner = LlmAgent(name="planner", model=model, tools=[look_up], instruction="plan")
+        return dict((await one_run(planner, service, {})).state)
+
+    return workflow
+
+
+def both_cities_looked_up(state: dict[str, Any]) -> None:
+    assert state.get("info_rome") and state.get("info_oslo"), state
+
+
+def test_parallel_function_calls_in_one_response_are_each_answered() -> None:
+    # The merged response event answers both calls: no "unpaired tool call" in any ordering.
+    async def workflow() -> dict[str, Any]:
+        return await two_calls_in_one_response(recorded())()
+
+    result = racefree.explore(
+        workflow,
+        schedules=30,
+        invariants=[both_cities_looked_up],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    # The merged event is one message with one tool_result block per call.
+    service = recorded()
+    asyncio.run(two_calls_in_one_response(service)())
+    appends = [e for e in service.history if e.op == "append"]
+    calls = [c["id"] for c in appends[1].value["tool_calls"]]
+    answer = appends[2].value
+    assert answer["role"] == "tool" and len(calls) == 2
+    assert [block["tool_use_id"] for block in answer["content"]] == calls
+    assert [a.version_written for a in appends] == [1, 2, 3, 4]  # one version per event
+    assert racefree.check(service.history).errors == ()
+
+
+async def note_own_key(text: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Fetch a source, then keep the note under the branch's own key."""
+    await asyncio.sleep(0.05)
+    tool_context.state[f"note_{text}"] = text
+    return {"ok": True}
+
+
+async def note_shared(text: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Read the shared notes, fetch a source, then write the notes back with one more."""
+    notes = tool_context.state["notes"]
+    await asyncio.sleep(0.05)
+    tool_context.state["notes"] = [*notes, text]
+    return {"ok": True}
+
+
+def research(tool: Callable[..., Any], latencies: tuple[float, float] = (0.1, 0.15)) -> Any:
+    """A ParallelAgent ``research`` with branches ``weather`` and ``traffic``, each noting."""
+    branches = [
+        LlmAgent(
+            name=topic,
+            model=ScriptedLlm(calls=lambda q, t=topic: [("note", {"text": t})], latency=latency),
+            tools=[named(tool, "note")],
+            instruction="research",
+        )
+        for topic, latency in zip(("weather", "traffic"), latencies, strict=True)
+    ]
+    with warnings.catch_warnings():
+        # 2.13 deprecates ParallelAgent for Workflow, which cannot be a sub-agent yet.
+        warnings.filterwarnings("ignore", "ParallelAgent is deprecated", DeprecationWarning)
+        return ParallelAgent(name="research", sub_agents=branches)
+
+
+def named(tool: Callable[..., Any], name: str) -> Callable[..., Any]:
+    tool.__name__ = name  # ADK names a function tool after the function
+    return tool
+
+
+def test_parallel_agent_branches_are_checked_as_separate_conversations() -> None:
+    # Branches interleave in one session's events by design; ADK builds each branch's
+    # request from its own events, so each branch's calls and results pair on their own key.
+    async def workflow() -> dict[str, Any]:
+        return dict((await one_run(research(note_own_key), recorded(), {})).state)
+
+    def both_notes_kept(state: dict[str, Any]) -> None:
+        assert state["note_weather"] == "weather" and state["note_traffic"] == "traffic", state
+
+    result = racefree.explore(workflow, schedules=50, invariants=[both_notes_kept], save_dir=None)
+    assert result.ok, result.report()
+    service = recorded()
+    asyncio.run(one_run(research(note_own_key), service, {}))
+    appends = {(e.key, e.agent) for e in service.history if e.op == "append"}
+    assert appends == {
+        ("session s events", "research (run 1)"),
+        ("session s events[research.weather]", "weather in research (run 1)"),
+        ("session s events[research.traffic]", "traffic in research (run 1)"),
+    }
+
+
+def test_parallel_agent_branches_losing_a_shared_keys_update_are_named() -> None:
+    async def workflow() -> dict[str, Any]:
+        return dict((await one_run(research(note_shared), recorded(), {"notes": []})).state)
+
+    def both_notes_kept(state: dict[str, Any]) -> None:
+        assert sorted(state["notes"]) == ["traffic", "weather"], state
+
+    result = racefree.explore(workflow, schedules=50, invariants=[both_notes_kept], save_dir=None)
+    assert result.failure is not None
+    checker = {f.title: f for f in result.failure.run.failures if f.kind == "checker"}
+    branches = "(traffic in research (run 1), weather in research (run 1))"
+    lost = checker.pop(f"Checker: lost update on session s state.notes {branches}")
+    assert checker == {}  # no unpaired tool call: each branch's calls are answered
+    assert " ".join(lost.details).startswith(
+        "traffic in research (run 1) read session s state.notes at v1: []. weather in "
+        'research (run 1) applied a state_delta to session s state.notes at v2: ["weather"]. '
+        "traffic in research (run 1) then applied a state_delta to session s state.notes at v3 "
+        'from its copy of v1: ["traffic"]. weather in research (run 1)\'s state_delta is gone.'
+    )
+
+
+def test_a_branch_that_reads_after_the_others_write_is_not_reported() -> None:
+    # traffic's model answers 0.5 s in, long after weather wrote the notes: traffic reads
+    # weather's notes and adds its own, so at natural timing nothing is lost or reported.
+    service = recorded()
+    session = asyncio.run(one_run(research(note_shared, (0.1, 0.5)), service, {"notes": []}))
+    assert session.state["notes"] == ["weather", "traffic"]
+    assert racefree.check(service.history).findings == ()
+    read = [e for e in service.history if e.op == "read" and e.agent.startswith("traffic")]
+    assert [(e.key, e.version_read) for e in read] == [("session s state.notes", 2)]
+
+
+async def note_then_confirm(text: str, tool_context: ToolContext) -> dict[str, Any]:
+    """Add to the shared notes at once, then wait for a confirmation before returning."""
+    tool_context.state["notes"] = [*tool_context.state["notes"], text]
+    await asyncio.sleep(0.3)
+    return {"ok": True}
+
+
+def test_a_branch_reading_a_value_set_but_not_yet_appended_reads_that_write() -> None:
+    # weather sets the notes in the shared copy at 0.1 s, but its event (the state_delta) is
+    # appended at 0.4 s; traffic reads the notes at 0.2 s, so it reads weather's write: its
+    # read is recorded once that write is, and its own write is not a lost update.
+    service = recorded()
+    session = asyncio.run(one_run(research(note_then_confirm, (0.1, 0.2)), service, {"notes": []}))
+    assert session.state["notes"] == ["weather", "traffic"]
+    assert racefree.check(service.history).findings == ()
+    notes = [
+        (e.op, e.agent, e.version_read, e.value)
+        for e in service.history
+        if e.key == "session s state.notes" and " in " in e.agent
+    ]
+    assert notes == [
+        ("read", "weather in research (run 1)", 1, []),
+        ("write", "weather in research (run 1)", 1, ["weather"]),
+        ("read", "traffic in research (run 1)", 2, ["weather"]),
+        ("write", "traffic in research (run 1)", 2, ["weather", "traffic"]),
+    ]

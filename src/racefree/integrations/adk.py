@@ -17,8 +17,15 @@ so they drop into ``Runner(session_service=...)``.
     (ADK applies it as the key's new value, computed from the run's copy),
     then an ``append`` of the event to ``session <id> events`` as a message
     (role ``user`` for the user's event, else ``assistant``; ``tool`` for a
-    function response; function calls as ``tool_calls``; the event's
-    ``author`` in meta).
+    function response, with one ``tool_result`` block per response when ADK
+    merged parallel calls' responses into one event; function calls as
+    ``tool_calls``; the event's ``author`` in meta).
+  - a ``ParallelAgent``'s branches: each branch's events go to ``session
+    <id> events[<branch>]`` (ADK builds a branch's model request from its own
+    events), by the branch's agent, ``weather in research (run 1)``; the
+    branches share the run's copy, so a branch's reads of ``State``
+    (``tool_context.state[...]``) are recorded as its ``read`` and its
+    ``state_delta`` is versioned from what it read.
 
   Two runs on one session (double texting) read the same state, and the
   later ``state_delta`` replaces the earlier: the checker reports a
@@ -47,6 +54,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import sys
 import uuid
 from collections.abc import AsyncGenerator, Callable, Mapping
 from typing import Any
@@ -145,10 +153,98 @@ def message_of(event: AdkEvent) -> dict[str, Any]:
     if calls:
         message["tool_calls"] = [{"id": call.id, "name": call.name} for call in calls]
     responses = event.get_function_responses()
-    if responses:
+    if len(responses) == 1:
         message["role"] = "tool"
         message["tool_call_id"] = responses[0].id
+    elif responses:
+        # ADK merges the responses of parallel function calls into one event: one result
+        # block per call, so each call id is answered (as in a message of tool_result blocks).
+        message["role"] = "tool"
+        blocks: list[dict[str, Any]] = [{"type": "text", "text": text}] if text else []
+        blocks += [
+            {"type": "tool_result", "tool_use_id": response.id, "name": response.name}
+            for response in responses
+        ]
+        message["content"] = blocks
     return message
+
+
+def _events_key(session_id: str, branch: str | None) -> str:
+    """The history key of one branch's events: ``session <id> events[<branch>]``.
+
+    A ``ParallelAgent``'s branches add their events to one session, and ADK
+    builds each branch's model request from that branch's events only, so
+    each branch is a conversation of its own (``None``: the session's own).
+    """
+    events = f"session {session_id} events"
+    return f"{events}[{branch}]" if branch else events
+
+
+def _counts(session: Session) -> dict[str | None, int]:
+    """The number of the session's events of each branch (``None``: those of no branch)."""
+    counts: dict[str | None, int] = {None: 0}
+    for event in session.events:
+        counts[event.branch or None] = counts.get(event.branch or None, 0) + 1
+    return counts
+
+
+def _branch_context() -> Any:
+    """The ADK invocation context of the ``ParallelAgent`` branch reading state, if one is.
+
+    A state read is handed no context; the tool or callback reading holds its
+    ``ToolContext`` (or ADK's flow its ``InvocationContext``), so the
+    caller's frames are looked at (a few, no further).
+    """
+    from google.adk.agents.invocation_context import InvocationContext
+    from google.adk.agents.readonly_context import ReadonlyContext
+
+    frame = inspect.currentframe()
+    try:
+        for _ in range(12):
+            if frame is None:
+                return None
+            for value in frame.f_locals.values():
+                if isinstance(value, ReadonlyContext):
+                    value = value._invocation_context
+                if isinstance(value, InvocationContext):
+                    return value if value.branch else None
+            frame = frame.f_back
+        return None
+    finally:
+        del frame
+
+
+_STATE_GET = State.__getitem__.__code__
+
+
+class _WatchedState(dict[str, Any]):
+    """A run's session state that tells the recorder of each read made through ADK's ``State``.
+
+    The branches of a ``ParallelAgent`` share the run's session copy, so what
+    a branch's tool read is known only when it reads. Only reads through a
+    context's ``state`` (``tool_context.state["notes"]``, ``.get``) are told:
+    ADK's own bookkeeping reads the dict directly. Copies are plain dicts.
+    """
+
+    __slots__ = ("_on_read",)
+
+    def __init__(self, state: dict[str, Any], on_read: Callable[[str, Any], None]) -> None:
+        super().__init__(state)
+        self._on_read = on_read
+
+    def __getitem__(self, key: str) -> Any:
+        value = super().__getitem__(key)
+        if sys._getframe(1).f_code is _STATE_GET:
+            self._on_read(key, value)
+        return value
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        return (dict, (dict(self),))
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[str, Any]:
+        import copy
+
+        return copy.deepcopy(dict(self), memo)
 
 
 class RecordedSessionService(BaseSessionService):
@@ -170,29 +266,41 @@ class RecordedSessionService(BaseSessionService):
         self._runs = RunNames()
         self._versions: dict[str, int] = {}  # history key -> writes seen through the recorder
         self._copies = PerObject()  # a run's session copy -> {history key: version it holds}
+        self._branches = PerObject()  # a run's session copy -> {branch's agent: {key: version}}
+        self._held = PerObject()  # a run's session copy -> {history key: the value it holds}
+        self._pending = PerObject()  # a run's session copy -> {key: [(branch, value read)]}
 
     def _read(self, session: Session, who: str) -> None:
         seen: dict[str, int] = self._copies.get(session, dict)
+        held: dict[str, Any] = self._held.get(session, dict)
         keys = {k: _state_key(session, k) for k in session.state}
         known = {key for key in self._versions if key.startswith(f"session {session.id} ")}
         for name, key in keys.items():
             if key is not None:
                 seen[key] = self._versions.get(key, 0)
+                held[key] = jsonable(session.state[name])
                 self.history.record(
                     "read",
                     key,
                     agent=who,
                     version_read=seen[key],
-                    value=jsonable(session.state[name]),
+                    value=held[key],
                     meta=dict(_LOADED),
                 )
-        for key in sorted(known - set(keys.values()) - {f"session {session.id} events"}):
+        events = f"session {session.id} events"
+        for key in sorted(known - set(keys.values())):
+            if key.startswith(events):
+                continue
             seen[key] = self._versions[key]  # a key this copy lacks: it was read as absent
             self.history.record("read", key, agent=who, version_read=seen[key], meta=dict(_LOADED))
-        events = f"session {session.id} events"
-        self.history.record(
-            "read", events, agent=who, version_read=len(session.events), meta=dict(_LOADED)
-        )
+        for branch, count in sorted(_counts(session).items(), key=lambda item: item[0] or ""):
+            self.history.record(
+                "read",
+                _events_key(session.id, branch),
+                agent=who,
+                version_read=count,
+                meta=dict(_LOADED),
+            )
 
     async def create_session(
         self,
@@ -233,30 +341,74 @@ class RecordedSessionService(BaseSessionService):
         )
         if session is not None:
             self._read(session, self._runs.name(session, _runner_agent()))
+            copy = session
+
+            def on_read(name: str, value: Any) -> None:
+                self._branch_read(copy, name, value)
+
+            session.state = _WatchedState(session.state, on_read)
         return session
+
+    def _branch_read(self, session: Session, name: str, value: Any) -> None:
+        """A read of the run's copy by a ``ParallelAgent`` branch, recorded as that branch's."""
+        key = _state_key(session, name)
+        if key is None:
+            return
+        context = _branch_context()
+        if context is None:
+            return
+        who = f"{context.agent.name} in {self._runs.name(session)}"
+        version = self._copies.get(session, dict).get(key, 0)
+        if version != self._versions.get(key, 0):
+            # Another run wrote the key since this copy was read: a read recorded now would
+            # say the branch saw that write. Its last look stays its earlier read, if any.
+            return
+        found = jsonable(value)
+        held: dict[str, Any] = self._held.get(session, dict)
+        if key not in held or held[key] != found:
+            # Another branch set the value in the shared copy and its event is not appended
+            # yet: the read is recorded once that write is (it reads that write's version).
+            self._pending.get(session, dict).setdefault(key, []).append((who, found))
+            return
+        self._branch_saw(session, who, key, version, found)
+
+    def _branch_saw(self, session: Session, who: str, key: str, version: int, value: Any) -> None:
+        seen: dict[str, int] = self._branches.get(session, dict).setdefault(who, {})
+        if seen.get(key) == version:
+            return  # read again, unchanged since
+        seen[key] = version
+        self.history.record("read", key, agent=who, version_read=version, value=value)
 
     async def append_event(self, session: Session, event: AdkEvent) -> AdkEvent:
         """The wrapped ``append_event``: the state_delta as writes, the event as an append."""
         if event.partial:
             return await self.service.append_event(session, event)
         who = self._runs.name(session, _runner_agent())
-        events = f"session {session.id} events"
+        branch = event.branch or None
+        if branch and event.author:
+            who = f"{event.author} in {who}"  # a ParallelAgent's branch: its own agent
+        events = _events_key(session.id, branch)
         hooks.point("append", events)
         saved = await self.service.append_event(session, event)
         seen: dict[str, int] = self._copies.get(session, dict)
+        # What a branch last saw of each key: its own reads and writes, else what the copy held.
+        own: dict[str, int] = (
+            self._branches.get(session, dict).setdefault(who, {}) if branch else seen
+        )
         delta = event.actions.state_delta if event.actions else {}
         for name, value in (delta or {}).items():
             key = _state_key(session, name)
             if key is None:
                 continue
             version = self._versions[key] = self._versions.get(key, 0) + 1
+            written = self._held.get(session, dict)[key] = jsonable(value)
             self.history.record(
                 "write",
                 key,
                 agent=who,
-                version_read=seen.get(key),
+                version_read=own.get(key, seen.get(key)),
                 version_written=version,
-                value=jsonable(value),
+                value=written,
                 meta={
                     "author": event.author,
                     "words": {
@@ -266,8 +418,12 @@ class RecordedSessionService(BaseSessionService):
                     },
                 },
             )
-            seen[key] = version
-        count = self._versions.get(events, len(session.events) - 1)
+            seen[key] = own[key] = version
+            waiting: list[tuple[str, Any]] = self._pending.get(session, dict).get(key, [])
+            for reader, found in [r for r in waiting if r[1] == written and r[0] != who]:
+                self._branch_saw(session, reader, key, version, found)
+            waiting[:] = [r for r in waiting if r[1] != written]
+        count = self._versions.get(events, _counts(session).get(branch, 1) - 1)
         self._versions[events] = count + 1
         self.history.record(
             "append",
