@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 
@@ -113,8 +114,10 @@ def test_a_workflow_that_draws_from_the_run_seed_is_explored_exhaustively() -> N
         def agent() -> None:
             for _ in range(rng.randint(1, 4)):  # how many tool calls: drawn from the run seed
                 hooks.point("write", "log")
+            hooks.point("read", "n")  # announced, so that the lost update is an ordering
             n = state["n"]
             time.sleep(0.1)
+            hooks.point("write", "n")
             state["n"] = n + 1
 
         run_threads(agent, agent)
@@ -161,3 +164,34 @@ def test_a_workflow_that_keeps_changing_still_diverges() -> None:
 
     with pytest.raises(ReplayDivergedError, match="not deterministic under the explorer"):
         explore(different_every_run, strategy="exhaustive", schedules=1000, save_dir=None)
+
+
+async def _answers_on_a_plain_list() -> dict[str, list[str]]:
+    """Two tasks answer onto a list nobody tracks: the slower one usually answers last."""
+    answers: list[str] = []
+
+    async def agent(name: str, latency: float) -> None:
+        await asyncio.sleep(latency)  # the model call
+        answers.append(name)
+
+    await asyncio.gather(agent("planner", 0.1), agent("critic", 0.2))
+    return {"answers": answers}
+
+
+def test_with_no_shared_state_in_sight_the_top_decisions_are_still_all_tried() -> None:
+    # No run touches anything the explorer sees, so partial-order reduction alone would
+    # call the first run every ordering; the top decisions try each waiting task anyway,
+    # and the run where the slower answer lands first shows that unseen state decided.
+    def planner_first(state: dict[str, list[str]]) -> bool:
+        return state["answers"][0] == "planner"
+
+    result = explore(
+        _answers_on_a_plain_list,
+        strategy="exhaustive",
+        invariants=[planner_first],
+        keep_going=True,
+        save_dir=None,
+    )
+    assert result.failure is not None
+    assert result.failure.run.result["answers"] == ["critic", "planner"]
+    assert result.split_orderings == 1 and not result.complete

@@ -287,3 +287,23 @@ def test_the_pytest_marker_runs_a_test_in_workers(pytester: pytest.Pytester) -> 
     )
     again.assert_outcomes(failed=1)
     assert "failed on schedule 1" in again.stdout.str()
+
+
+def research_first(log: list[str]) -> bool:
+    return log == ["research", "summary"]
+
+
+def test_workers_see_an_ordering_whose_runs_ended_differently_as_one_process_does() -> None:
+    from tests.explore.test_strategies_on_real_shapes import invisible_order
+
+    kwargs: dict[str, Any] = {
+        "invariants": [research_first],
+        "schedules": 40,
+        "keep_going": True,
+        "save_dir": None,
+    }
+    alone = explore(invisible_order, **kwargs)
+    split = explore(invisible_order, workers=2, **kwargs)
+    assert alone.split_orderings == split.split_orderings == 1
+    assert not alone.complete and not split.complete
+    assert split.coverage() == alone.coverage()

@@ -239,11 +239,11 @@ class Plan:
     def record(self, run: Any, ordering: int, seen: tuple[int, int, int]) -> None:
         """Keep what the run adds to the counts, so that they can be cut where one process
         would have stopped: (key, ordering, kind, polls folded, PCT decisions, agents,
-        visible steps, recorded accesses)."""
+        visible steps, recorded accesses, failed)."""
         key, kind = self._key, self._kind
         self.polls_folded += self._folded
         decisions = self._pct()._decisions if kind == "pct" else 0
-        self.records.append((key, ordering, kind, self._folded, decisions, *seen))
+        self.records.append((key, ordering, kind, self._folded, decisions, *seen, run.failed))
         self.schedule_fingerprints.add(hash(run.schedule))
         if self.control is not None:
             self._count_unit(key >> 32 if self.tree else -1)
@@ -726,6 +726,10 @@ def _assemble(
         for found in failures
     ]
     stopped = next((o["stopped"] for o in outcomes if o["stopped"]), "")
+    verdicts: dict[int, set[bool]] = {}
+    for record in kept:
+        verdicts.setdefault(record[1], set()).add(record[8])
+    split = runner.split_orderings(verdicts.items())
     return runner.Exploration(
         name,
         strategy,
@@ -733,7 +737,7 @@ def _assemble(
         len(kept),
         len({r[1] for r in kept}),
         reports,
-        finished,
+        finished and not split,
         time.perf_counter() - start,
         summary,
         stopped,
@@ -745,6 +749,7 @@ def _assemble(
         shard=share,
         workers=workers,
         orderings={r[1] for r in kept},
+        split_orderings=split,
     )
 
 

@@ -33,7 +33,7 @@ from racefree.explore import _patches
 from racefree.explore._adopt import adopted
 from racefree.explore._scheduler import Scheduler, ThreadRule, on_one_cpu, retire_carriers
 from racefree.explore.schedule import Choice, Schedule
-from racefree.explore.strategies.base import Step, Strategy, ordering
+from racefree.explore.strategies.base import NOT_STATE, Step, Strategy, ordering
 from racefree.explore.strategies.fair import Fair
 from racefree.explore.strategies.replay import Replay
 from racefree.history import Event, History
@@ -151,6 +151,10 @@ class Exploration:
     #: Fingerprints of the schedules run, kept only by a shard run in this process (to
     #: compare shards: they never run one schedule twice).
     schedule_fingerprints: set[int] = field(default_factory=set, repr=False)
+    #: Distinct orderings whose runs ended differently (one failed, one passed): their
+    #: outcome depends on state the explorer cannot see, so no count of orderings is a
+    #: claim of coverage (``complete`` is then False).
+    split_orderings: int = 0
 
     @property
     def ok(self) -> bool:
@@ -179,6 +183,21 @@ class Exploration:
             if self.polls_folded
             else ""
         )
+        if self.split_orderings:
+            n = self.split_orderings
+            which = (
+                "its runs"
+                if self.distinct == 1
+                else f"the runs of {n:,} of them"
+                if n > 1
+                else "the runs of one of them"
+            )
+            return (
+                f"Not exhaustive: {orderings} run, {seen}; but {which} ended "
+                f"differently (one failing, one passing), so the outcome depends on shared "
+                "state the explorer cannot see and its orderings were not all run: track it "
+                f"(racefree.track(...), the racefree store or hooks.point).{fold}"
+            )
         if self.complete and self.shard is not None and self.shard[1] > 1:
             return (
                 f"Shard {self.shard[0] + 1}/{self.shard[1]} complete: its {orderings} explored, "
@@ -239,6 +258,7 @@ class Exploration:
             "runs": self.runs,
             "distinct_orderings": self.distinct,
             "complete": self.complete,
+            "split_orderings": self.split_orderings,
             "agents": self.agents,
             "visible_steps": self.visible_steps,
             "shared_keys": self.keys,
@@ -374,8 +394,6 @@ def timeline(run: Run, verbose: bool = False) -> list[str]:
 
 # --- coverage -------------------------------------------------------------------------------
 
-_NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#")
-
 
 class _Coverage:
     """What the runs of one exploration touched, for the summary and the nothing-to-check test."""
@@ -399,7 +417,7 @@ class _Coverage:
                 state = shown_keys.get(key)
                 if state is None:
                     state = shown_keys[key] = not _hidden(key, verbose=True)
-                    if state and not key.startswith(_NOT_STATE):
+                    if state and not key.startswith(NOT_STATE):
                         self.keys.add(key)
                 if state:  # a step is visible if any key it touched is
                     shown = True
@@ -474,6 +492,12 @@ def _traceback_lines(exc: BaseException, shown: int = 6) -> list[str]:
 
 
 # --- checks -------------------------------------------------------------------------------------
+
+
+def split_orderings(verdicts: Iterable[tuple[int, set[bool]]]) -> int:
+    """How many orderings had both a failing and a passing run: the same order of every
+    access the explorer saw, two outcomes, so something it did not see decided."""
+    return sum(1 for _, seen in verdicts if len(seen) > 1)
 
 
 def _invariant_failures(invariants: Sequence[Invariant], state: Any) -> list[Failure]:
@@ -1163,6 +1187,7 @@ def _explore(
     fair.begin(seed)
     failures: list[FailureReport] = []
     orderings: set[int] = set()
+    verdicts: dict[int, set[bool]] = {}  # ordering -> whether its runs failed
     coverage = _Coverage()
     runs = 0
     stopped = ""
@@ -1196,6 +1221,7 @@ def _explore(
                 continue  # a run another share counts: it only taught the strategy
             runs += 1
             orderings.add(ordering_of_run)
+            verdicts.setdefault(ordering_of_run, set()).add(run.failed)
             seen = coverage.add(run)
             if plan is not None:
                 plan.record(run, ordering_of_run, seen)
@@ -1233,7 +1259,7 @@ def _explore(
         runs,
         len(orderings),
         failures,
-        chosen.complete,
+        chosen.complete and not split_orderings(verdicts.items()),
         wall,
         chosen.summary() if plan is None else plan.summary(),
         stopped,
@@ -1243,6 +1269,7 @@ def _explore(
         nothing_checked=coverage.nothing_checked(config),
         polls_folded=fair.polls_folded if plan is None else plan.polls_folded,
         orderings=orderings,
+        split_orderings=split_orderings(verdicts.items()),
     )
     if plan is not None:
         plan.finish(result, coverage)

@@ -29,7 +29,11 @@ from racefree.explore.schedule import Choice
 if TYPE_CHECKING:
     from racefree.history import Event
 
-__all__ = ["Candidate", "Decision", "Step", "Strategy", "independent", "ordering"]
+__all__ = ["NOT_STATE", "Candidate", "Decision", "Step", "Strategy", "independent", "ordering"]
+
+#: Key prefixes of what the explorer orders that is no shared state of the program: locks
+#: and threads (the coverage line's "shared state" leaves them out).
+NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#")
 
 
 class Candidate(NamedTuple):

@@ -47,11 +47,23 @@ from collections.abc import Sequence
 
 from racefree.errors import ReplayDivergedError
 from racefree.explore.schedule import Choice
-from racefree.explore.strategies.base import Decision, Step, Strategy, independent
+from racefree.explore.strategies.base import (
+    NOT_STATE,
+    Decision,
+    Step,
+    Strategy,
+    independent,
+)
 
 __all__ = ["SPINE", "TOP", "Exhaustive"]
 
 Footprint = dict[str, bool]
+
+
+def _state_keys(footprint: Footprint) -> bool:
+    """Does a footprint touch shared state (not only locks and threads)?"""
+    return any(not key.startswith(NOT_STATE) for key in footprint)
+
 
 #: Decisions at the top of the tree at which every awake candidate is tried (see above).
 TOP = 3
@@ -250,8 +262,14 @@ class Exhaustive(Strategy):
         if not self._add_races(trace) and self.distinct + self.redundant_runs == 1:
             # The first run raced with nothing: every ordering is this one, as partial-order
             # reduction alone would conclude; every share runs this run and concludes so too.
+            # But when the run touched no shared state at all that the explorer sees, the
+            # top decisions try every awake candidate all the same: state it cannot see (a
+            # plain list that asyncio tasks append to) may order them, and those few runs
+            # show it (a passing and a failing run of one ordering: see split_orderings).
+            blind = not any(_state_keys(step.footprint) for step in trace)
             for node in self._stack:
-                node.backtrack = {node.chosen}
+                if not (blind and node.splits):
+                    node.backtrack = {node.chosen}
         stack = self._stack
         if not self.last_owned:
             # another share runs the rest of this unit: keep the decisions that split

@@ -9,22 +9,22 @@ livelock that no real scheduler produces, reported as a step-limit failure
 
 Running a pure poll twice in a row with nobody else moving in between gives
 the same step twice (it sees the same shared state), so :class:`Fair` lets the
-poller run again only after another agent has taken a step, except when it is
-the natural-timing choice (its wait ends first) and its wait lasted a while:
-then it is the order real runs take, and the virtual clock moves on with each
-such step, so it ends when the other waits come due. Without that exception,
-work in a row that writes nothing shared until its end (tool calls, then a
-write) could never finish ahead of a slower agent, the order of real runs.
-Every strategy, replays included, runs behind it, so a schedule means the
-same thing for all.
+poller run again only after another agent has taken a step. The exception is
+work in a row that touches no shared state at all until its end (tool calls,
+then a write): it is not held back while it is the natural-timing choice (its
+wait ends first) and its wait lasted a while, the order real runs take; the
+virtual clock moves on with each such step, so it ends when the other waits
+come due. (A poll checks something shared, so it is no such work.) Every
+strategy, replays included, runs behind it, so a schedule means the same
+thing for all.
 
-What is given up: a loop that counts its attempts to give up
-(``for attempt in range(100): ...; time.sleep(0.05)``) is seen giving up when
-natural timing makes it give up, never earlier (its counter is local state
-the explorer cannot see). A loop with a deadline (``time.monotonic()``,
-``Event.wait(timeout)``, ``queue.get(timeout=...)``) reads the clock, is not a
-pure poll, and is explored in full. With ``latency="virtual"`` waits end in
-deadline order and no filtering is needed.
+What is given up: a loop that checks shared state and counts its attempts to
+give up (``for attempt in range(100): ...; time.sleep(0.05)``) is never seen
+giving up while the agent it waits for is still busy, because its counter is
+local state the explorer cannot see. A loop with a deadline
+(``time.monotonic()``, ``Event.wait(timeout)``, ``queue.get(timeout=...)``)
+reads the clock, is not a pure poll, and is explored in full. With
+``latency="virtual"`` waits end in deadline order and no filtering is needed.
 """
 
 from __future__ import annotations
@@ -37,6 +37,13 @@ __all__ = ["Fair"]
 
 # Keys whose "writes" leave shared state as it was: taking and giving back a lock.
 _LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#", "lib-lock#", "lib-rlock#")
+
+
+def _looks_at_state(step: Step) -> bool:
+    for key in step.footprint:  # noqa: SIM110 (a loop: no generator to make)
+        if not key.startswith(_LOCKS):
+            return True
+    return False
 
 
 def _changes_something(step: Step) -> bool:
@@ -59,6 +66,7 @@ class Fair(Strategy):
         self._pure: dict[int, bool] = {}
         self._waiting: set[int] = set()
         self._since: dict[int, float] = {}  # agent -> virtual time its last step began
+        self._looked: dict[int, bool] = {}  # agent -> touched shared state since it woke
         self.polls_folded = 0
 
     def begin(self, seed: int) -> None:
@@ -70,6 +78,7 @@ class Fair(Strategy):
         self._pure = {}
         self._waiting = set()
         self._since = {}
+        self._looked = {}
         return self.inner.new_run(run)
 
     def fixed_seed(self) -> bool:
@@ -79,6 +88,7 @@ class Fair(Strategy):
         pure = self._pure
         waiting = self._waiting
         since = self._since
+        looked = self._looked
         end = len(trace)
         for step in trace[self._seen : end]:
             agent = step.id[0]
@@ -88,8 +98,12 @@ class Fair(Strategy):
             since[agent] = step.time
             if step.kind == "resume":
                 pure[agent] = not _changes_something(step)
-            elif pure.get(agent) and _changes_something(step):
-                pure[agent] = False
+                looked[agent] = _looks_at_state(step)
+            else:
+                if pure.get(agent) and _changes_something(step):
+                    pure[agent] = False
+                if not looked.get(agent) and _looks_at_state(step):
+                    looked[agent] = True
         self._waiting = waiting
         self._seen = end
 
@@ -112,11 +126,16 @@ class Fair(Strategy):
         waiting = self._waiting
         keep = [i for i, c in enumerate(candidates) if c.id[0] not in waiting]
         natural = candidates[decision.default]
-        if natural.id[0] in waiting and natural.ready_at > self._since.get(natural.id[0], 0.0):
-            # Its wait ends first and lasts a while: this is plain work in a row (tool calls
-            # before a write), the order real runs take, not a poll to hold back. The clock
-            # moves on with each such step, so polling this way ends when the waits it
-            # polls for come due, as it does in real runs.
+        who = natural.id[0]
+        if (
+            who in waiting
+            and not self._looked.get(who)
+            and natural.ready_at > self._since.get(who, 0.0)
+        ):
+            # Its wait ends first, lasts a while, and its step looked at no shared state:
+            # plain work in a row (tool calls before a write), the order real runs take,
+            # not a poll to hold back (a poll checks something shared). The clock moves
+            # on with each such step, so this ends when the other waits come due.
             keep.append(decision.default)
             keep.sort()
         if not keep or len(keep) == len(candidates):
