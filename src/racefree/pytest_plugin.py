@@ -18,16 +18,23 @@ schedule (what the failure report tells you to paste);
 over processes or CI jobs, as ``workers=`` and ``shard=`` in the marker do
 (a test that runs in workers takes no fixtures: each worker imports the
 test's module and calls the test itself). Fixtures are created once per
-test, not once per schedule: give the workflow fresh state inside the test
-body.
+test, not once per schedule; a fixture's value that is plain data (built-in
+containers, a dataclass, a pydantic model) is given to every schedule as a
+fresh deep copy of what the fixture made, so no run starts from what an
+earlier one left; other values (``tmp_path``, ``monkeypatch``, a connection,
+a tracked object) are shared by all the schedules.
 """
 
 from __future__ import annotations
 
+import collections
+import copy
+import dataclasses
 import functools
 import inspect
 import os
 import shlex
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,17 +85,48 @@ def pytest_configure(config: pytest.Config) -> None:
     )
 
 
+_PLAIN = (dict, list, set, frozenset, tuple, collections.deque)
+
+
+def _fresh_copier(value: Any) -> Callable[[], Any] | None:
+    """How to give each run its own copy of a fixture's value, or None to share it.
+
+    Plain data (containers of exactly the built-in types, dataclass instances,
+    pydantic models) is state a test means to start from: a run that appends to
+    it must not hand its appends to the next schedule. Anything else (a
+    ``tmp_path``, ``monkeypatch``, a connection, a tracked object) is shared."""
+    if type(value) in _PLAIN or (dataclasses.is_dataclass(value) and not isinstance(value, type)):
+        try:
+            pristine = copy.deepcopy(value)
+        except Exception:  # something inside cannot be copied (a lock): share it
+            return None
+        return lambda: copy.deepcopy(pristine)
+    model_copy = getattr(value, "model_copy", None)
+    if callable(model_copy) and hasattr(type(value), "model_fields"):  # pydantic v2
+        pristine = model_copy(deep=True)
+        return lambda: pristine.model_copy(deep=True)
+    return None
+
+
 def _workflow(function: Any, funcargs: dict[str, Any]) -> Any:
+    copiers = {name: _fresh_copier(value) for name, value in funcargs.items()}
+
+    def arguments() -> dict[str, Any]:
+        return {
+            name: value if copiers[name] is None else copiers[name]()  # type: ignore[misc]
+            for name, value in funcargs.items()
+        }
+
     if inspect.iscoroutinefunction(function):
 
         async def run_async() -> Any:
-            return await function(**funcargs)
+            return await function(**arguments())
 
         workflow: Any = run_async
     else:
 
         def run() -> Any:
-            return function(**funcargs)
+            return function(**arguments())
 
         workflow = run
     functools.update_wrapper(workflow, function)

@@ -114,3 +114,62 @@ def test_the_replay_command_works_from_the_folder_pytest_was_started_in(
     again.assert_outcomes(failed=1)
     # The pytest line is the replay: no replay file naming a test body that cannot be loaded.
     assert not (pytester.path / ".racefree").exists() and not (tests / ".racefree").exists()
+
+
+FIXTURE_STATE = """
+import dataclasses
+import threading
+import time
+
+import pytest
+
+
+@pytest.fixture
+def session():
+    return {"history": []}
+
+
+@dataclasses.dataclass
+class Board:
+    notes: list
+
+
+@pytest.fixture
+def board():
+    return Board(notes=[])
+
+
+@pytest.mark.racefree(schedules=30, seed=0)
+def test_locked_agents_keep_every_reply(session):
+    lock = threading.Lock()
+
+    def agent(name, latency):
+        time.sleep(latency)
+        with lock:
+            session["history"] = session["history"] + [name]
+
+    threads = [threading.Thread(target=agent, args=a) for a in [("A", 0.1), ("B", 0.2)]]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(session["history"]) == 2
+
+
+@pytest.mark.racefree(schedules=30, seed=0)
+def test_a_dataclass_fixture_starts_fresh_too(board, tmp_path):
+    board.notes.append("mine")
+    with (tmp_path / "runs").open("a") as runs:  # shared by every schedule: one file
+        runs.write("x")
+    assert board.notes == ["mine"]
+    assert len((tmp_path / "runs").read_text()) >= 1
+"""
+
+
+def test_every_schedule_starts_from_a_fresh_copy_of_a_fixtures_plain_data(
+    pytester: pytest.Pytester,
+) -> None:
+    # Correct locked code: with the list shared, schedule 2 saw schedule 1's replies.
+    pytester.makepyfile(test_fixture_state=FIXTURE_STATE)
+    result = pytester.runpytest(*PLUGIN, "-q")
+    result.assert_outcomes(passed=2)
