@@ -6,7 +6,9 @@ Prints three tables (figures in docs/benchmarks.md; nothing here is a test):
 
 1. **Handoff**: two OS threads passing a baton through two locks, on one CPU
    (both pinned to it, as the explorer pins its threads) and free on every
-   CPU: microseconds per handoff. This is the floor of a switch between agents.
+   CPU, and a baton passed to a random one of 8 or 24 threads on one CPU (as
+   random walk among that many agents switches): microseconds per handoff.
+   This is the floor of a switch between agents.
 2. **Steps**: N agents (threads) each doing K read-modify-writes of one
    tracked key, explored by random walk. A step's cost is the run's time
    less the time the same agents take run one after another in one thread
@@ -30,6 +32,7 @@ import importlib
 import os
 import platform
 import queue
+import random
 import sys
 import threading
 import time
@@ -82,6 +85,47 @@ def handoff_us(n: int = 20_000) -> float:
 def handoff_on_one_cpu_us() -> float:
     with scheduler.on_one_cpu():  # the thread it starts inherits the mask
         return handoff_us()
+
+
+def handoff_among_us(threads: int, hops: int = 20_000) -> float:
+    """A baton passed to a random other one of ``threads`` threads pinned to one CPU, as
+    random walk among that many agents does (seeded): microseconds per hop."""
+    rng = random.Random(1)
+    order, at = [], 0
+    for _ in range(hops):
+        nxt = rng.randrange(threads - 1)
+        at = nxt + (nxt >= at)  # any thread but the one holding the baton
+        order.append(at)
+    order.append(0)  # the last hop comes home
+    locks = [_thread.allocate_lock() for _ in range(threads)]
+    for lock in locks:
+        lock.acquire()
+    position, stop = [1], [False]
+
+    def hop(me: int) -> bool:
+        locks[me].acquire()
+        if stop[0] or position[0] > hops:
+            return False
+        position[0] += 1
+        locks[order[position[0] - 1]].release()
+        return True
+
+    def other(me: int) -> None:
+        while hop(me):
+            pass
+
+    with scheduler.on_one_cpu():
+        for me in range(1, threads):
+            _thread.start_new_thread(other, (me,))
+        start = time.perf_counter()
+        locks[order[0]].release()
+        while hop(0):
+            pass
+        elapsed = time.perf_counter() - start
+        stop[0] = True
+        for lock in locks[1:]:
+            lock.release()
+    return elapsed / hops * 1e6
 
 
 # --- 2. steps ----------------------------------------------------------------------------
@@ -193,7 +237,11 @@ def main() -> None:
     print("| bare OS-thread handoff | µs |")
     print("| --- | ---: |")
     print(f"| both threads on one CPU | {one_cpu:.1f} |")
-    print(f"| threads free on every CPU | {free:.1f} |\n")
+    print(f"| threads free on every CPU | {free:.1f} |")
+    for threads in (8, 24):
+        among = best(repeat, functools.partial(handoff_among_us, threads))
+        print(f"| to a random one of {threads} threads, on one CPU | {among:.1f} |")
+    print()
 
     print(
         "| agents x read-modify-writes | threads | explored µs/run | alone µs/run | steps/run "
