@@ -17,7 +17,8 @@ schedule (what the failure report tells you to paste);
 ``--racefree-workers N`` and ``--racefree-shard I/N`` split each exploration
 over processes or CI jobs, as ``workers=`` and ``shard=`` in the marker do
 (a test that runs in workers takes no fixtures: each worker imports the
-test's module and calls the test itself). Fixtures are created once per
+test's module and calls the test itself; with ``--racefree-workers`` a test
+that takes arguments or is a method runs in this process instead). Fixtures are created once per
 test, not once per schedule; a fixture's value that is plain data (built-in
 containers, a dataclass, a pydantic model) is given to every schedule as a
 fresh deep copy of what the fixture made, so no run starts from what an
@@ -153,7 +154,8 @@ def _target_of(item: pytest.Function, funcargs: dict[str, Any]) -> str:
     function = item.obj
     if funcargs:
         raise UsageError(
-            f"{item.nodeid} uses fixtures ({', '.join(funcargs)}), and workers run the test "
+            f"{item.nodeid} takes arguments (fixtures or parameters: {', '.join(funcargs)}), "
+            "and workers run the test "
             "in other processes, which import its module and call the test with no "
             "arguments: make the state inside the test body, or drop workers= and shard=."
         )
@@ -176,10 +178,12 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
     schedules = config.getoption("racefree_schedules")
     if schedules is not None:
         options["schedules"] = schedules
+    from_command_line = set()
     for option in ("workers", "shard"):
         given = config.getoption(f"racefree_{option}")
         if given is not None:
             options[option] = given
+            from_command_line.add(option)
     replay = config.getoption("racefree_replay")
     names = pyfuncitem._fixtureinfo.argnames
     funcargs = {name: pyfuncitem.funcargs[name] for name in names}
@@ -197,12 +201,24 @@ def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
         options.pop("workers", None)
         options.pop("shard", None)
         options["replay"] = replay
+    refused = ""
     try:
         if options.get("workers", 1) != 1 or options.get("shard") is not None:
-            options["target"] = _target_of(pyfuncitem, funcargs)
+            try:
+                options["target"] = _target_of(pyfuncitem, funcargs)
+            except UsageError:
+                if options.get("shard") is not None or "workers" not in from_command_line:
+                    raise
+                # --racefree-workers is for every marked test: one that other processes
+                # cannot run by name (fixtures, a parameter, a method) runs in this one.
+                options["workers"] = 1
         result = explore(_workflow(pyfuncitem.obj, funcargs), command=command, **options)
     except UsageError as exc:  # a sentence that says what to do, not a traceback
-        pytest.fail(f"racefree: {exc}", pytrace=False)
+        refused = str(exc)
+        for option in from_command_line:
+            refused = refused.replace(f"{option}=", f"--racefree-{option}")
+    if refused:
+        pytest.fail(f"racefree: {refused}", pytrace=False)
     if not result.ok:
         # The report is the whole story (the failing check, the checker's findings, the
         # timeline, the command to paste): no traceback through racefree's own code.

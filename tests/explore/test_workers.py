@@ -279,7 +279,7 @@ def test_the_pytest_marker_runs_a_test_in_workers(pytester: pytest.Pytester) -> 
     result.assert_outcomes(failed=2)
     output = result.stdout.str()
     assert "2 worker processes" in output
-    assert "uses fixtures (tmp_path), and workers run the test in other processes" in output
+    assert "takes arguments (fixtures or parameters: tmp_path), and workers run" in output
     command = re.search(r"pytest '(test_agents.py::test_counter)' --racefree-replay (\S+)", output)
     assert command is not None, output
     again = pytester.runpytest(
@@ -287,6 +287,37 @@ def test_the_pytest_marker_runs_a_test_in_workers(pytester: pytest.Pytester) -> 
     )
     again.assert_outcomes(failed=1)
     assert "failed on schedule 1" in again.stdout.str()
+
+
+PARAMETRIZED = """
+import pytest
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.racefree(schedules=5)
+def test_param(n):
+    assert n
+
+class TestAgents:
+    @pytest.mark.racefree(schedules=5)
+    def test_method(self):
+        assert True
+"""
+
+
+def test_workers_from_the_command_line_run_a_test_with_arguments_in_this_process(
+    pytester: pytest.Pytester,
+) -> None:
+    # --racefree-workers is for every marked test; one the workers cannot import by name
+    # (a parameter, a method) is explored here rather than failed.
+    from tests.explore.test_pytest_plugin import PLUGIN
+
+    pytester.makepyfile(test_param=PARAMETRIZED)
+    result = pytester.runpytest(*PLUGIN, "-q", "--racefree-workers", "2")
+    result.assert_outcomes(passed=3)
+    shard = pytester.runpytest(*PLUGIN, "-q", "--racefree-shard", "1/2")
+    shard.assert_outcomes(failed=3)
+    output = shard.stdout.str()
+    assert "--racefree-shard" in output and "During handling" not in output
 
 
 def research_first(log: list[str]) -> bool:
