@@ -171,3 +171,27 @@ def test_an_invariant_that_raises_on_a_key_a_race_dropped_fails_that_schedule() 
         save_dir=None,
     )
     assert not replayed.ok
+
+
+def _add_one(state: Any) -> None:
+    seen = state["n"]  # load
+    time.sleep(0.1)  # the model call
+    state["n"] = seen + 1  # save
+
+
+def same_named_agents() -> None:
+    state = racefree.track({"n": 0})
+    threads = [threading.Thread(target=_add_one, args=(state,), name="agent") for _ in "ab"]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def test_two_threads_with_one_name_are_two_agents_to_the_checker() -> None:
+    result = explore(same_named_agents, save_dir=None)
+    assert result.failure is not None
+    titles = [f.title for f in result.failure.run.failures]
+    assert titles == ["Checker: lost update on n (agent, agent #2)"] or titles == [
+        "Checker: lost update on n (agent #2, agent)"
+    ]
