@@ -524,6 +524,7 @@ def _stress(args: argparse.Namespace) -> int:
             parallel=args.parallel,
             invariants=getattr(workflow, "invariants", ()),
             on_run=on_run,
+            name=args.workflow,
         )
     if args.json:
         print_json(result.to_json())

@@ -137,3 +137,13 @@ def test_a_replay_from_another_racefree_version_says_so_when_it_diverges(
     assert err.count("\n") == 1
     assert "This schedule was recorded with racefree 0.0.1, and you are running racefree" in err
     assert err.rstrip().endswith("`racefree explore racefree.explore.lessons:unsafe`.")
+
+
+def test_stress_names_a_script_workflow_as_typed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app.py").write_text("def workflow():\n    return 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["stress", "app.py:workflow", "--runs", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "app.py:workflow: 3 real runs" in out and "__racefree_script__" not in out

@@ -75,8 +75,12 @@ def stress(
     invariants: Iterable[Callable[[Any], Any]] = (),
     stop_at_first: bool = False,
     on_run: Callable[[int, int, int], None] | None = None,
+    name: str | None = None,
 ) -> StressResult:
-    """Run ``workflow`` ``runs`` times for real, ``parallel`` at once, checking each run."""
+    """Run ``workflow`` ``runs`` times for real, ``parallel`` at once, checking each run.
+
+    ``name`` is how the summary names the workflow (the CLI passes ``FILE.py:NAME`` as
+    typed); by default, where the function is defined."""
     if runs < 1 or parallel < 1:
         raise UsageError(f"runs and parallel must be at least 1, not {runs} and {parallel}.")
     checks = tuple(invariants)
@@ -107,5 +111,10 @@ def stress(
         list(pool.map(one, range(runs)))
     wall = time.perf_counter() - start
     return StressResult(
-        workflow_name(workflow), done[0], len(failures), wall, first[0] if first else None, failures
+        name or workflow_name(workflow),
+        done[0],
+        len(failures),
+        wall,
+        first[0] if first else None,
+        failures,
     )
