@@ -147,3 +147,13 @@ def test_stress_names_a_script_workflow_as_typed(
     assert main(["stress", "app.py:workflow", "--runs", "3"]) == 0
     out = capsys.readouterr().out
     assert "app.py:workflow: 3 real runs" in out and "__racefree_script__" not in out
+
+
+def test_a_generator_function_is_refused_not_explored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "app.py").write_text("def workflow():\n    yield 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["explore", "app.py:workflow"]) == 2
+    err = capsys.readouterr().err
+    assert "is a generator function" in err and err.count("\n") == 1

@@ -1091,6 +1091,12 @@ def explore(
         raise UsageError(f"depth must be at least 1, not {depth}.")
     if not callable(workflow):
         raise UsageError(f"The workflow must be a callable with no arguments, not {workflow!r}.")
+    if inspect.isgeneratorfunction(workflow) or inspect.isasyncgenfunction(workflow):
+        raise UsageError(
+            f"{workflow_name(workflow)} is a generator function (it has a yield): calling it "
+            "runs none of its body, so there would be nothing to explore. Make it a def or "
+            "async def that runs the agents and returns the final state."
+        )
     if watchdog is not None and not watchdog > 0:
         raise UsageError(f"watchdog must be a positive number of seconds or None, not {watchdog}.")
     _refuse_running_loop(workflow)
