@@ -74,6 +74,50 @@ def test_a_deadlock_is_a_failure_that_names_who_waits_for_what() -> None:
     assert "Left waits for lock#" in title and "Right waits for lock#" in title
 
 
+def test_a_threading_lock_held_across_an_await_is_named_as_the_cause() -> None:
+    async def threading_lock_in_async() -> list[str]:
+        lock = threading.Lock()
+        history: list[str] = []
+
+        async def agent(name: str, latency: float) -> None:
+            await asyncio.sleep(latency)
+            with lock:
+                seen = list(history)
+                await asyncio.sleep(0.05)  # held across an await: the other task blocks the loop
+                history[:] = [*seen, name]
+
+        await asyncio.gather(agent("A", 0.1), agent("B", 0.12))
+        return history
+
+    result = explore(threading_lock_in_async, save_dir=None)
+    assert result.failure is not None
+    title = result.failure.failure.title
+    assert title.startswith("Deadlock: no agent can run.")
+    assert "held it across an await" in title and "Use asyncio.Lock" in title
+
+
+def test_two_threads_in_a_lock_cycle_get_no_asyncio_advice() -> None:
+    def two_locks() -> None:
+        first, second = threading.Lock(), threading.Lock()
+
+        def agent(a: Any, b: Any) -> None:
+            with a:
+                time.sleep(1)
+                with b:
+                    pass
+
+        threads = [
+            threading.Thread(target=agent, args=p) for p in ((first, second), (second, first))
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+
+    result = explore(two_locks, save_dir=None)
+    assert result.failure is not None and "asyncio.Lock" not in result.failure.failure.title
+
+
 def test_model_latency_costs_no_wall_time() -> None:
     def slow() -> float:
         start = time.monotonic()

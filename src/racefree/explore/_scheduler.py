@@ -1125,6 +1125,7 @@ class Scheduler:
 
     def _deadlock(self) -> str:
         waits = []
+        loop_lock = False
         for agent in self.agents:
             if agent.state == LOCK:
                 owner = agent.wait._owner
@@ -1132,6 +1133,8 @@ class Scheduler:
                 waits.append(
                     f"{self.names[agent.ordinal]} waits for {agent.wait.key} ({holder} holds it)"
                 )
+                if owner is agent and agent.loop is not None and not agent.wait._reentrant:
+                    loop_lock = True
             elif agent.state == GUARD:
                 owner = agent.wait.holder
                 holder = "a thread outside the run" if owner is None else self.names[owner.ordinal]
@@ -1147,8 +1150,14 @@ class Scheduler:
             elif agent.state == ALL:
                 waits.append(f"{self.names[agent.ordinal]} waits for the other agents to finish")
         note = ""
+        if loop_lock:
+            note += (
+                " A threading lock taken again by the thread that runs an event loop: its "
+                "tasks share that thread, so one task held it across an await while another "
+                "asked for it. Use asyncio.Lock in async code."
+            )
         if self.free_waited:
-            note = (
+            note += (
                 " Threads the explorer does not run were alive; none of them released a "
                 "waiting agent."
             )
