@@ -1458,8 +1458,9 @@ class Scheduler:
         return (
             f"{name} made no progress for {seconds:.1f} s (real time), blocked in {where}: "
             "a call the explorer does not control (a socket, a lock taken before the "
-            "exploration, a thread it does not run) holds the run; give that call a timeout "
-            "or a simulated or recorded stand-in, or raise watchdog if the step is only slow."
+            "exploration, a thread it does not run, a queue.SimpleQueue: use queue.Queue, "
+            "which it controls) holds the run; give that call a timeout or a simulated or "
+            "recorded stand-in, or raise watchdog if the step is only slow."
         )
 
     def _unwind(self, interrupted: bool = False) -> None:
