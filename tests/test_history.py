@@ -1,11 +1,21 @@
 from __future__ import annotations
 
+import dataclasses
+import datetime
 import threading
 from pathlib import Path
 
 import pytest
 
-from racefree import Event, History, HistoryFormatError, agent
+from racefree import (
+    Event,
+    History,
+    HistoryEncodeError,
+    HistoryFormatError,
+    agent,
+    history_of,
+    track,
+)
 
 
 def test_record_takes_the_agent_from_the_context_and_numbers_events() -> None:
@@ -43,6 +53,82 @@ def test_jsonl_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "run.jsonl"
     history.to_jsonl(path)
     assert History.from_jsonl(path).events == history.events
+
+
+@dataclasses.dataclass
+class _Session:
+    created: datetime.datetime
+    turns: list[str]
+
+
+def _history_with_a_datetime() -> History:
+    session = track(_Session(datetime.datetime(2026, 12, 3, 9, 30), []), name="session")
+    with agent("Writer"):
+        session.turns.append("hello")
+        session.created = datetime.datetime(2026, 12, 3, 9, 31)
+    return history_of(session)
+
+
+def test_a_value_json_cannot_hold_is_named_and_nothing_is_written(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    path.write_text("what was there before\n")
+    history = _history_with_a_datetime()
+    with pytest.raises(HistoryEncodeError) as caught:
+        history.to_jsonl(path)
+    message = str(caught.value)
+    assert "(Writer write on 'session.created')" in message
+    assert "value is a datetime (datetime.datetime(2026, 12, 3, 9, 31))" in message
+    assert f"Nothing was written to {path}" in message
+    assert "default=str" in message
+    assert isinstance(caught.value, TypeError)  # what json.dumps itself raises
+    assert path.read_text() == "what was there before\n"
+
+
+def test_default_turns_such_values_into_json_ones(tmp_path: Path) -> None:
+    path = tmp_path / "run.jsonl"
+    _history_with_a_datetime().to_jsonl(path, default=str)
+    written = History.from_jsonl(path).events[-1]
+    assert (written.op, written.key, written.value) == (
+        "write",
+        "session.created",
+        "2026-12-03 09:31:00",
+    )
+
+
+def test_a_nested_part_is_named_by_its_path(tmp_path: Path) -> None:
+    history = History()
+    history.record("append", "log", agent="A", value={"item": [1, {"tags": {"x"}}]})
+    with pytest.raises(HistoryEncodeError, match=r"value\['item'\]\[1\]\['tags'\] is a set"):
+        history.to_jsonl(tmp_path / "run.jsonl")
+    assert not (tmp_path / "run.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("meta", "part"),
+    [
+        ({"seen": {(1, 2): "pair"}}, "meta['seen'] is a dict with a tuple key ((1, 2))"),
+        ({"seen": {1: "a", "b": 2}}, "meta['seen'] is a dict whose keys mix int and str"),
+    ],
+)
+def test_a_key_json_cannot_hold_says_to_change_the_keys(
+    tmp_path: Path, meta: dict[str, object], part: str
+) -> None:
+    history = History()
+    history.record("append", "log", agent="A", meta=meta)
+    with pytest.raises(HistoryEncodeError) as caught:
+        history.to_jsonl(tmp_path / "run.jsonl", default=str)  # default= is not asked about keys
+    assert part in str(caught.value)
+    assert "keys of one JSON type" in str(caught.value)
+
+
+def test_a_default_that_refuses_is_quoted(tmp_path: Path) -> None:
+    def no_dates(value: object) -> object:
+        raise TypeError(f"cannot convert {type(value).__name__}")
+
+    history = History()
+    history.record("write", "when", agent="A", value=datetime.date(2026, 12, 3))
+    with pytest.raises(HistoryEncodeError, match="default= raised TypeError: cannot convert date"):
+        history.to_jsonl(tmp_path / "run.jsonl", default=no_dates)
 
 
 @pytest.mark.parametrize(

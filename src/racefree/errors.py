@@ -13,7 +13,8 @@ The tree::
     │   ├── ConflictError         a version check failed (compare-and-set, transaction)
     │   │   └── ContentionError       gave up retrying: others kept writing first
     │   └── ConcurrentWriteError  two agents wrote one last-value key at once
-    ├── HistoryFormatError    a history file that cannot be read
+    ├── HistoryFormatError    a history file that cannot be read (also a ValueError)
+    ├── HistoryEncodeError    an event JSON cannot hold: nothing written (also a TypeError)
     ├── ReplayDivergedError   a replayed schedule stopped matching the run
     ├── CassetteError         a recorded-call cassette cannot serve a call
     │   ├── CassetteMissError     replay found no recorded response for a request
@@ -36,6 +37,7 @@ __all__ = [
     "ConcurrentWriteError",
     "ConflictError",
     "ContentionError",
+    "HistoryEncodeError",
     "HistoryFormatError",
     "InvalidKeyError",
     "NotRecordableError",
@@ -179,6 +181,15 @@ class HistoryFormatError(RacefreeError, ValueError):
     """A history file (JSON lines) has a line that is not a valid event.
 
     The message gives the file, the line number and what is wrong with it.
+    """
+
+
+class HistoryEncodeError(RacefreeError, TypeError):
+    """``History.to_jsonl`` met an event whose value or meta JSON cannot hold.
+
+    Raised before anything is written, so no partial file is left. The message
+    names the event and the part that is not JSON (``value["created"]``: a
+    datetime) and says to pass ``default=`` (for example ``default=str``).
     """
 
 

@@ -19,14 +19,14 @@ import _thread
 import json
 import math
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from racefree import hooks
 from racefree.agent import current_agent
-from racefree.errors import HistoryFormatError
+from racefree.errors import HistoryEncodeError, HistoryFormatError
 
 __all__ = ["MAX_DEPTH", "MAX_LINE_BYTES", "Event", "History", "parse_json"]
 
@@ -231,11 +231,23 @@ class History:
         """Agent names in order of first appearance."""
         return list(dict.fromkeys(e.agent for e in self.events))
 
-    def to_jsonl(self, path: str | Path) -> None:
-        """Write the history as JSON lines."""
+    def to_jsonl(self, path: str | Path, *, default: Callable[[Any], Any] | None = None) -> None:
+        """Write the history as JSON lines, one event per line.
+
+        ``default`` is called for a value JSON cannot hold (a datetime, a set, an
+        enum), as by ``json.dumps``, and returns one it can (``default=str``).
+        Without it, such a value raises ``HistoryEncodeError`` naming the event
+        and the part, and nothing is written: every line is encoded first.
+        """
+        lines = []
+        for event in self.events:
+            data = event.to_dict()
+            try:
+                lines.append(json.dumps(data, sort_keys=True, default=default))
+            except (TypeError, ValueError) as exc:  # ValueError: a value that holds itself
+                raise HistoryEncodeError(_unencodable(event, data, exc, path, default)) from None
         with open(path, "w", encoding="utf-8") as out:
-            for event in self.events:
-                out.write(json.dumps(event.to_dict(), sort_keys=True) + "\n")
+            out.write("".join(line + "\n" for line in lines))
 
     @classmethod
     def from_jsonl(cls, path: str | Path) -> History:
@@ -274,3 +286,64 @@ class History:
                 seen[event.seq] = number
                 events.append(event)
         return cls(events)
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))  # also what a dict's keys may be
+
+
+def _unencodable(
+    event: Event,
+    data: dict[str, Any],
+    exc: Exception,
+    path: str | Path,
+    default: Callable[[Any], Any] | None,
+) -> str:
+    """The sentence for an event that ``json.dumps`` refused, naming the part at fault."""
+    where = f" on {event.key!r}" if event.key is not None else ""
+    found = _first_unencodable(data.get("value"), "value") or _first_unencodable(
+        data.get("meta", {}), "meta"
+    )
+    if found is not None and found[2]:  # default= is never asked about keys
+        fix = "Give its dicts keys of one JSON type (str) before recording them."
+        what = f"{found[0]} is {found[1]}"
+    elif default is not None:
+        fix = "Make default= return a JSON value for it."
+        what = f"default= raised {type(exc).__name__}: {exc}"
+    else:
+        fix = (
+            "Pass default= to turn such values into JSON ones "
+            "(to_jsonl(path, default=str)), or record plain JSON values."
+        )
+        what = f"{found[0]} is {found[1]}" if found else str(exc)
+    return (
+        f"event {event.seq} ({event.agent} {event.op}{where}) cannot be written as JSON: "
+        f"{what}. Nothing was written to {path}. {fix}"
+    )
+
+
+def _first_unencodable(value: Any, where: str) -> tuple[str, str, bool] | None:
+    """Where in ``value`` the first part JSON cannot hold is, what it is, and if it is a key."""
+    stack = [(value, where)]
+    while stack:
+        item, place = stack.pop()
+        if isinstance(item, dict):
+            keys = list(item)
+            for key in keys:
+                if not isinstance(key, _JSON_SCALARS):
+                    return place, f"a dict with a {type(key).__name__} key ({_short(key)})", True
+            try:
+                sorted(keys)  # what sort_keys does
+            except TypeError:
+                kinds = " and ".join(sorted({type(k).__name__ for k in keys}))
+                return place, f"a dict whose keys mix {kinds}, which cannot be sorted", True
+            stack.extend((item[k], f"{place}[{k!r}]") for k in reversed(keys))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((sub, f"{place}[{i}]") for i, sub in reversed(list(enumerate(item))))
+        elif not isinstance(item, _JSON_SCALARS):
+            return place, f"a {type(item).__name__} ({_short(item)})", False
+    return None
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
