@@ -209,6 +209,118 @@ def test_exhaustive_search_runs_both_orders_of_work_in_a_row_and_a_slower_read()
     assert seen == {None, "3 sources"}
 
 
+def tool_calls_inside_a_read_write_window() -> dict[str, Any]:
+    """A researcher makes three tool calls (nothing shared touched) and counts one in; the
+    editor reads the count, thinks, writes it back plus one. When the tools are quick the
+    researcher's count lands inside the editor's window and is lost: a real race, though
+    not in natural timing (the tools take 0.3 s, the editor's window ends at 0.05 s)."""
+    state = racefree.track({"count": 0})
+
+    def researcher() -> None:
+        time.sleep(0.1)  # search
+        time.sleep(0.1)  # fetch
+        time.sleep(0.1)  # summarise
+        state["count"] += 1
+
+    def editor() -> None:
+        time.sleep(0.001)
+        seen = state["count"]
+        time.sleep(0.05)
+        state["count"] = seen + 1
+
+    run_threads(researcher, editor)
+    return dict(state)
+
+
+def both_counted(state: dict[str, Any]) -> bool:
+    return bool(state["count"] == 2)
+
+
+def test_tool_calls_in_a_row_are_not_held_back_as_a_poll() -> None:
+    # Each tool call's step writes nothing shared, as a poll's does; but it sleeps at a new
+    # place each time, so it is work moving on, and the order in which all three end inside
+    # the editor's window is explored.
+    result = explore(
+        tool_calls_inside_a_read_write_window,
+        strategy="exhaustive",
+        invariants=[both_counted],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.run.result["count"] == 1
+
+
+async def _call_tool(name: str) -> str:
+    await asyncio.sleep(0.1)
+    return name
+
+
+async def async_tool_calls_inside_a_read_write_window() -> dict[str, Any]:
+    """The same race in asyncio tasks, the tool calls made through one helper."""
+    state = racefree.track({"count": 0})
+
+    async def researcher() -> None:
+        await _call_tool("search")
+        await _call_tool("fetch")
+        await _call_tool("summarise")
+        state["count"] += 1
+
+    async def editor() -> None:
+        await asyncio.sleep(0.001)
+        seen = state["count"]
+        await asyncio.sleep(0.05)
+        state["count"] = seen + 1
+
+    await asyncio.gather(researcher(), editor())
+    return dict(state)
+
+
+def test_awaited_tool_calls_in_a_row_through_one_helper_are_not_held_back_as_a_poll() -> None:
+    result = explore(
+        async_tool_calls_inside_a_read_write_window,
+        strategy="exhaustive",
+        invariants=[both_counted],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.run.result["count"] == 1
+
+
+def _nap() -> None:
+    time.sleep(0.05)
+
+
+def poll_at_two_places_through_a_helper() -> dict[str, Any]:
+    """A poll whose round sleeps twice, through a helper: it comes back to places it slept
+    at, so it is a loop going round, and held back like any pure poll."""
+    state = racefree.track({"results": [], "summary": None})
+
+    def worker() -> None:
+        time.sleep(1.0)
+        state["results"].append("answer")
+
+    def waiter() -> None:
+        while not state["results"]:
+            _nap()
+            _nap()
+        state["summary"] = f"{len(state['results'])} result"
+
+    run_threads(worker, waiter)
+    return dict(state)
+
+
+def test_a_poll_that_sleeps_at_two_places_through_a_helper_is_still_held_back() -> None:
+    result = explore(
+        poll_at_two_places_through_a_helper,
+        strategy="exhaustive",
+        schedules=1000,
+        invariants=[summarised],
+        save_dir=None,
+    )
+    assert result.ok and result.complete, result.report()
+    assert result.polls_folded > 0
+
+
 def impatient_waiter() -> dict[str, Any]:
     """The waiter gives up after 1 s and summarises what it has; the worker usually
     answers in 0.3 s, but a slow model call leaves the summary empty."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 import _thread
 import asyncio
 import heapq
+import sys
 from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 from racefree import hooks
 from racefree.explore._patches import _orig
 from racefree.explore.schedule import Choice
+from racefree.explore.strategies.base import call_site
 
 if TYPE_CHECKING:
     from racefree.explore._scheduler import Agent, Scheduler
@@ -100,6 +102,11 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         task = asyncio.current_task(self) if self.is_running() else None
         owner = self._ordinals.get(task, self._agent.ordinal) if task else self._agent.ordinal
         self._owners[id(handle)] = owner
+        step = self._racefree.step
+        if step is not None and step.id[0] == owner:
+            # The timer a task's step makes last is the sleep that ends the step: where it
+            # was made tells a poll (again here) from work (strategies/fair.py).
+            step.slept = call_site(sys._getframe(1))
         return handle
 
     def running_name(self, names: dict[int, str]) -> str:

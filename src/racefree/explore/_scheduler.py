@@ -49,7 +49,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from racefree import hooks
 from racefree.explore.schedule import Choice
-from racefree.explore.strategies.base import Candidate, Decision, Step, Strategy
+from racefree.explore.strategies.base import Candidate, Decision, Step, Strategy, call_site
 
 if TYPE_CHECKING:
     import asyncio
@@ -850,6 +850,11 @@ class Scheduler:
             raise Abort
         me.kind, me.key = "resume", None
         me.ready_at = self.clock + max(0.0, seconds)
+        step = self.step
+        if step is not None:
+            # Where it sleeps tells a poll (again here) from work (strategies/fair.py);
+            # the frame two up is the caller of time.sleep, past _patches.
+            step.slept = call_site(sys._getframe(2))
         self._yield(me)
 
     def acquire(self, me: Agent, lock: VLock, blocking: bool, timeout: float) -> bool:

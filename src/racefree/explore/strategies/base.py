@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from types import FrameType
 from typing import TYPE_CHECKING, Any, ClassVar, NamedTuple
 
 from racefree.explore.schedule import Choice
@@ -29,7 +30,17 @@ from racefree.explore.schedule import Choice
 if TYPE_CHECKING:
     from racefree.history import Event
 
-__all__ = ["NOT_STATE", "Candidate", "Decision", "Step", "Strategy", "independent", "ordering"]
+__all__ = [
+    "NOT_STATE",
+    "Candidate",
+    "Decision",
+    "Site",
+    "Step",
+    "Strategy",
+    "call_site",
+    "independent",
+    "ordering",
+]
 
 #: Key prefixes of what the explorer orders that is no shared state of the program: locks
 #: and threads (the coverage line's "shared state" leaves them out).
@@ -61,7 +72,9 @@ class Step:
     when nobody else could). ``deviation`` is True when the choice was not
     the natural-timing default (the running agent was preempted, or a later
     answer was taken before an earlier one). ``read_clock`` is True when the
-    step read the virtual clock.
+    step read the virtual clock. ``slept`` is where the sleep (or the event
+    loop's timer) that ended the step was called, as :func:`call_site` gives
+    it; ``None`` when the step ended otherwise.
     """
 
     __slots__ = (
@@ -74,6 +87,7 @@ class Step:
         "kind",
         "name",
         "read_clock",
+        "slept",
         "time",
     )
 
@@ -97,9 +111,30 @@ class Step:
         self.footprint: dict[str, bool] = {}
         self.events: list[Event] = []
         self.read_clock = False  # it read time.monotonic() / time() / perf_counter()
+        self.slept: Site | None = None
 
     def __repr__(self) -> str:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
+
+
+Site = tuple[tuple[Any, int], ...]
+"""Where a call was made: (code, instruction offset) of its frame and the ones above it."""
+
+SITE_DEPTH = 8
+
+
+def call_site(frame: FrameType | None) -> Site:
+    """``frame`` and up to :data:`SITE_DEPTH` - 1 callers, as code and instruction offset.
+
+    The same loop that sleeps again gives the same site, whatever helper it
+    calls to sleep; straight-line code that sleeps twice, through one helper
+    or not, gives two (its own line differs).
+    """
+    site: list[tuple[Any, int]] = []
+    while frame is not None and len(site) < SITE_DEPTH:
+        site.append((frame.f_code, frame.f_lasti))
+        frame = frame.f_back
+    return tuple(site)
 
 
 class Decision:

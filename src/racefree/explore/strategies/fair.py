@@ -1,37 +1,46 @@
 """Fairness: a polling agent that changed nothing waits for someone else to move.
 
 ``while not results: time.sleep(0.05)`` is a *pure poll*: from one wakeup to
-the next sleep the agent writes nothing shared and does not read the clock.
+the next sleep the agent writes nothing shared and does not read the clock,
+and it sleeps again at a place where it already slept since it last changed
+something (the same call, from the same callers: a loop going round).
 Under ``latency="any"`` any pending wait may end first, so a strategy could
 wake the poller again and again ahead of the agent it waits for, forever: a
 livelock that no real scheduler produces, reported as a step-limit failure
 (and, for exhaustive search, an endless branch).
 
 Running a pure poll twice in a row with nobody else moving in between gives
-the same step twice (it sees the same shared state), so :class:`Fair` lets the
-poller run again only after another agent has taken a step. The exception is
-work in a row that touches no shared state at all until its end (tool calls,
-then a write): it is not held back while it is the natural-timing choice (its
-wait ends first) and its wait lasted a while, the order real runs take; the
-virtual clock moves on with each such step, so it ends when the other waits
-come due. (A poll checks something shared, so it is no such work.) Every
-strategy, replays included, runs behind it, so a schedule means the same
-thing for all.
+the same step twice (it sees the same shared state and comes back to the
+same place), so :class:`Fair` lets the poller run again only after another
+agent has taken a step. A step that sleeps at a new place is not held back:
+tool calls in a row (``search(); fetch(); summarise()``, each a sleep or an
+await) touch nothing shared either, but each is a new step of the agent's
+work, and all of them may end inside another agent's read-modify-write. A
+further exception is work in a row that touches no shared state at all
+until its end, done in a loop (``for tool in tools: call(tool)``): it is not
+held back while it is the natural-timing choice (its wait ends first) and
+its wait lasted a while, the order real runs take; the virtual clock moves
+on with each such step, so it ends when the other waits come due. (A poll
+checks something shared, so it is no such work.) Every strategy, replays
+included, runs behind it, so a schedule means the same thing for all.
 
-What is given up: a loop that checks shared state and counts its attempts to
-give up (``for attempt in range(100): ...; time.sleep(0.05)``) is never seen
-giving up while the agent it waits for is still busy, because its counter is
-local state the explorer cannot see. A loop with a deadline
-(``time.monotonic()``, ``Event.wait(timeout)``, ``queue.get(timeout=...)``)
-reads the clock, is not a pure poll, and is explored in full. With
-``latency="virtual"`` waits end in deadline order and no filtering is needed.
+What is given up: a loop that sleeps at the same place and counts its
+rounds in local state the explorer cannot see is taken for a poll. So a loop
+that checks shared state and counts its attempts to give up (``for attempt
+in range(100): ...; time.sleep(0.05)``) is never seen giving up while the
+agent it waits for is still busy, and a loop of tool calls that touches
+nothing shared is seen finishing inside another agent's window only in
+natural timing. A loop with a deadline (``time.monotonic()``,
+``Event.wait(timeout)``, ``queue.get(timeout=...)``) reads the clock, is not
+a pure poll, and is explored in full. With ``latency="virtual"`` waits end
+in deadline order and no filtering is needed.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from racefree.explore.strategies.base import Decision, Step, Strategy
+from racefree.explore.strategies.base import Decision, Site, Step, Strategy
 
 __all__ = ["Fair"]
 
@@ -67,6 +76,9 @@ class Fair(Strategy):
         self._waiting: set[int] = set()
         self._since: dict[int, float] = {}  # agent -> virtual time its last step began
         self._looked: dict[int, bool] = {}  # agent -> touched shared state since it woke
+        # agent -> where it slept since it last changed something: sleeping at one of these
+        # again is a loop going round (a poll); at a new place, work moving on
+        self._slept_at: dict[int, set[Site]] = {}
         self.polls_folded = 0
 
     def begin(self, seed: int) -> None:
@@ -79,6 +91,7 @@ class Fair(Strategy):
         self._waiting = set()
         self._since = {}
         self._looked = {}
+        self._slept_at = {}
         return self.inner.new_run(run)
 
     def fixed_seed(self) -> bool:
@@ -89,6 +102,7 @@ class Fair(Strategy):
         waiting = self._waiting
         since = self._since
         looked = self._looked
+        slept_at = self._slept_at
         end = len(trace)
         for step in trace[self._seen : end]:
             agent = step.id[0]
@@ -96,14 +110,27 @@ class Fair(Strategy):
                 # another agent moved: whoever waited for that may poll again
                 waiting = {agent} & waiting
             since[agent] = step.time
+            changed = _changes_something(step)
             if step.kind == "resume":
-                pure[agent] = not _changes_something(step)
+                pure[agent] = not changed
                 looked[agent] = _looks_at_state(step)
             else:
-                if pure.get(agent) and _changes_something(step):
+                if changed:
                     pure[agent] = False
                 if not looked.get(agent) and _looks_at_state(step):
                     looked[agent] = True
+            site = step.slept
+            if site is not None:
+                places = slept_at.get(agent)
+                if places is None or changed:
+                    places = slept_at[agent] = set()
+                if site not in places:
+                    # Not a loop going round: straight-line work (tool calls in a row),
+                    # whose later steps are new steps, not the same one again.
+                    places.add(site)
+                    pure[agent] = False
+            elif changed:
+                slept_at.pop(agent, None)
         self._waiting = waiting
         self._seen = end
 
