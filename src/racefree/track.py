@@ -263,6 +263,14 @@ def _self_key(path: str) -> str:
     return path or "$"
 
 
+def _changed_keys(path: str) -> None:
+    """A key was added to or removed from the dict at ``path``: for the explorer, a write
+    of the dict itself, so that ``len()``, ``keys()`` and iteration (reads of it) do not
+    commute with the change, nor two changes with each other (they order its keys).
+    No event: to the checker each key is its own."""
+    _hooks.note("write", _self_key(path))
+
+
 def _is_model(value: Any) -> bool:
     """A dataclass instance or a pydantic model: objects tracked when nested in state."""
     cls = type(value)
@@ -474,6 +482,7 @@ class TrackedDict(dict[Any, Any]):
         del node.raw[key]
         dict.pop(self, key, None)
         node.tracker.write("delete", self._key(key))
+        _changed_keys(node.path)
         return value
 
     def _current(self, key: Any) -> Any:
@@ -628,9 +637,12 @@ class TrackedDict(dict[Any, Any]):
                 return  # ``d[k] += [x]`` rebinds the same list: the extend was recorded
             path = node.path
             where = f"{path}.{key}" if path else str(key)
+            new = key not in raw
             raw[key] = value  # _put's body, with the path made once
             dict.__setitem__(self, key, value if scalar else tracker.wrap(value, where))
             tracker.write("write", where, value)
+            if new:
+                _changed_keys(path)
 
     def __delitem__(self, key: Any) -> None:
         with self._node.tracker.lock:

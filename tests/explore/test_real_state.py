@@ -243,3 +243,74 @@ def test_asyncio_tasks_on_a_tracked_dataclass_lose_the_update_and_the_checker_sa
     [finding] = result.failure.run.failures
     assert finding.name == "lost-update" and "on session.history " in finding.title
     assert set(AGENTS) <= set(re.findall(r"Planner|Writer", " ".join(finding.details)))
+
+
+# --- a dict's keys: len(), keys() and iteration against adding and removing keys ----------
+
+
+def capped_jobs() -> list[int]:
+    """At most one job at a time, checked with len(active): two agents can both see none
+    running (check-then-act on the dict's size). In natural timing the Writer comes after
+    the Planner's job is over; a quicker start makes both run at once."""
+    active = racefree.track({}, name="active")
+    peaks: list[int] = []
+
+    def agent(name: str) -> None:
+        time.sleep(0.0 if name == "Planner" else 0.5)
+        while len(active) >= 1:
+            time.sleep(0.05)
+        time.sleep(0.01)  # open a connection
+        active[name] = True
+        peaks.append(len(active))
+        time.sleep(0.2)  # the job
+        del active[name]
+
+    _run_agents(agent)
+    return peaks
+
+
+def one_at_a_time(peaks: list[int]) -> bool:
+    return max(peaks) == 1
+
+
+def test_the_size_of_a_dict_is_ordered_against_a_key_added_to_it() -> None:
+    result = explore(capped_jobs, strategy="exhaustive", invariants=[one_at_a_time], save_dir=None)
+    assert result.failure is not None, result.report()
+    assert 2 in result.failure.run.result  # both jobs ran at once
+
+
+def reported_workers() -> list[str]:
+    """A coordinator waits 'long enough' and lists who reported; a worker whose tool is
+    slow has not yet: the listing races with each worker's new key."""
+    results = racefree.track({}, name="results")
+    listed: list[str] = []
+
+    def worker(name: str) -> None:
+        time.sleep(1.0)
+        results[name] = "done"
+
+    def coordinator() -> None:
+        time.sleep(0.5)
+        listed.extend(sorted(results.keys()))
+
+    threads = [threading.Thread(target=worker, args=(n,), name=n) for n in AGENTS]
+    threads.append(threading.Thread(target=coordinator, name="Coordinator"))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return listed
+
+
+def test_listing_a_dicts_keys_is_ordered_against_each_key_added() -> None:
+    seen: set[tuple[str, ...]] = set()
+
+    def record(listed: list[str]) -> bool:
+        seen.add(tuple(listed))
+        return True
+
+    result = explore(reported_workers, strategy="exhaustive", invariants=[record], save_dir=None)
+    assert result.ok and result.complete, result.report()
+    assert seen == {(), ("Planner",), ("Writer",), ("Planner", "Writer")}
+    # Four outcomes of tracked state are four orderings at least: "all N" was "all 1".
+    assert result.distinct >= len(seen), result.coverage()

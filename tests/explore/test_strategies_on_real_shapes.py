@@ -182,8 +182,8 @@ def test_work_in_a_row_ahead_of_a_slower_agent_is_explored_in_its_natural_order(
     strategy: str,
 ) -> None:
     # Each tool-call step writes nothing shared, as a poll's does, but it looks at nothing
-    # shared either (a poll checks something): it is not held back while its wait is the
-    # one that ends first, so the natural order is reachable.
+    # shared either (a poll checks something): it is not held back, so the natural order,
+    # where it finishes ahead of the slower agent, is reachable.
     result = explore(
         tool_calls_then_publish,
         strategy=strategy,
@@ -284,6 +284,42 @@ def test_awaited_tool_calls_in_a_row_through_one_helper_are_not_held_back_as_a_p
     )
     assert result.failure is not None, result.report()
     assert result.failure.run.result["count"] == 1
+
+
+def warm_up_then_take_the_slot() -> list[str]:
+    """Each agent makes four warm-up tool calls in a loop (nothing shared touched), then
+    waits for a free slot and takes it: check-then-act, so both can take it when the
+    Writer's tools are quicker than in natural timing."""
+    active = racefree.track({"slot": None}, name="active")
+    log: list[str] = []
+
+    def agent(name: str, tool_latency: float) -> None:
+        for _ in range(4):
+            time.sleep(tool_latency)
+        while active["slot"]:
+            time.sleep(0.05)
+        time.sleep(0.01)  # open a connection
+        active["slot"] = name
+        time.sleep(0.2)  # the job
+        if active["slot"] != name:
+            log.append("overlap")
+        active["slot"] = None
+
+    run_threads(lambda: agent("Planner", 0.1), lambda: agent("Writer", 0.15))
+    return log
+
+
+def test_a_loop_of_tool_calls_that_looks_at_nothing_shared_is_never_held_back() -> None:
+    # Each warm-up step sleeps where the last one did, as a poll's does, but it checks
+    # nothing shared: it races with no one, so it is not held back, and the order where
+    # the Writer's warm-up ends first is explored.
+    result = explore(
+        warm_up_then_take_the_slot,
+        strategy="exhaustive",
+        invariants=[lambda log: "overlap" not in log],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
 
 
 def _nap() -> None:

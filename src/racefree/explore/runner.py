@@ -177,9 +177,11 @@ class Exploration:
             f" by {self.agents} agent{'s' if self.agents != 1 else ''} (shared state: "
             f"{keys or 'none the explorer could see'})"
         )
+        times = "once" if self.polls_folded == 1 else f"{self.polls_folded:,} times"
         fold = (
             f" A poll that changed nothing ran again only after another agent moved (applied "
-            f"{self.polls_folded:,} times)."
+            f"{times}), so a poll that gives up after a number of rounds was not seen giving "
+            "up early; --latency virtual runs it in natural time."
             if self.polls_folded
             else ""
         )

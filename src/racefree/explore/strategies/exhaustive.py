@@ -351,11 +351,9 @@ class Exhaustive(Strategy):
             else ""
         )
         if self._finished:
-            return [
-                f"Exhaustive search finished: it ran each distinct ordering once "
-                f"({self.distinct:,}; {self.redundant_runs:,} more runs began to repeat one "
-                f"and were not counted).{again}"
-            ]
+            # No count of its own here: a run that began as an earlier one did can still end
+            # in an ordering of its own, so the distinct orderings are the runner's to count.
+            return [f"Exhaustive search finished: every branch it had left to try was run.{again}"]
         return [
             f"Exhaustive search stopped after {self.distinct:,} distinct ordering"
             f"{'s' if self.distinct != 1 else ''} (at a failure, the time limit or the "

@@ -1,39 +1,38 @@
 """Fairness: a polling agent that changed nothing waits for someone else to move.
 
 ``while not results: time.sleep(0.05)`` is a *pure poll*: from one wakeup to
-the next sleep the agent writes nothing shared and does not read the clock,
-and it sleeps again at a place where it already slept since it last changed
-something (the same call, from the same callers: a loop going round).
-Under ``latency="any"`` any pending wait may end first, so a strategy could
-wake the poller again and again ahead of the agent it waits for, forever: a
-livelock that no real scheduler produces, reported as a step-limit failure
-(and, for exhaustive search, an endless branch).
+the next sleep the agent checks shared state, writes nothing shared and does
+not read the clock, and it sleeps again at a place where it already slept
+since it last changed something (the same call, from the same callers: a
+loop going round). Under ``latency="any"`` any pending wait may end first,
+so a strategy could wake the poller again and again ahead of the agent it
+waits for: each check races with that agent's write, so exhaustive search
+would branch at every one, without end, and a walk could livelock, a
+livelock that no real scheduler produces.
 
 Running a pure poll twice in a row with nobody else moving in between gives
 the same step twice (it sees the same shared state and comes back to the
 same place), so :class:`Fair` lets the poller run again only after another
-agent has taken a step. A step that sleeps at a new place is not held back:
-tool calls in a row (``search(); fetch(); summarise()``, each a sleep or an
-await) touch nothing shared either, but each is a new step of the agent's
-work, and all of them may end inside another agent's read-modify-write. A
-further exception is work in a row that touches no shared state at all
-until its end, done in a loop (``for tool in tools: call(tool)``): it is not
-held back while it is the natural-timing choice (its wait ends first) and
-its wait lasted a while, the order real runs take; the virtual clock moves
-on with each such step, so it ends when the other waits come due. (A poll
-checks something shared, so it is no such work.) Every strategy, replays
-included, runs behind it, so a schedule means the same thing for all.
+agent has taken a step. Nothing else is held back:
 
-What is given up: a loop that sleeps at the same place and counts its
-rounds in local state the explorer cannot see is taken for a poll. So a loop
-that checks shared state and counts its attempts to give up (``for attempt
-in range(100): ...; time.sleep(0.05)``) is never seen giving up while the
-agent it waits for is still busy, and a loop of tool calls that touches
-nothing shared is seen finishing inside another agent's window only in
-natural timing. A loop with a deadline (``time.monotonic()``,
-``Event.wait(timeout)``, ``queue.get(timeout=...)``) reads the clock, is not
-a pure poll, and is explored in full. With ``latency="virtual"`` waits end
-in deadline order and no filtering is needed.
+- a step that sleeps at a new place (tool calls in a row: ``search();
+  fetch(); summarise()``, each a sleep or an await) is work moving on, and
+  all of it may end inside another agent's read-modify-write;
+- a step that looks at nothing shared (a loop of warm-up calls, a wait on a
+  flag the explorer cannot see) races with no one, so running it again adds
+  no branch to a search and cannot make one endless.
+
+Every strategy, replays included, runs behind it, so a schedule means the
+same thing for all.
+
+What is given up: a loop that checks shared state, sleeps at the same place
+and counts its rounds in local state the explorer cannot see is taken for a
+poll. So ``for attempt in range(5): if done(): break; time.sleep(0.1)`` is
+never seen giving up while the agent it waits for is still busy. A loop with
+a deadline (``time.monotonic()``, ``Event.wait(timeout)``,
+``queue.get(timeout=...)``) reads the clock, is not a pure poll, and is
+explored in full. With ``latency="virtual"`` waits end in deadline order
+and no filtering is needed.
 """
 
 from __future__ import annotations
@@ -74,7 +73,6 @@ class Fair(Strategy):
         self._seen = 0
         self._pure: dict[int, bool] = {}
         self._waiting: set[int] = set()
-        self._since: dict[int, float] = {}  # agent -> virtual time its last step began
         self._looked: dict[int, bool] = {}  # agent -> touched shared state since it woke
         # agent -> where it slept since it last changed something: sleeping at one of these
         # again is a loop going round (a poll); at a new place, work moving on
@@ -89,7 +87,6 @@ class Fair(Strategy):
         self._seen = 0
         self._pure = {}
         self._waiting = set()
-        self._since = {}
         self._looked = {}
         self._slept_at = {}
         return self.inner.new_run(run)
@@ -100,7 +97,6 @@ class Fair(Strategy):
     def _follow(self, trace: Sequence[Step]) -> None:
         pure = self._pure
         waiting = self._waiting
-        since = self._since
         looked = self._looked
         slept_at = self._slept_at
         end = len(trace)
@@ -109,7 +105,6 @@ class Fair(Strategy):
             if waiting and (len(waiting) > 1 or agent not in waiting):
                 # another agent moved: whoever waited for that may poll again
                 waiting = {agent} & waiting
-            since[agent] = step.time
             changed = _changes_something(step)
             if step.kind == "resume":
                 pure[agent] = not changed
@@ -142,7 +137,10 @@ class Fair(Strategy):
             self._follow(trace)
         last = trace[-1].id[0]
         candidates = decision.candidates
-        if self._pure.get(last):
+        if self._pure.get(last) and self._looked.get(last):
+            # A poll: it checked shared state, changed nothing, and sleeps again where it
+            # slept. (A step that looked at nothing shared races with no one, so running
+            # it again cannot make a search endless; it is never held back.)
             for c in candidates:
                 if c.id[0] == last and c.kind == "resume":
                     self._waiting.add(last)
@@ -152,19 +150,6 @@ class Fair(Strategy):
             return self.inner.choose(decision)
         waiting = self._waiting
         keep = [i for i, c in enumerate(candidates) if c.id[0] not in waiting]
-        natural = candidates[decision.default]
-        who = natural.id[0]
-        if (
-            who in waiting
-            and not self._looked.get(who)
-            and natural.ready_at > self._since.get(who, 0.0)
-        ):
-            # Its wait ends first, lasts a while, and its step looked at no shared state:
-            # plain work in a row (tool calls before a write), the order real runs take,
-            # not a poll to hold back (a poll checks something shared). The clock moves
-            # on with each such step, so this ends when the other waits come due.
-            keep.append(decision.default)
-            keep.sort()
         if not keep or len(keep) == len(candidates):
             return self.inner.choose(decision)
         self.polls_folded += 1
