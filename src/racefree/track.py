@@ -41,7 +41,11 @@ Keys are dotted paths from the root: ``"conversation_history"``,
 - ``d[k] = v`` or ``obj.attr = v`` is a ``write`` of ``path.k`` (with a copy
   of ``v``), ``del`` a ``delete``; ``pop`` / ``popitem`` / ``setdefault`` a
   ``read`` and a change in one step; ``update`` (and ``|=``) one ``write`` per
-  key, in one step; ``lst[i] = v`` a ``write`` of ``path.i``;
+  key, in one step; ``lst[i] = v`` a ``write`` of ``path.i``. A key added to
+  or removed from a dict is also, for the explorer only (no event), a write
+  of the dict's own path: ``len``, iterating its keys and a listing of them
+  are ordered against it, and two such changes against each other (they
+  order its keys);
 - ``append``, ``extend`` (and ``+=``), ``insert``, ``pop``, ``remove`` on a
   list are atomic ops on the list's path (one step each in CPython, as in
   the store); ``clear()`` is a ``write`` of ``[]``; ``sort`` / ``reverse`` an
