@@ -1,8 +1,13 @@
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
-from racefree import check
+import pytest
+from pydantic import BaseModel
+
+import racefree
+from racefree import check, history_of, track
 
 if TYPE_CHECKING:
     from tests.check.conftest import Recorder
@@ -55,3 +60,32 @@ def test_appends_before_a_deliberate_overwrite_are_not_expected(h: Recorder) -> 
     h("S", "set", "log", value=["summary"])
     h("B", "append", "log", value="new")
     assert check(h.history, final_state={"log": ["summary", "new"]}).findings == ()
+
+
+@dataclasses.dataclass
+class _Notes:
+    notes: list[str] = dataclasses.field(default_factory=list)
+
+
+class _PydanticNotes(BaseModel):
+    notes: list[str] = []
+
+
+@pytest.mark.parametrize("session", [_Notes(), _PydanticNotes()], ids=["dataclass", "pydantic"])
+def test_a_session_object_as_the_final_state_is_looked_into_by_its_fields(
+    session: _Notes | _PydanticNotes,
+) -> None:
+    # The shape docs/checker.md shows: track the session, pass the session itself.
+    shared = track(session, name="session")
+    for agent_name in ("Planner", "Writer"):
+        with racefree.agent(agent_name):
+            shared.notes.append(f"from {agent_name}")
+    session.notes.pop()  # the Writer's note is lost
+    report = check(history_of(shared), final_state=session)
+    [finding] = report.findings
+    assert (finding.kind, finding.keys, finding.agents) == (
+        "lost-append",
+        ("session.notes",),
+        ("Writer",),
+    )
+    assert not report.notes  # no "the final state has no list there"

@@ -2,7 +2,8 @@
 
 Keys are looked up in a final state as they are (a store snapshot has flat
 keys), then as dotted paths into nested dicts and lists
-(``"metadata.completed"``), then as dotted paths without their first part
+(``"metadata.completed"``, through the fields of dataclasses, pydantic
+models and other objects too), then as dotted paths without their first part
 (``track(session, name="session")`` records ``"session.metadata.completed"``
 while the final state you pass is the session itself).
 """
@@ -30,7 +31,12 @@ def _walk(root: Any, parts: list[str]) -> Any:
             except (ValueError, IndexError):
                 return MISSING
         else:
-            return MISSING
+            # A dataclass, a pydantic model or a plain object, as track() reads them: its
+            # fields are its __dict__ (looked up there, so no property or __getattr__ runs).
+            fields = getattr(node, "__dict__", None)
+            if type(fields) is not dict or part not in fields:
+                return MISSING
+            node = fields[part]
     return node
 
 
