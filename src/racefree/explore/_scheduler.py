@@ -983,6 +983,14 @@ class Scheduler:
                 out = [o for o in out if o[0] <= horizon]
         elif not out:
             out = timeouts
+        elif timeouts:
+            # A wait with a timeout times out at its deadline: while some pending sleep or
+            # call would, in natural timing, still be running then, it may time out first
+            # (an exporter's Event.wait(interval), a threading.Timer, inside an agent's
+            # model call). One longer than every pending wait (a safety net) fires only
+            # when nothing else can run.
+            latest = max(map(_first, out))
+            out.extend(t for t in timeouts if t[0] <= latest)
         return out
 
     def _yield(self, me: Agent) -> None:
