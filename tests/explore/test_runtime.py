@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+import racefree
 from racefree.explore import explore, hooks
 
 
@@ -159,3 +160,73 @@ def test_timers_that_end_together_run_in_one_batch_as_asyncio_runs_them(latency:
         save_dir=None,
     )
     assert not result.ok
+
+
+async def question_and_answer_with_equal_latency() -> dict[str, str]:
+    """Asker and answerer wait for the same model latency; the answerer assumes the
+    question is there. Which of two timers due at one instant runs first is a choice."""
+    s = racefree.track({"question": "", "answer": ""}, name="s")
+
+    async def asker() -> None:
+        await asyncio.sleep(0.1)  # the model drafts the question
+        s["question"] = "What is 2+2?"
+
+    async def answerer() -> None:
+        await asyncio.sleep(0.1)  # the model warms up
+        s["answer"] = f"answer to {s['question']!r}"
+
+    await asyncio.gather(asker(), answerer())
+    return dict(s)
+
+
+@pytest.mark.parametrize("latency", ["virtual", "any"])
+def test_exhaustive_search_orders_two_tasks_woken_at_one_instant(latency: str) -> None:
+    # The two tasks run in one batch, but each one's accesses are its own step: the
+    # search sees them race and tries the other task first.
+    answers: set[str] = set()
+
+    def record(s: dict[str, str]) -> bool:
+        answers.add(s["answer"])
+        return True
+
+    result = explore(
+        question_and_answer_with_equal_latency,
+        strategy="exhaustive",
+        latency=latency,
+        invariants=[record],
+        save_dir=None,
+    )
+    assert result.ok and result.complete
+    assert answers == {"answer to 'What is 2+2?'", "answer to ''"}
+    assert result.distinct == 2
+
+
+async def three_rounds_at_one_instant() -> list[str]:
+    transcript = racefree.track([], name="transcript")
+
+    async def streamer(name: str) -> None:
+        for i in range(3):
+            await asyncio.sleep(0.05)
+            transcript.append(f"{name}{i}")
+
+    await asyncio.gather(streamer("a"), streamer("b"))
+    return list(transcript)
+
+
+def test_exhaustive_search_reaches_every_order_of_tied_rounds_that_random_walk_reaches() -> None:
+    by: dict[str, set[tuple[str, ...]]] = {"exhaustive": set(), "random": set()}
+    for strategy, seen in by.items():
+
+        def record(transcript: list[str], seen: set[tuple[str, ...]] = seen) -> bool:
+            seen.add(tuple(transcript))
+            return True
+
+        explore(
+            three_rounds_at_one_instant,
+            strategy=strategy,
+            schedules=300,
+            invariants=[record],
+            save_dir=None,
+        )
+    assert len(by["exhaustive"]) == 8  # two orders in each of three rounds
+    assert by["random"] <= by["exhaustive"]

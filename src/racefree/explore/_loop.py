@@ -55,6 +55,11 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         self._controlled = True  # False while a thread the explorer does not run drives it
         self._clock_resolution = 1e-9
         self._owners: dict[int, int] = {}  # id(timer handle) -> ordinal of the task that made it
+        # id(timer handle) -> its choice id, for a timer that joined a batch after the chosen one
+        self._batch: dict[int, Choice] = {}
+        # id(handle) -> the choice whose batch handle called it soon (a task's wakeup)
+        self._wakeups: dict[int, Choice] = {}
+        self._waking: Choice | None = None  # the choice whose batch handle is running
         self._ordinals: dict[asyncio.Task[Any], int] = {}
         self._given: dict[asyncio.Task[Any], str] = {}  # the name each task had when seen
         self._tasks_made = 0
@@ -166,7 +171,10 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         scheduler = self._racefree
         if scheduler.virtual:
             self._take_due_timers()
+        batch = self._batch
         if not ready and not self._stopping:
+            batch.clear()  # every handle of the last batch has run
+            self._wakeups.clear()
             fire = scheduler.loop_idle(self)
             if fire is not None:
                 ready.append(fire)
@@ -174,23 +182,68 @@ class ControlledLoop(asyncio.SelectorEventLoop):
                 # chosen, so two sleeps that end together interleave. With arbitrary
                 # latency ("any") only exact ties are due together.
                 self._take_due_timers(None if scheduler.virtual else fire.when())
+                if batch and scheduler.step is not None:
+                    batch[id(fire)] = scheduler.step.id
+        if not batch and not self._wakeups:
+            for _ in range(len(ready)):
+                handle = ready.popleft()
+                if not handle._cancelled:
+                    handle._run()
+            return
+        # A batch of several tasks' timers: what each timer wakes (the awaiting task's
+        # wakeup, and what that calls soon in turn) is that task's step, so that the two
+        # tasks' accesses are two steps to order. A timer's own callback (a sleep's future
+        # set) stays in the step it runs in: the decision's step is the chosen task's.
+        wakeups = self._wakeups
         for _ in range(len(ready)):
             handle = ready.popleft()
-            if not handle._cancelled:
-                handle._run()
+            key = id(handle)
+            choice = batch.pop(key, None)
+            if choice is None:
+                choice = wakeups.pop(key, None)
+                if choice is not None:
+                    scheduler.split_step(choice)
+            self._waking = choice
+            try:
+                if not handle._cancelled:
+                    handle._run()
+            finally:
+                self._waking = None
+
+    def call_soon(self, callback: Any, *args: Any, context: Any = None) -> asyncio.Handle:  # type: ignore[override]
+        handle = super().call_soon(callback, *args, context=context)
+        waking = self._waking
+        if waking is not None:
+            self._wakeups[id(handle)] = waking
+        return handle
 
     def _take_due_timers(self, tie: float | None = None) -> None:
         """Move timers due now (or, with ``tie``, due exactly then) to the ready queue."""
         scheduled, ready = self._scheduled, self._ready
         now = self._racefree.clock if tie is None else tie
+        taken: dict[int, int] = {}
         while scheduled and (
             scheduled[0].when() <= now if tie is None else scheduled[0].when() == tie
         ):
             timer = heapq.heappop(scheduled)
             timer._scheduled = False  # type: ignore[attr-defined]
-            self._owners.pop(id(timer), None)
+            owner = self._owners.pop(id(timer), None)
             if not timer.cancelled():
                 ready.append(timer)
+                if owner is not None:
+                    # Named as pending_timers() named it at the decision: the owner's n-th
+                    # live timer, earliest first (its earlier ones that are still pending,
+                    # then those of this batch).
+                    sub = sum(
+                        1
+                        for h in scheduled
+                        if not h.cancelled()
+                        and h.when() < timer.when()
+                        and self._owners.get(id(h)) == owner
+                    )
+                    sub += taken.get(owner, 0)
+                    taken[owner] = taken.get(owner, 0) + 1
+                    self._batch[id(timer)] = (owner, sub)
 
     def close(self) -> None:
         super().close()

@@ -893,6 +893,18 @@ class Scheduler:
         self._yield(me)
         me.timed_out = False
 
+    def split_step(self, choice: Choice) -> None:
+        """An event loop goes on to a task whose timer ended at the same instant as the one
+        chosen (one batch, as in asyncio): from here it is that task's step, so that two
+        tasks' accesses in one batch are two steps to order, not one."""
+        step = self.step
+        if step is None or step.id == choice:
+            return
+        self.trace.append(step)
+        self.step = Step(
+            choice, self.names.get(choice[0], "?"), "resume", None, self.clock, (choice,)
+        )
+
     def loop_idle(self, loop: ControlledLoop) -> asyncio.TimerHandle | None:
         """The event loop has nothing ready: wait for a timer (chosen) or another thread."""
         me = self.by_ident[_get_ident()]
