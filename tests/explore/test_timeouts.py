@@ -5,6 +5,7 @@ a safety net longer than every pending wait fires only when nothing else can run
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -168,3 +169,52 @@ def test_a_timeout_longer_than_every_pending_wait_does_not_fire_early(strategy: 
         save_dir=None,
     )
     assert result.ok, result.report()
+
+
+async def reply_or_fallback(fallback: str | None = None) -> dict[str, Any]:
+    """A model call under wait_for with a buggy fallback: a slow reply leaves None where
+    the rest expects text. The timeout is cancelled once the call ends, so it never runs
+    in natural timing and no shared key ties it to the call."""
+    s = racefree.track({"reply": "", "log": []}, name="s")
+
+    async def model() -> str:
+        await asyncio.sleep(0.5)  # usually fast
+        return "the plan"
+
+    async def agent() -> None:
+        try:
+            s["reply"] = await asyncio.wait_for(model(), timeout=2.0)
+        except TimeoutError:
+            s["reply"] = fallback  # None: the bug
+
+    async def logger() -> None:
+        s["log"] = ["started"]
+
+    await asyncio.gather(agent(), logger())
+    return dict(s)
+
+
+def test_exhaustive_search_lets_an_asyncio_timeout_end_before_its_own_call() -> None:
+    result = explore(
+        reply_or_fallback,
+        strategy="exhaustive",
+        invariants=[lambda s: isinstance(s["reply"], str)],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.report()
+    assert result.failure.run.result["reply"] is None
+
+
+async def reply_or_good_fallback() -> dict[str, Any]:
+    return await reply_or_fallback("(no reply)")
+
+
+def test_exhaustive_search_of_an_asyncio_timeout_with_a_good_fallback_passes_complete() -> None:
+    result = explore(
+        reply_or_good_fallback,
+        strategy="exhaustive",
+        invariants=[lambda s: isinstance(s["reply"], str)],
+        save_dir=None,
+    )
+    assert result.ok and result.complete, result.report()
+    assert result.distinct == 2, result.report()  # the reply, and the timeout first

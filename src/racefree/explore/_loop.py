@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 from racefree import hooks
 from racefree.explore._patches import _orig
 from racefree.explore.schedule import Choice
-from racefree.explore.strategies.base import call_site
+from racefree.explore.strategies.base import CANCELS, call_site
 
 if TYPE_CHECKING:
     from racefree.explore._scheduler import Agent, Scheduler
@@ -113,6 +113,16 @@ class ControlledLoop(asyncio.SelectorEventLoop):
             # was made tells a poll (again here) from work (strategies/fair.py).
             step.slept = call_site(sys._getframe(1))
         return handle
+
+    def _timer_handle_cancelled(self, handle: asyncio.TimerHandle) -> None:
+        super()._timer_handle_cancelled(handle)  # type: ignore[misc]
+        owner = self._owners.get(id(handle)) if self._controlled else None
+        if owner is not None:
+            # The running step takes away a timer that a decision could have let end first
+            # (wait_for's timeout, when the call it guards ended): a step that disables
+            # another's is dependent on it, which no shared key would show
+            # (strategies/exhaustive.py).
+            self._racefree.touch(f"{CANCELS}{owner}")
 
     def running_name(self, names: dict[int, str]) -> str:
         """The name of the task running now (for a candidate that continues it)."""

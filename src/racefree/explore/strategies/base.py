@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from racefree.history import Event
 
 __all__ = [
+    "CANCELS",
     "NOT_STATE",
     "Candidate",
     "Decision",
@@ -45,6 +46,10 @@ __all__ = [
 #: Key prefixes of what the explorer orders that is no shared state of the program: locks
 #: and threads (the coverage line's "shared state" leaves them out).
 NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#")
+
+#: The key a step writes when it cancels a pending timer of the agent numbered after it
+#: (an event loop's): what exhaustive search reads as that step disabling the timer.
+CANCELS = "internal-cancels#"
 
 
 class Candidate(NamedTuple):

@@ -24,6 +24,10 @@ What it relies on: the footprints. A step's footprint is the set of keys
 announced with ``hooks.point`` or recorded in a ``History`` during it, plus
 the locks, threads and queues it used. Shared state touched without either
 is invisible, and orderings that differ only there are treated as one.
+One dependence has no key: a step that cancels an event loop's pending timer
+(wait_for's timeout, once the call it guards has ended) disables it, so the
+timer never runs and no race with it is seen; the loop marks such a step
+(``CANCELS``) and the timer is tried at the last decision before it.
 The workflow must be deterministic given the schedule (a re-run that offers
 different choices raises ``ReplayDivergedError``).
 
@@ -48,6 +52,7 @@ from collections.abc import Sequence
 from racefree.errors import ReplayDivergedError
 from racefree.explore.schedule import Choice
 from racefree.explore.strategies.base import (
+    CANCELS,
     NOT_STATE,
     Decision,
     Step,
@@ -336,7 +341,29 @@ class Exhaustive(Strategy):
             clocks.append(clock)
             local.append(mine)
             last[agent] = j
-        return raced
+        return self._add_disabled(trace) or raced
+
+    def _add_disabled(self, trace: Sequence[Step]) -> bool:
+        """A step that cancelled a timer (``CANCELS``) disabled it: ask the last decision
+        before it at which that timer's owner had another way to go to try it. No shared
+        key shows this dependence: wait_for's timeout, cancelled once the call it guards
+        ended, never runs, so no race with it is ever seen. Returns whether there was one."""
+        found = False
+        stack = self._stack
+        for j, step in enumerate(trace):
+            for key in step.footprint:
+                if not key.startswith(CANCELS):
+                    continue
+                owner = int(key[len(CANCELS) :])
+                for node in reversed(stack):
+                    if node.step > j:
+                        continue
+                    others = [c for c in node.candidates if c[0] == owner and c != node.chosen]
+                    if others:
+                        node.backtrack.update(others)
+                        found = True
+                        break
+        return found
 
     @property
     def complete(self) -> bool:
