@@ -119,3 +119,38 @@ def test_a_queue_operation_is_still_a_scheduling_point() -> None:
         save_dir=None,
     )
     assert not result.ok
+
+
+FIRST_STORE_INSIDE = """
+import sys
+assert "racefree.state.backends.memory" not in sys.modules
+from racefree.explore import explore
+from tests.explore.test_shared_state_hooks import counted_twice, store_increment
+
+result = explore(store_increment, strategy="exhaustive", invariants=[counted_twice], save_dir=None)
+print(result.visible_steps, result.distinct, result.ok)
+"""
+
+
+def test_a_store_first_imported_inside_an_exploration_is_explored_as_one_imported_before() -> None:
+    # The module binds its lock factory at import; inside a run threading's is the
+    # explorer's, and every store's lock would be a switch point of its own beside the
+    # store's hooks, for the rest of the process (a LangGraph search went from 1,002
+    # orderings to past 10,000).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    racefree.open_store()  # imported here, outside any exploration
+    here = explore(
+        store_increment, strategy="exhaustive", invariants=[counted_twice], save_dir=None
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_STORE_INSIDE],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    assert done.stdout.split("\n")[0] == f"{here.visible_steps} {here.distinct} {here.ok}"

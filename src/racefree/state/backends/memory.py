@@ -9,8 +9,9 @@ of ``memory://`` is a fresh, private store; it lives as long as the process.
 
 from __future__ import annotations
 
-from threading import Lock, get_ident
-from time import sleep
+import time
+from _thread import LockType as Lock
+from _thread import allocate_lock, get_ident
 from typing import Any
 
 from racefree.errors import UsageError
@@ -53,7 +54,7 @@ def _acquire_contended(lock: Lock) -> None:
     plain busy-waiting, bounded by ``_SPINS`` tries.
     """
     for _ in range(_SPINS):
-        sleep(0)
+        time.sleep(0)
         if lock.acquire(False):
             return
     lock.acquire()
@@ -67,7 +68,11 @@ class MemoryBackend(Backend):
     optimistic = False
 
     def __init__(self, *, history: History | None = None) -> None:
-        self._lock = Lock()
+        # A real lock even when this module was first imported inside an exploration,
+        # where threading.Lock is the explorer's (every later store's lock would be a
+        # switch point of its own beside the store's hooks, and the search much larger).
+        # Nothing can switch agents while it is held: an op only reads, decides, writes.
+        self._lock = allocate_lock()
         self._cells: dict[str, KeyState] = {}
         self._done: dict[str, tuple[str, tuple[str, ...] | None, Any]] = {}
         self._history = history
