@@ -114,3 +114,22 @@ def test_two_separate_losses_on_one_key_make_two_findings(h: Recorder) -> None:
         h("A", "write", "k", value="a")
         h("B", "write", "k", value="b")
     assert len(check(h.history).of_kind("lost-update")) == 2
+
+
+def test_an_overwrite_with_the_same_value_is_told_as_a_check_then_act_not_a_loss(
+    h: Recorder,
+) -> None:
+    # Two agents both see no summary and both write one: the same text, made twice.
+    h("Writer", "read", "summary", version_read=0, value="")
+    h("Editor", "read", "summary", version_read=0, value="")
+    h("Editor", "write", "summary", version_read=0, version_written=1, value="short")
+    h("Writer", "write", "summary", version_read=0, version_written=2, value="short")
+
+    [finding] = check(h.history).of_kind("lost-update")
+
+    story = finding.explanation.story()
+    assert "is gone" not in story
+    assert (
+        "Writer wrote the same value as Editor, so this run ends as if that write had "
+        "stood; but it decided from a copy made before it (check-then-act)"
+    ) in story

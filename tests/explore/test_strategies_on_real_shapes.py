@@ -115,6 +115,17 @@ def test_one_ordering_with_one_outcome_keeps_its_claim_of_completeness() -> None
     assert result.coverage().startswith("Complete: all")
 
 
+def test_a_search_with_one_ordering_says_it_was_the_only_one() -> None:
+    def one_agent() -> list[str]:
+        log = racefree.track([])
+        run_threads(lambda: log.append("done"))
+        return log
+
+    result = explore(one_agent, strategy="exhaustive", save_dir=None)
+    assert result.complete and result.distinct == 1
+    assert result.coverage().startswith("Complete: the only distinct ordering explored, ")
+
+
 # --- polls and loops under every strategy ----------------------------------------------------
 
 

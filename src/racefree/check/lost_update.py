@@ -226,7 +226,18 @@ def _finding(
     noun = change or "write"
     # A sentence starts with an agent's name as the agent spells it ("run 1", "shopper").
     writes = f"{_possessive(whose)} {noun}" if single else f"The {noun}s of {whose}"
-    if back and not gone:
+    if overwrite.value is not None and all(v.value == overwrite.value for _, v in victims):
+        # Nothing differs in this run's state, but the decision was made on a stale copy:
+        # "gone" would be untrue, "fine" would hide a check-then-act (work done twice; a
+        # count or a list worked out from that copy would have erased the write).
+        conclusion = (
+            f"{agent} wrote the same value as {whose}, so this run ends as if "
+            f"{'that write' if len(victims) == 1 else 'those writes'} had stood; but it "
+            f"decided from a copy made before {'it' if len(victims) == 1 else 'them'} "
+            "(check-then-act): the work was done twice, and a value worked out from the "
+            "copy (a count, a list) would have been lost"
+        )
+    elif back and not gone:
         conclusion = (
             f"{writes} {'was' if single else 'were'} "
             "erased here, though a later write from an older copy brought "

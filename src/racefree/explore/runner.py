@@ -206,8 +206,9 @@ class Exploration:
                 f"{seen}; the other shards run the rest of the search.{fold}"
             )
         if self.complete:
+            every = "the only distinct ordering" if self.distinct == 1 else f"all {orderings}"
             return (
-                f"Complete: all {orderings} explored, {seen}. Orderings that differ only by "
+                f"Complete: {every} explored, {seen}. Orderings that differ only by "
                 "swapping steps that commute (no key written by one and touched by the other) "
                 f"count once; accesses the explorer cannot see are not ordered.{fold}"
             )

@@ -142,9 +142,11 @@ class PCT(Strategy):
     def summary(self) -> list[str]:
         n, k, d = max(self.max_agents, 1), max(self.max_decisions, 1), self.depth
         bound = 1 / (n * k ** (d - 1))
+        agents = f"{n} agent{'s' if n != 1 else ''}"
+        decisions = f"{k} decision{'s' if k != 1 else ''}"
         return [
-            f"PCT (Burckhardt et al., ASPLOS 2010), depth {d}: with {n} agents and at most {k} "
-            f"decisions per run, each run finds any bug of depth {d} or less with probability "
+            f"PCT (Burckhardt et al., ASPLOS 2010), depth {d}: with {agents} and at most "
+            f"{decisions} per run, each run finds any bug of depth {d} or less with probability "
             f"at least 1/(n*k^(d-1)) = 1/{round(1 / bound):,}. (Change points are drawn over "
             f"the longest of the first {BLOCK} runs and of the earlier runs in the run's block "
             f"of {BLOCK}, so the bound holds from the second run on, for runs no longer than "
