@@ -197,8 +197,10 @@ def test_an_async_redis_store_refuses_a_second_loop_that_runs_at_the_same_time(
     leave = threading.Event()
 
     async def hold() -> None:
-        await store.increment("count")
-        inside.set()
+        try:
+            await store.increment("count")
+        finally:
+            inside.set()  # a failed increment must fail the test, not hang it
         while not leave.is_set():  # keep this loop running while the other one tries
             await asyncio.sleep(0.01)
         await store.aclose()

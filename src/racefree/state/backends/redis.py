@@ -1101,11 +1101,15 @@ def _redis() -> Any:
     return redis
 
 
-def _pool_options(checked: Settings) -> dict[str, Any]:
+def _pool_options(checked: Settings, *, for_asyncio: bool = False) -> dict[str, Any]:
     from redis.backoff import NoBackoff
-    from redis.retry import Retry
 
-    # redis-py's own retries would send a command again without our record key.
+    # redis-py's own retries would send a command again without our record key. The
+    # asyncio client takes its own Retry (redis-py 8 warns, and converts, on the other).
+    if for_asyncio:
+        from redis.asyncio.retry import Retry
+    else:
+        from redis.retry import Retry  # type: ignore[assignment]
     options: dict[str, Any] = {
         "retry": Retry(NoBackoff(), 0),
         "max_connections": checked.max_connections,
@@ -1259,7 +1263,7 @@ class AsyncRedisBackend(_RedisBase, AsyncBackend):
         from redis import asyncio as redis_asyncio
 
         pool = redis_asyncio.BlockingConnectionPool.from_url(
-            self._client_url, **_pool_options(self._settings)
+            self._client_url, **_pool_options(self._settings, for_asyncio=True)
         )
         client = redis_asyncio.Redis.from_pool(pool)
         self._client = client
