@@ -65,8 +65,8 @@ def test_exhaustive_counts_orderings(name: str) -> None:
     )
     assert result.complete
     assert result.distinct == expected
-    noun = "ordering" if expected == 1 else "orderings"
-    assert f"all {expected} distinct {noun} explored" in "\n".join(result.summary())
+    every = "the only distinct ordering" if expected == 1 else f"all {expected} distinct orderings"
+    assert f"Complete: {every} explored" in "\n".join(result.summary())
 
 
 def test_exhaustive_stops_at_the_budget_and_says_so() -> None:
