@@ -230,3 +230,45 @@ def test_exhaustive_search_reaches_every_order_of_tied_rounds_that_random_walk_r
         )
     assert len(by["exhaustive"]) == 8  # two orders in each of three rounds
     assert by["random"] <= by["exhaustive"]
+
+
+async def optimistic_commits() -> dict[str, Any]:
+    """Three agents commit with optimistic retries: read the version, await the model,
+    commit if the version is unchanged, else try again with half the latency."""
+    ctx = racefree.track({"facts": [], "version": 0}, name="ctx")
+    attempts: dict[str, int] = {}
+
+    async def agent(topic: str, latency: float) -> None:
+        while True:
+            attempts[topic] = attempts.get(topic, 0) + 1
+            seen = ctx["version"]
+            await asyncio.sleep(latency)
+            if ctx["version"] == seen:
+                ctx["facts"] = [*ctx["facts"], topic]
+                ctx["version"] = seen + 1
+                return
+            latency /= 2
+
+    await asyncio.gather(agent("paris", 1.0), agent("rome", 2.0), agent("oslo", 1.5))
+    return {"order": list(ctx["facts"]), "attempts": attempts}
+
+
+def paris_never_needs_three_tries_after_oslo_then_rome(outcome: dict[str, Any]) -> bool:
+    return not (outcome["order"] == ["oslo", "rome", "paris"] and outcome["attempts"]["paris"] == 3)
+
+
+def test_a_retry_whose_shorter_sleep_ties_with_another_call_in_one_order_is_not_taken_for_it() -> (
+    None
+):
+    # oslo first, then paris retries (sleeping 0.5 from 1.5: due at 2.0, rome's deadline)
+    # or rome retries first (the clock at 2.0: paris due at 2.5). Only in the second
+    # order can rome commit before paris looks again; exhaustive search once tied the
+    # first order's two timers into one batch, took the orders for one, and said Complete.
+    result = explore(
+        optimistic_commits,
+        strategy="exhaustive",
+        invariants=[paris_never_needs_three_tries_after_oslo_then_rome],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.coverage()
+    assert result.failure.failure.name == "paris_never_needs_three_tries_after_oslo_then_rome"

@@ -55,6 +55,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         self._controlled = True  # False while a thread the explorer does not run drives it
         self._clock_resolution = 1e-9
         self._owners: dict[int, int] = {}  # id(timer handle) -> ordinal of the task that made it
+        self._made_in: dict[int, int] = {}  # id(timer handle) -> the scheduler's turn then
         # id(timer handle) -> its choice id, for a timer that joined a batch after the chosen one
         self._batch: dict[int, Choice] = {}
         # id(handle) -> the choice whose batch handle called it soon (a task's wakeup)
@@ -107,6 +108,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         task = asyncio.current_task(self) if self.is_running() else None
         owner = self._ordinals.get(task, self._agent.ordinal) if task else self._agent.ordinal
         self._owners[id(handle)] = owner
+        self._made_in[id(handle)] = self._racefree.turn
         step = self._racefree.step
         if step is not None and step.id[0] == owner:
             # The timer a task's step makes last is the sleep that ends the step: where it
@@ -178,6 +180,7 @@ class ControlledLoop(asyncio.SelectorEventLoop):
             timer = heapq.heappop(scheduled)
             timer._scheduled = False  # type: ignore[attr-defined]
             self._owners.pop(id(timer), None)
+            self._made_in.pop(id(timer), None)
         scheduler = self._racefree
         if scheduler.virtual:
             self._take_due_timers()
@@ -190,8 +193,17 @@ class ControlledLoop(asyncio.SelectorEventLoop):
                 ready.append(fire)
                 # As in asyncio, every timer due by then joins the same batch, after the one
                 # chosen, so two sleeps that end together interleave. With arbitrary
-                # latency ("any") only exact ties are due together.
-                self._take_due_timers(None if scheduler.virtual else fire.when())
+                # latency ("any") only exact ties are due together, and only timers made in
+                # one turn (a step, or the steps of one batch) tie: whether two made in
+                # different turns tie hangs on how far earlier wakes had moved the clock,
+                # which the order of those wakes decides and no footprint shows (a retry
+                # sleeping half as long tied with another agent's call in one order and not
+                # in the other, and exhaustive search took the two orders for one).
+                made_in = self._made_in.pop(id(fire), None)
+                if scheduler.virtual:
+                    self._take_due_timers()
+                else:
+                    self._take_due_timers(fire.when(), made_in)
                 if batch and scheduler.step is not None:
                     batch[id(fire)] = scheduler.step.id
         if not batch and not self._wakeups:
@@ -227,17 +239,23 @@ class ControlledLoop(asyncio.SelectorEventLoop):
             self._wakeups[id(handle)] = waking
         return handle
 
-    def _take_due_timers(self, tie: float | None = None) -> None:
-        """Move timers due now (or, with ``tie``, due exactly then) to the ready queue."""
+    def _take_due_timers(self, tie: float | None = None, made_in: int | None = None) -> None:
+        """Move timers due now to the ready queue; with ``tie``, those due exactly then that
+        were made in turn ``made_in``."""
         scheduled, ready = self._scheduled, self._ready
         now = self._racefree.clock if tie is None else tie
         taken: dict[int, int] = {}
+        kept: list[asyncio.TimerHandle] = []  # due then, but made in another turn
         while scheduled and (
             scheduled[0].when() <= now if tie is None else scheduled[0].when() == tie
         ):
             timer = heapq.heappop(scheduled)
+            if tie is not None and self._made_in.get(id(timer)) != made_in:
+                kept.append(timer)
+                continue
             timer._scheduled = False  # type: ignore[attr-defined]
             owner = self._owners.pop(id(timer), None)
+            self._made_in.pop(id(timer), None)
             if not timer.cancelled():
                 ready.append(timer)
                 if owner is not None:
@@ -254,9 +272,12 @@ class ControlledLoop(asyncio.SelectorEventLoop):
                     sub += taken.get(owner, 0)
                     taken[owner] = taken.get(owner, 0) + 1
                     self._batch[id(timer)] = (owner, sub)
+        for timer in kept:
+            heapq.heappush(scheduled, timer)
 
     def close(self) -> None:
         super().close()
         self._owners.clear()
+        self._made_in.clear()
         self._ordinals.clear()
         self._given.clear()

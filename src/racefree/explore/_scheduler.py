@@ -683,6 +683,9 @@ class Scheduler:
         self.renumber = False  # the events' seq numbers are not 0, 1, 2... (see note)
         self.step: Step | None = None
         self.decisions = 0
+        # Steps begun by a decision; the steps an event loop's batch splits off keep it. An
+        # asyncio timer made in one of them ties only with those made in the same (_loop.py).
+        self.turn = 0
         self.locks = 0
         self.thread_names = 0
         self.executors = 0
@@ -1080,6 +1083,7 @@ class Scheduler:
         agent.option = None
         kind, key = cand.kind, cand.key
         self.step = new = Step(cand.id, cand.name, kind, key, clock, ids, deviation)
+        self.turn += 1
         if key is not None and (kind == "lock" or kind == "join"):
             new.footprint[key] = kind == "lock"
         self.running = agent
