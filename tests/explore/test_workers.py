@@ -338,3 +338,15 @@ def test_workers_see_an_ordering_whose_runs_ended_differently_as_one_process_doe
     assert alone.split_orderings == split.split_orderings == 1
     assert not alone.complete and not split.complete
     assert split.coverage() == alone.coverage()
+
+
+def test_auto_finishes_its_search_after_a_first_run_that_warmed_a_cache() -> None:
+    # The search begins again after such a run; under auto it once waited for a round
+    # that had gone by, never ran again, and said it stopped at the budget.
+    options: dict[str, Any] = {"strategy": "auto", "schedules": 60, "save_dir": None}
+    w.CLIENTS.clear()
+    serial = explore(w.warms_a_client_first, **options)
+    assert serial.complete and serial.distinct == 2, serial.summary()
+    assert "Exhaustive search finished" in "\n".join(serial.summary())
+    split = explore(w.warms_a_client_first, workers=2, **options)  # fresh processes
+    _same_outcome(serial, split)

@@ -176,3 +176,26 @@ async def no_await_between() -> dict[str, int]:
 
 def all_completed(state: dict[str, int]) -> bool:
     return state["completed"] == 3
+
+
+# a first run that sets up what later runs reuse -------------------------------------------
+
+#: What the first run in a process builds and later runs reuse (a client, as an SDK keeps).
+CLIENTS: dict[str, object] = {}
+
+
+async def warms_a_client_first() -> list[str]:
+    """The first run in a process makes a client (one more await), later runs reuse it;
+    then a researcher and a summarizer append to one log (two orders)."""
+    if "model" not in CLIENTS:
+        await asyncio.sleep(0.01)  # connecting
+        CLIENTS["model"] = object()
+    log: list[str] = []
+
+    async def agent(name: str, latency: float) -> None:
+        await asyncio.sleep(latency)
+        hooks.point("append", "log")
+        log.append(name)
+
+    await asyncio.gather(agent("research", 1.0), agent("summary", 1.5))
+    return log

@@ -36,7 +36,9 @@ PCT learns of the runs' length: from its earlier runs in the round and from
 the first run of every unit of exhaustive search so far. A share ``(i, n)``
 owns the rounds ``r % n == i``; in another round it runs only the first run
 of the exhaustive unit, uncounted, which is what its own rounds need to
-know.
+know. When exhaustive search begins again after a first run that set up what
+later runs reuse (see :class:`~racefree.explore.strategies.exhaustive.Exhaustive`),
+its units are counted from the round in which it did.
 """
 
 from __future__ import annotations
@@ -74,6 +76,9 @@ class Portfolio(Strategy):
         self.found_by: tuple[str, int] | None = None
         self.runs_by: dict[str, int] = {m.name: 0 for m in self.members}
         self._round = 0
+        # The round that exhaustive search's unit 0 runs in: 0, or the round of the first
+        # run it began again after (a first run that warmed a cache; see Exhaustive).
+        self._base = 0
         self._pos = 0  # runs started in the round
         self._turn = 0  # 0 exhaustive, 1 PCT, 2 random walk
         self._took: list[bool] = []  # who ran in the current cycle of turns
@@ -104,11 +109,16 @@ class Portfolio(Strategy):
     def _wants(self, turn: int) -> bool:
         """Whether the part whose turn it is runs now, in this round."""
         if turn == 0:
-            return not self.dropped and self.exhaustive.next_unit == self._round
+            return self._searching()
         name = "pct" if turn == 1 else "random"
         if not self._owns(self._round):  # another share's round: only the unit's first run
             return False
         return self._count[name] < self._least or (bool(self._took) and self._took[0])
+
+    def _searching(self) -> bool:
+        """Whether exhaustive search has a unit to run in the current round."""
+        unit = self.exhaustive.next_unit
+        return not self.dropped and unit is not None and unit + self._base == self._round
 
     def new_run(self, run: int) -> bool:
         while True:
@@ -123,8 +133,7 @@ class Portfolio(Strategy):
             if turn == 2 and not any(self._took):  # nobody ran a whole cycle: next round
                 self._round, self._pos = self._round + 1, 0
                 self._count = {"pct": 0, "random": 0}
-                searching = not self.dropped and self.exhaustive.next_unit == self._round
-                self._least = 0 if searching else BLOCK
+                self._least = 0 if self._searching() else BLOCK
                 if self._round >= _ROUND:  # pragma: no cover - a million rounds
                     return False
         member = self.members[turn]
@@ -170,6 +179,10 @@ class Portfolio(Strategy):
                 member.end_run(trace, failed)
                 self.last_owned = member.last_owned
                 self.last_kind = f"exhaustive:{member.last_kind}"
+                if member.last_kind == "warm-up":
+                    # The search begins again, from unit 0, in this round: without this it
+                    # waited for a round that had gone by and never ran again.
+                    self._base = self._round
                 if member.last_key & 0xFFFFFFFF == 0:  # a unit's first run: every share runs it
                     self.pct.learn(sum(1 for step in trace if len(step.candidates) > 1))
         else:
