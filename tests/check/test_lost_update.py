@@ -116,20 +116,57 @@ def test_two_separate_losses_on_one_key_make_two_findings(h: Recorder) -> None:
     assert len(check(h.history).of_kind("lost-update")) == 2
 
 
-def test_an_overwrite_with_the_same_value_is_told_as_a_check_then_act_not_a_loss(
+def test_a_flag_set_twice_from_one_old_copy_is_a_duplicate_write_warning_not_a_loss(
     h: Recorder,
 ) -> None:
-    # Two agents both see no summary and both write one: the same text, made twice.
-    h("Writer", "read", "summary", version_read=0, value="")
-    h("Editor", "read", "summary", version_read=0, value="")
-    h("Editor", "write", "summary", version_read=0, version_written=1, value="short")
-    h("Writer", "write", "summary", version_read=0, version_written=2, value="short")
+    # Both see the job pending and mark it done: the same value, decided twice.
+    h("Writer", "read", "status", version_read=1, value="pending")
+    h("Editor", "read", "status", version_read=1, value="pending")
+    h("Editor", "write", "status", version_read=1, version_written=2, value="done")
+    h("Writer", "write", "status", version_read=1, version_written=3, value="done")
+
+    report = check(h.history)
+
+    assert report.ok and report.of_kind("lost-update") == ()
+    [finding] = report.of_kind("duplicate-write")
+    assert finding.severity == "warning"
+    assert finding.agents == ("Writer", "Editor")
+    assert finding.explanation.story().endswith(
+        'Writer then wrote status at v3 from its copy of v1: "done". Writer wrote the same '
+        "value as Editor, so nothing is lost in this run; but it decided to write from a copy "
+        "made before that write (check-then-act), so whatever produced the value ran again. "
+        "If it must run once, check and act in one atomic step: store.claim(), "
+        "compare_and_set(), or one lock held from the read to the write."
+    )
+
+
+def test_the_same_count_written_twice_from_one_old_copy_is_a_lost_update(h: Recorder) -> None:
+    # 0 + 1 by both: one after the other would have counted 2.
+    h("Writer", "read", "count", version_read=1, value=0)
+    h("Editor", "read", "count", version_read=1, value=0)
+    h("Editor", "write", "count", version_read=1, version_written=2, value=1)
+    h("Writer", "write", "count", version_read=1, version_written=3, value=1)
 
     [finding] = check(h.history).of_kind("lost-update")
 
-    story = finding.explanation.story()
-    assert "is gone" not in story
+    assert finding.severity == "error"
     assert (
-        "Writer wrote the same value as Editor, so this run ends as if that write had "
-        "stood; but it decided from a copy made before it (check-then-act)"
-    ) in story
+        "Writer wrote the same value as Editor, but worked from a copy made before that "
+        "write: a value worked out from what each read (a count plus one, the list plus an "
+        "item) comes out the same twice, so one of the updates is lost."
+    ) in finding.explanation.story()
+
+
+def test_three_agents_caching_one_answer_from_old_copies_make_one_warning(h: Recorder) -> None:
+    for agent in ("A", "B", "C"):
+        h(agent, "read", "cache.q", version_read=0)
+    for version, agent in enumerate(("A", "B", "C"), start=1):
+        h(agent, "write", "cache.q", version_read=0, version_written=version, value="xx")
+
+    report = check(h.history)
+
+    assert report.ok and report.of_kind("lost-update") == ()
+    [finding] = report.of_kind("duplicate-write")
+    assert "A, B and C all wrote the same value, so nothing is lost in this run; but each " in (
+        finding.explanation.conclusion
+    ), finding.explanation.conclusion

@@ -38,6 +38,11 @@ KINDS: dict[str, Kind] = {
             "an agent overwrote a key from a stale copy, erasing writes made since it read",
         ),
         Kind(
+            "duplicate-write",
+            "duplicate write (check-then-act)",
+            "an agent wrote, from a stale copy, the very value another had written since",
+        ),
+        Kind(
             "lost-append",
             "lost append",
             "an append the store acknowledged is missing from the final list",

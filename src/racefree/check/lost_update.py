@@ -226,16 +226,27 @@ def _finding(
     noun = change or "write"
     # A sentence starts with an agent's name as the agent spells it ("run 1", "shopper").
     writes = f"{_possessive(whose)} {noun}" if single else f"The {noun}s of {whose}"
-    if overwrite.value is not None and all(v.value == overwrite.value for _, v in victims):
-        # Nothing differs in this run's state, but the decision was made on a stale copy:
-        # "gone" would be untrue, "fine" would hide a check-then-act (work done twice; a
-        # count or a list worked out from that copy would have erased the write).
+    agents = tuple(dict.fromkeys([agent, *(v.agent for _, v in victims)]))
+    witness = (looked, *(v for _, v in victims[:_LISTED]), overwrite)
+    lost_value = _same_value([overwrite, *(v for _, v in victims)])
+    them = "that write" if len(victims) == 1 else "those writes"
+    if lost_value is not _DIFFERENT and not _tallies(lost_value):
+        opening = f"{agent} wrote the same value as {whose}"
+        return _duplicate_write(
+            key,
+            steps,
+            agents,
+            witness,
+            opening,
+            f"it decided to write from a copy made before {them}",
+        )
+    if lost_value is not _DIFFERENT:
+        # The same number (or list) twice from one old copy is what a lost count looks
+        # like: 0 + 1 written by both, where one after the other would give 2.
         conclusion = (
-            f"{agent} wrote the same value as {whose}, so this run ends as if "
-            f"{'that write' if len(victims) == 1 else 'those writes'} had stood; but it "
-            f"decided from a copy made before {'it' if len(victims) == 1 else 'them'} "
-            "(check-then-act): the work was done twice, and a value worked out from the "
-            "copy (a count, a list) would have been lost"
+            f"{agent} wrote the same value as {whose}, but worked from a copy made before "
+            f"{them}: a value worked out from what each read (a count plus one, the list "
+            "plus an item) comes out the same twice, so one of the updates is lost"
         )
     elif back and not gone:
         conclusion = (
@@ -248,8 +259,63 @@ def _finding(
         if back:
             conclusion += f" ({_names(v.agent for v in back)} came back later)"
     conclusion += ". " + word(overwrite, "fix", _ADVICE)
-    agents = tuple(dict.fromkeys([agent, *(v.agent for _, v in victims)]))
-    witness = (looked, *(v for _, v in victims[:_LISTED]), overwrite)
+    return _lost_update(key, steps, agents, witness, conclusion, lost)
+
+
+#: ``_same_value`` of writes whose values differ, or were not all recorded.
+_DIFFERENT: Any = object()
+
+
+def _same_value(writes: Iterable[Event]) -> Any:
+    """The one value all ``writes`` wrote, or ``_DIFFERENT`` (a value not recorded, None,
+    is never the same as another)."""
+    values = [w.value for w in writes]
+    first = values[0]
+    if first is None or any(v != first for v in values[1:]):
+        return _DIFFERENT
+    return first
+
+
+def _tallies(value: Any) -> bool:
+    """Is a value of this type what a lost count or a lost append leaves twice?"""
+    return (type(value) in (int, float)) or type(value) is list
+
+
+def _duplicate_write(
+    key: str,
+    steps: list[Step],
+    agents: tuple[str, ...],
+    witness: tuple[Event, ...],
+    opening: str,
+    stale: str,
+) -> Finding:
+    """Stale overwrites that wrote the very value they overwrote: a flag set twice, an
+    answer computed twice. Nothing is lost, so no error; the decision was still made on
+    an old copy, which is worth knowing when the work behind it must run once."""
+    conclusion = (
+        f"{opening}, so nothing is lost in this run; but {stale} (check-then-act), so "
+        "whatever produced the value ran again. If it must run once, check and act in one "
+        "atomic step: store.claim(), compare_and_set(), or one lock held from the read to "
+        "the write."
+    )
+    return Finding(
+        kind="duplicate-write",
+        severity="warning",
+        agents=agents,
+        keys=(key,),
+        events=witness,
+        explanation=Explanation("duplicate-write", tuple(steps), conclusion),
+    )
+
+
+def _lost_update(
+    key: str,
+    steps: list[Step],
+    agents: tuple[str, ...],
+    witness: tuple[Event, ...],
+    conclusion: str,
+    lost: tuple[Lost, ...],
+) -> Finding:
     return Finding(
         kind="lost-update",
         severity="error",
@@ -291,11 +357,29 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
     steps = [told[seq] for seq in sorted(told)]
     if len(victims) > _SHOWN:
         steps.append(Step(f"... and {len(victims) - _SHOWN} more write(s) overwritten."))
+    agents = tuple(
+        dict.fromkeys([*(e.late.agent for e in episode), *(v.agent for v in victims.values())])
+    )
+    witness = {e.seq: e for e in (*(x.looked for x in episode), *victims.values())}
+    witness.update((e.late.seq, e.late) for e in episode)
+    events = tuple(witness[seq] for seq in sorted(witness))[: _LISTED + 2 * len(episode)]
+    value = _same_value([*(e.late for e in episode), *victims.values()])
+    if value is not _DIFFERENT and not _tallies(value):
+        writers = _names(e.agent for e in events if e.seq in late or e in victims.values())
+        opening = f"{writers} all wrote the same value"
+        stale = "each decided to write from a copy made before the others' writes"
+        return _duplicate_write(key, steps, agents, events, opening, stale)
     gone = [v for i, v in victims.items() if i not in alive]
     back = [v for i, v in victims.items() if i in alive]
     change = _change(list(victims.values()))
     noun = change or "write"
-    if gone:
+    if value is not _DIFFERENT:
+        conclusion = (
+            "All wrote the same value, but each worked from a copy made before the others' "
+            "writes: a value worked out from what each read (a count plus one, the list plus "
+            "an item) comes out the same every time, so updates are lost"
+        )
+    elif gone:
         whose = _names(v.agent for v in gone)
         if len({v.agent for v in gone} if change else gone) == 1:
             conclusion = f"{_possessive(whose)} {noun} is gone"
@@ -309,24 +393,13 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
             "write from an older copy brought them back"
         )
     fix = word(episode[-1].late, "fix", _ADVICE)
-    conclusion += ". Each agent wrote back a copy made before the others' writes. " + fix
-    agents = tuple(
-        dict.fromkeys([*(e.late.agent for e in episode), *(v.agent for v in victims.values())])
+    if value is _DIFFERENT:
+        conclusion += ". Each agent wrote back a copy made before the others' writes"
+    lost = tuple(
+        Lost(v.agent, v.seq, v.value, restored=i in alive)
+        for i, v in list(victims.items())[:_LISTED]
     )
-    witness = {e.seq: e for e in (*(x.looked for x in episode), *victims.values())}
-    witness.update((e.late.seq, e.late) for e in episode)
-    return Finding(
-        kind="lost-update",
-        severity="error",
-        agents=agents,
-        keys=(key,),
-        events=tuple(witness[seq] for seq in sorted(witness))[: _LISTED + 2 * len(episode)],
-        explanation=Explanation("lost-update", tuple(steps), conclusion),
-        lost=tuple(
-            Lost(v.agent, v.seq, v.value, restored=i in alive)
-            for i, v in list(victims.items())[:_LISTED]
-        ),
-    )
+    return _lost_update(key, steps, agents, events, f"{conclusion}. {fix}", lost)
 
 
 def _value(event: Event) -> str:
