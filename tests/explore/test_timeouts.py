@@ -218,3 +218,48 @@ def test_exhaustive_search_of_an_asyncio_timeout_with_a_good_fallback_passes_com
     )
     assert result.ok and result.complete, result.report()
     assert result.distinct == 2, result.report()  # the reply, and the timeout first
+
+
+def flusher_that_copies_then_clears() -> list[str]:
+    """A background flusher wakes every 50 ms (Event.wait), copies the buffer, then clears
+    it with no lock: an append between the copy and the clear is lost. The agents work
+    30 ms, so in natural timing both append before the first flush."""
+    buffer = racefree.track([], name="buffer")
+    sent: list[str] = []
+    stop = threading.Event()
+
+    def flush() -> None:
+        batch = list(buffer)
+        buffer.clear()
+        sent.extend(batch)
+
+    def loop() -> None:
+        while not stop.wait(0.05):
+            flush()
+
+    flusher = threading.Thread(target=loop, name="flusher", daemon=True)
+    flusher.start()
+
+    def agent(name: str) -> None:
+        time.sleep(0.03)
+        buffer.append(name)
+
+    run_threads(lambda: agent("a"), lambda: agent("b"))
+    stop.set()
+    flusher.join()
+    flush()
+    return sorted(sent)
+
+
+def test_exhaustive_search_orders_a_clock_move_before_a_timeout_it_enables() -> None:
+    # Whether the flusher's wait may time out while an agent still works hangs on the
+    # deadlines the agents' sleeps set from the clock, which the order of earlier wakes
+    # moved: exhaustive search once took such orders for one and said Complete.
+    result = explore(
+        flusher_that_copies_then_clears,
+        strategy="exhaustive",
+        invariants=[lambda sent: sent == ["a", "b"]],
+        save_dir=None,
+    )
+    assert result.failure is not None, result.coverage()
+    assert result.failure.failure.kind == "invariant"

@@ -110,6 +110,8 @@ class ControlledLoop(asyncio.SelectorEventLoop):
         self._owners[id(handle)] = owner
         self._made_in[id(handle)] = self._racefree.turn
         step = self._racefree.step
+        if step is not None:
+            step.timed = True
         if step is not None and step.id[0] == owner:
             # The timer a task's step makes last is the sleep that ends the step: where it
             # was made tells a poll (again here) from work (strategies/fair.py).

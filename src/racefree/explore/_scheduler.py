@@ -49,7 +49,15 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from racefree import hooks
 from racefree.explore.schedule import Choice
-from racefree.explore.strategies.base import Candidate, Decision, Step, Strategy, call_site
+from racefree.explore.strategies.base import (
+    CLOCK_MOVED,
+    CLOCK_READ,
+    Candidate,
+    Decision,
+    Step,
+    Strategy,
+    call_site,
+)
 
 if TYPE_CHECKING:
     import asyncio
@@ -686,6 +694,7 @@ class Scheduler:
         # Steps begun by a decision; the steps an event loop's batch splits off keep it. An
         # asyncio timer made in one of them ties only with those made in the same (_loop.py).
         self.turn = 0
+        self.clock_ordered = strategy.clock_ordered  # steps carry the clock (see _seal)
         self.locks = 0
         self.thread_names = 0
         self.executors = 0
@@ -855,6 +864,7 @@ class Scheduler:
         me.ready_at = self.clock + max(0.0, seconds)
         step = self.step
         if step is not None:
+            step.timed = True
             # Where it sleeps tells a poll (again here) from work (strategies/fair.py);
             # the frame two up is the caller of time.sleep, past _patches.
             step.slept = call_site(sys._getframe(2))
@@ -877,6 +887,8 @@ class Scheduler:
             return True
         me.state, me.wait = LOCK, lock
         me.timeout_at = self.clock + timeout if timeout is not None and timeout >= 0 else None
+        if me.timeout_at is not None:
+            self.timed_wait()
         self._yield(me)
         if me.timed_out:
             me.timed_out = False
@@ -893,8 +905,30 @@ class Scheduler:
         me.kind, me.key = "join", f"thread#{target.ordinal}"
         me.state, me.wait = JOIN, target
         me.timeout_at = self.clock + timeout if timeout is not None else None
+        if me.timeout_at is not None:
+            self.timed_wait()
         self._yield(me)
         me.timed_out = False
+
+    def timed_wait(self) -> None:
+        """The running step begins a wait with a timeout: under latency "any" whether it may
+        time out hangs on the deadlines of the other pending waits (see ``_options``), so
+        from here on the steps of this exploration carry the clock in their footprints."""
+        step = self.step
+        if step is not None:
+            step.timed = True
+        if not self.clock_ordered and not self.virtual:
+            self.clock_ordered = self.strategy.clock_ordered = True
+            for earlier in self.trace:
+                self._seal(earlier)
+
+    def _seal(self, step: Step) -> None:
+        """A step ends: with ``clock_ordered``, put its use of the clock in its footprint."""
+        if self.clock_ordered:
+            if step.advanced:
+                step.footprint[CLOCK_MOVED] = False
+            if step.timed:
+                step.footprint[CLOCK_READ] = False
 
     def split_step(self, choice: Choice) -> None:
         """An event loop goes on to a task whose timer ended at the same instant as the one
@@ -903,6 +937,7 @@ class Scheduler:
         step = self.step
         if step is None or step.id == choice:
             return
+        self._seal(step)
         self.trace.append(step)
         self.step = Step(
             choice, self.names.get(choice[0], "?"), "resume", None, self.clock, (choice,)
@@ -1021,6 +1056,7 @@ class Scheduler:
         self.progress += 1
         trace = self.trace
         if step is not None:
+            self._seal(step)
             trace.append(step)
         if (
             len(threading._active) > self.live + 1  # type: ignore[attr-defined]
@@ -1067,7 +1103,8 @@ class Scheduler:
                 return self._begin_abort(me)
             when, cand, agent, action = options[index]
             deviation = index != default
-        if when > clock:
+        advanced = when > clock
+        if advanced:
             self.clock = clock = when
         if action is not None:
             if action == "timeout":
@@ -1083,6 +1120,7 @@ class Scheduler:
         agent.option = None
         kind, key = cand.kind, cand.key
         self.step = new = Step(cand.id, cand.name, kind, key, clock, ids, deviation)
+        new.advanced = advanced
         self.turn += 1
         if key is not None and (kind == "lock" or kind == "join"):
             new.footprint[key] = kind == "lock"
@@ -1555,6 +1593,7 @@ class Scheduler:
             except Abort:
                 continue
         if self.step is not None:
+            self._seal(self.step)
             self.trace.append(self.step)
             self.step = None
         main.state = DONE

@@ -32,6 +32,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CANCELS",
+    "CLOCK_MOVED",
+    "CLOCK_READ",
     "NOT_STATE",
     "Candidate",
     "Decision",
@@ -50,6 +52,16 @@ NOT_STATE = ("lock#", "rlock#", "lib-", "internal-", "thread#")
 #: The key a step writes when it cancels a pending timer of the agent numbered after it
 #: (an event loop's): what exhaustive search reads as that step disabling the timer.
 CANCELS = "internal-cancels#"
+
+#: The virtual clock, once a run has waited with a timeout under latency "any": a step
+#: whose choice moved the clock has CLOCK_MOVED, one that set a deadline from it (a
+#: sleep, a timer, a timeout) CLOCK_READ. Which timeouts may fire hangs on those
+#: deadlines (see Scheduler._options), so a move and a read do not commute, though they
+#: touch no shared key; two moves do (the clock goes to the later of the two either way),
+#: and so do two reads. Both are kept as reads, so that only :func:`independent` and
+#: :func:`ordering` see the difference.
+CLOCK_MOVED = "internal-clock-moved#"
+CLOCK_READ = "internal-clock-read#"
 
 
 class Candidate(NamedTuple):
@@ -83,6 +95,7 @@ class Step:
     """
 
     __slots__ = (
+        "advanced",
         "candidates",
         "deviation",
         "events",
@@ -94,6 +107,7 @@ class Step:
         "read_clock",
         "slept",
         "time",
+        "timed",
     )
 
     def __init__(
@@ -117,6 +131,8 @@ class Step:
         self.events: list[Event] = []
         self.read_clock = False  # it read time.monotonic() / time() / perf_counter()
         self.slept: Site | None = None
+        self.advanced = False  # the choice that began it moved the virtual clock
+        self.timed = False  # it set a deadline from the clock (a sleep, a timer, a timeout)
 
     def __repr__(self) -> str:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
@@ -177,13 +193,18 @@ class Decision:
 
 
 def independent(a: dict[str, bool], b: dict[str, bool]) -> bool:
-    """True when two steps commute: no shared key that either of them writes."""
+    """True when two steps commute: no shared key that either of them writes, and not
+    one moving the clock that the other set a deadline from."""
     if len(a) > len(b):
         a, b = b, a
     for key, wrote in a.items():
         other = b.get(key)
         if other is not None and (wrote or other):
             return False
+    if CLOCK_MOVED in a:
+        return CLOCK_READ not in b
+    if CLOCK_READ in a:
+        return CLOCK_MOVED not in b
     return True
 
 
@@ -205,12 +226,17 @@ def ordering(trace: Sequence[Step]) -> int:
     # writers in turn, each run of reads between two writes a sorted tuple of readers
     # (sorted: reads commute; an agent reading twice appears twice, as (a, 0), (a, 1)).
     per_key: dict[str, list[Any]] = {}
+    # The clock's accesses: runs of moves and runs of reads in turn (either kind commutes
+    # with itself), each run a list of agents after its kind.
+    clock: list[list[Any]] = []
     for step in trace:
         footprint = step.footprint
         if not footprint:
             continue
         agent = step.id[0]
         for key, wrote in footprint.items():
+            if key in (CLOCK_MOVED, CLOCK_READ):
+                continue
             accesses = per_key.get(key)
             if accesses is None:
                 per_key[key] = [agent] if wrote else [[agent]]
@@ -222,19 +248,31 @@ def ordering(trace: Sequence[Step]) -> int:
                     last.append(agent)
                 else:
                     accesses.append([agent])
+        # A step moves the clock as it begins, and sets its deadlines after.
+        for kind in (CLOCK_MOVED, CLOCK_READ):
+            if kind in footprint:
+                if clock and clock[-1][0] == kind:
+                    clock[-1].append(agent)
+                else:
+                    clock.append([kind, agent])
     # A frozenset hashes the same whatever its order: the keys (each once) need no sorting.
-    return hash(
-        frozenset(
-            (key, tuple([tuple(sorted(a)) if type(a) is list else a for a in accesses]))
-            for key, accesses in per_key.items()
-        )
+    keys = frozenset(
+        (key, tuple([tuple(sorted(a)) if type(a) is list else a for a in accesses]))
+        for key, accesses in per_key.items()
     )
+    if not clock:
+        return hash(keys)
+    return hash((keys, tuple((run[0], *sorted(run[1:])) for run in clock)))
 
 
 class Strategy(ABC):
     """Chooses which agent runs at each decision; see the module docstring for call order."""
 
     name: ClassVar[str] = "strategy"
+
+    #: Set by the explorer once a run of this exploration waited with a timeout under
+    #: latency "any": from then on steps carry :data:`CLOCK_MOVED` and :data:`CLOCK_READ`.
+    clock_ordered: bool = False
 
     #: True for a strategy that re-runs the workflow to walk a tree of choices:
     #: every run then gets the same run seed, so the simulated replies (and so

@@ -28,6 +28,13 @@ One dependence has no key: a step that cancels an event loop's pending timer
 (wait_for's timeout, once the call it guards has ended) disables it, so the
 timer never runs and no race with it is seen; the loop marks such a step
 (``CANCELS``) and the timer is tried at the last decision before it.
+Another is the clock, once a run waits with a timeout under latency "any":
+whether the timeout may fire hangs on the deadlines of the other pending
+waits, which were set from a clock that earlier wakes moved, so a step that
+moved the clock and one that set a deadline do not commute (``CLOCK_MOVED``,
+``CLOCK_READ``, see :func:`~racefree.explore.strategies.base.independent`).
+Such workflows have many more orderings (the exporter of the timeout tests:
+65 before, 2,292 with the clock ordered).
 The workflow must be deterministic given the schedule (a re-run that offers
 different choices raises ``ReplayDivergedError``).
 

@@ -43,8 +43,17 @@ from racefree.explore.strategies.base import Decision, Site, Step, Strategy
 
 __all__ = ["Fair"]
 
-# Keys whose "writes" leave shared state as it was: taking and giving back a lock.
-_LOCKS = ("lock#", "rlock#", "internal-lock#", "internal-rlock#", "lib-lock#", "lib-rlock#")
+# Keys whose "writes" leave shared state as it was: taking and giving back a lock, and
+# the clock (a poll's sleep ending moves it).
+_LOCKS = (
+    "lock#",
+    "rlock#",
+    "internal-lock#",
+    "internal-rlock#",
+    "lib-lock#",
+    "lib-rlock#",
+    "internal-clock-",
+)
 
 
 def _looks_at_state(step: Step) -> bool:
