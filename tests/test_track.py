@@ -645,3 +645,53 @@ def test_changes_made_to_the_original_directly_are_seen_through_the_wrapper() ->
     del raw.meta
     assert obj.tokens == 5 and list(obj.history) == ["x", "y"]
     assert not hasattr(obj, "meta")
+
+
+@pytest.mark.parametrize(
+    "copy_of", [list, tuple, sorted, lambda xs: [*xs]], ids=["list", "tuple", "sorted", "star"]
+)
+def test_copying_a_tracked_list_is_one_read(copy_of: Any) -> None:
+    # C code begins the iteration, then asks the length as a size hint: two reads, with a
+    # switch point between them, showed the copy as made after writes it had missed.
+    shared = track(["a"], name="buffer")
+    with agent("flusher"):
+        assert list(copy_of(shared)) == ["a"]
+        assert len(shared) == 1  # a len() of its own is a read of its own
+    assert _ops(history_of(shared)) == [
+        ("flusher", "read", "buffer"),
+        ("flusher", "read", "buffer"),
+    ]
+
+
+def test_copying_a_tracked_list_gives_the_explorer_no_switch_point_inside_the_copy() -> None:
+    from racefree.explore import explore
+
+    def copy_while_another_appends() -> list[tuple[int, int]]:
+        buffer = track(["first"], name="buffer")
+        seen: list[tuple[int, int]] = []
+
+        def flusher() -> None:
+            batch = list(buffer)
+            read = history_of(buffer).events[-1]  # the copy's one read
+            seen.append((len(batch), read.version_read or 0))
+
+        threads = [
+            threading.Thread(target=flusher),
+            threading.Thread(target=lambda: buffer.append("second")),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        return seen
+
+    outcomes: set[tuple[int, int]] = set()
+    result = explore(
+        copy_while_another_appends,
+        strategy="exhaustive",
+        invariants=[lambda seen: outcomes.update(seen) or True],
+        save_dir=None,
+    )
+    assert result.complete
+    # What the copy holds is what its read saw: one item at v0, or two after the append.
+    assert outcomes == {(1, 0), (2, 1)}

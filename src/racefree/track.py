@@ -313,12 +313,14 @@ def _path(value: Any) -> str:
 class _Node:
     """A wrapper's link to what it wraps."""
 
-    __slots__ = ("path", "raw", "tracker")
+    __slots__ = ("iterated", "path", "raw", "tracker")
 
     def __init__(self, raw: Any, tracker: _Tracker, path: str) -> None:
         self.raw = raw
         self.tracker = tracker
         self.path = path
+        # (thread, events recorded) when a list's iteration began: see TrackedList.__len__
+        self.iterated: tuple[int, int] | None = None
 
 
 def _children(wrapper: Any) -> list[tuple[object, Any]]:
@@ -788,15 +790,27 @@ class TrackedList(list[Any]):
             return value
 
     def __len__(self) -> int:
-        with self._node.tracker.lock:
+        node = self._node
+        iterated = node.iterated
+        if iterated is not None:
+            node.iterated = None
+            if iterated == (_get_ident(), len(node.tracker.history)):
+                # list(x), tuple(x), sorted(x), [*x]: C code begins the iteration, then asks
+                # the length as a size hint. That is the iteration's read, not a second one:
+                # a switch point here showed the copy as made after writes it had missed.
+                return len(node.raw)
+        with node.tracker.lock:
             self._read()
-            return len(self._node.raw)
+            return len(node.raw)
 
     def __iter__(self) -> Iterator[Any]:
-        with self._node.tracker.lock:
+        node = self._node
+        with node.tracker.lock:
             self._read()
             self._sync()
-            return iter(list(list.__iter__(self)))
+            items = list(list.__iter__(self))
+            node.iterated = (_get_ident(), len(node.tracker.history))
+            return iter(items)
 
     def __reversed__(self) -> Iterator[Any]:
         with self._node.tracker.lock:
