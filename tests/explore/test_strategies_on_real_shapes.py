@@ -17,6 +17,7 @@ import racefree
 from racefree.cli import main
 from racefree.explore import explore, hooks
 from tests.explore import shapes
+from tests.explore import workflows as w
 from tests.explore.test_exhaustive import CASES
 from tests.explore.workflows import run_threads
 
@@ -554,6 +555,25 @@ def copy_sleep_write_back() -> dict[str, Any]:
     for thread in threads:
         thread.join()
     return session
+
+
+def test_a_finished_search_that_saw_no_shared_state_claims_no_completeness() -> None:
+    # Every ordering looked alike to it: "Complete" over no visible step proved nothing
+    # while PCT found the race on the untracked dict.
+    result = explore(
+        copy_sleep_write_back,
+        strategy="exhaustive",
+        invariants=[lambda session: len(session["history"]) <= 3],
+        save_dir=None,
+    )
+    assert result.ok and result.saw_no_state and not result.complete
+    assert result.coverage().startswith(
+        "Not exhaustive: the search ran the 1 distinct ordering it could tell apart, "
+    )
+    assert "but it saw no shared state, so every ordering looked alike to it" in (result.coverage())
+    assert result.to_json()["saw_no_state"] is True
+    tracked = explore(w.slow_agent_first, strategy="exhaustive", save_dir=None)
+    assert tracked.complete and not tracked.saw_no_state
 
 
 def test_an_exploration_with_nothing_to_check_says_so() -> None:

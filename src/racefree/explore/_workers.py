@@ -730,6 +730,7 @@ def _assemble(
     for record in kept:
         verdicts.setdefault(record[1], set()).add(record[8])
     split = runner.split_orderings(verdicts.items())
+    blind = runner.saw_no_state(finished, coverage.keys, coverage.agents, len({r[1] for r in kept}))
     return runner.Exploration(
         name,
         strategy,
@@ -737,7 +738,7 @@ def _assemble(
         len(kept),
         len({r[1] for r in kept}),
         reports,
-        finished and not split,
+        finished and not split and not blind,
         time.perf_counter() - start,
         summary,
         stopped,
@@ -750,6 +751,7 @@ def _assemble(
         workers=workers,
         orderings={r[1] for r in kept},
         split_orderings=split,
+        saw_no_state=blind,
     )
 
 

@@ -155,6 +155,10 @@ class Exploration:
     #: outcome depends on state the explorer cannot see, so no count of orderings is a
     #: claim of coverage (``complete`` is then False).
     split_orderings: int = 0
+    #: The search ran every ordering it could tell apart, but it saw no shared state (nor
+    #: a lock) of several agents: every ordering looked alike to it, so ``complete`` is
+    #: False.
+    saw_no_state: bool = False
 
     @property
     def ok(self) -> bool:
@@ -199,6 +203,13 @@ class Exploration:
                 f"differently (one failing, one passing), so the outcome depends on shared "
                 "state the explorer cannot see and its orderings were not all run: track it "
                 f"(racefree.track(...), the racefree store or hooks.point).{fold}"
+            )
+        if self.saw_no_state:
+            return (
+                f"Not exhaustive: the search ran the {orderings} it could tell apart, {seen}; "
+                "but it saw no shared state, so every ordering looked alike to it, and a race "
+                "on state it cannot see is not ruled out: track it (racefree.track(...), the "
+                f"racefree store or hooks.point).{fold}"
             )
         if self.complete and self.shard is not None and self.shard[1] > 1:
             return (
@@ -262,6 +273,7 @@ class Exploration:
             "distinct_orderings": self.distinct,
             "complete": self.complete,
             "split_orderings": self.split_orderings,
+            "saw_no_state": self.saw_no_state,
             "agents": self.agents,
             "visible_steps": self.visible_steps,
             "shared_keys": self.keys,
@@ -495,6 +507,14 @@ def _traceback_lines(exc: BaseException, shown: int = 6) -> list[str]:
 
 
 # --- checks -------------------------------------------------------------------------------------
+
+
+def saw_no_state(finished: bool, keys: Iterable[str], agents: int, distinct: int) -> bool:
+    """A finished search of several agents that saw no shared state and no lock that
+    ordered them: its orderings all looked alike to it (partial-order reduction takes
+    unseen accesses to commute), so its end proves nothing about a race on the state it
+    did not see. (Locks it saw order what they guard: it told orderings apart then.)"""
+    return finished and agents > 1 and distinct <= 1 and not any(True for _ in keys)
 
 
 def split_orderings(verdicts: Iterable[tuple[int, set[bool]]]) -> int:
@@ -1268,7 +1288,9 @@ def _explore(
         runs,
         len(orderings),
         failures,
-        chosen.complete and not split_orderings(verdicts.items()),
+        chosen.complete
+        and not split_orderings(verdicts.items())
+        and not saw_no_state(True, coverage.keys, coverage.agents, len(orderings)),
         wall,
         chosen.summary() if plan is None else plan.summary(),
         stopped,
@@ -1279,6 +1301,7 @@ def _explore(
         polls_folded=fair.polls_folded if plan is None else plan.polls_folded,
         orderings=orderings,
         split_orderings=split_orderings(verdicts.items()),
+        saw_no_state=saw_no_state(chosen.complete, coverage.keys, coverage.agents, len(orderings)),
     )
     if plan is not None:
         plan.finish(result, coverage)
