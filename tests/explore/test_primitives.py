@@ -8,6 +8,7 @@ not run.
 
 from __future__ import annotations
 
+import asyncio
 import queue
 import threading
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import racefree
 from racefree import hooks
 from racefree.explore import explore
 
@@ -46,8 +48,8 @@ def _lazy_event() -> Any:
 
 @pytest.fixture(autouse=True)
 def _fresh_globals() -> None:
-    global _lock, _queue, _event
-    _lock = _queue = _event = None
+    global _lock, _queue, _event, _async_lock
+    _lock = _queue = _event = _async_lock = None
 
 
 def guarded_counter() -> dict[str, int]:
@@ -182,3 +184,46 @@ def test_an_event_loop_kept_from_run_1_runs_as_a_plain_loop_later_and_after() ->
     assert all(clock >= real_before for clock in clocks[1:])  # later runs: the real clock
     assert kept[0].run_until_complete(asyncio.sleep(0, result="works")) == "works"
     kept[0].close()
+
+
+# --- asyncio primitives kept in module globals ------------------------------------------------
+
+_async_lock: Any = None
+
+
+def _lazy_async_lock() -> Any:
+    global _async_lock
+    if _async_lock is None:
+        _async_lock = asyncio.Lock()
+    return _async_lock
+
+
+async def guarded_turns() -> list[str]:
+    """Two tasks add a turn under a module-level asyncio.Lock made on first use; each run
+    is a fresh event loop, as each asyncio.run of the program is."""
+    session = racefree.track({"history": []}, name="session")
+
+    async def add_turn(text: str, latency: float) -> None:
+        async with _lazy_async_lock():
+            history = session["history"]
+            await asyncio.sleep(latency)  # the model call, with the lock held
+            session["history"] = [*history, text]
+
+    await asyncio.gather(add_turn("a", 1.0), add_turn("b", 0.5))
+    return list(session["history"])
+
+
+def test_an_asyncio_lock_made_in_run_one_serves_every_later_run() -> None:
+    # It was bound to run 1's loop: every later run raised "is bound to a different event
+    # loop", a false alarm on code that is right in a program's one loop.
+    for strategy in ("exhaustive", "random"):
+        result = explore(
+            guarded_turns,
+            strategy=strategy,
+            schedules=100,
+            invariants=[lambda history: sorted(history) == ["a", "b"]],
+            save_dir=None,
+        )
+        assert result.ok, result.report()
+    assert result.runs == 100  # random's later runs used run 1's lock
+    assert _async_lock is not None

@@ -13,7 +13,8 @@ thread that a library started during a run) are not affected.
   free, unless the exploration's ``threads`` rules say otherwise).
 - ``time.sleep`` / ``monotonic`` / ``perf_counter`` / ``time``: virtual time.
 - ``asyncio.new_event_loop``: a :class:`ControlledLoop` (so ``asyncio.run``
-  inside a workflow is explored too).
+  inside a workflow is explored too); and the loop binding of asyncio's
+  primitives, so that one made in an earlier run serves this run's loop.
 
 (``History.record`` needs no replacement: it announces every event through
 ``racefree.hooks``, and the scheduler adds it to the run's history and the
@@ -223,6 +224,37 @@ def _new_event_loop() -> asyncio.AbstractEventLoop:
     return ControlledLoop(me.run, me)
 
 
+def _get_loop(primitive: Any) -> Any:
+    """asyncio's ``_LoopBoundMixin._get_loop`` (Lock, Event, Semaphore, Condition, Queue):
+    a primitive that an earlier run bound to its loop (a module-level lock, made at import
+    or lazily) is bound to this run's loop, as the program's one loop would hold it,
+    instead of raising "is bound to a different event loop" in every later run."""
+    bound = primitive._loop
+    if bound is not None:
+        from racefree.explore._loop import ControlledLoop
+
+        loop = sys.modules["asyncio"].events._get_running_loop()
+        if (
+            loop is not bound
+            and type(bound) is ControlledLoop
+            and type(loop) is ControlledLoop
+            and bound._racefree is not loop._racefree
+        ):
+            _rebind(primitive, bound, loop)
+    return _orig["get_loop"](primitive)
+
+
+def _rebind(primitive: Any, old: Any, new: Any) -> None:
+    """Move ``primitive`` from an ended run's loop to ``new``; the waiters it kept are of
+    tasks that no longer run."""
+    primitive._loop = new
+    for name in ("_waiters", "_getters", "_putters"):
+        waiters = getattr(primitive, name, None)
+        if waiters:
+            for waiter in [w for w in waiters if w.get_loop() is old]:
+                waiters.remove(waiter)
+
+
 _PATCHES: list[tuple[Any, str, Any]] = [
     (threading, "Lock", _lock),
     (threading, "_allocate_lock", _lock),
@@ -255,10 +287,13 @@ def _with_asyncio() -> None:
         return
     import asyncio
     import asyncio.events
+    import asyncio.mixins
 
     _orig["new_event_loop"] = asyncio.new_event_loop
     _PATCHES.append((asyncio, "new_event_loop", _new_event_loop))
     _PATCHES.append((asyncio.events, "new_event_loop", _new_event_loop))
+    _orig["get_loop"] = asyncio.mixins._LoopBoundMixin._get_loop  # type: ignore[attr-defined]
+    _PATCHES.append((asyncio.mixins._LoopBoundMixin, "_get_loop", _get_loop))
 
 
 class installed:
