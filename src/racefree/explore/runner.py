@@ -714,6 +714,43 @@ def _shrink(config: _Config, run: Run, budget: int = 200, deadline: float | None
 STRATEGIES = ("auto", "random", "pct", "exhaustive")
 
 
+def _accepts(function: Callable[..., Any], count: int) -> bool:
+    """Can ``function`` be called with ``count`` positional arguments? (True when its
+    signature cannot be read: a builtin, a C extension.)"""
+    try:
+        signature = inspect.signature(function)
+    except (TypeError, ValueError):
+        return True
+    try:
+        signature.bind(*([None] * count))
+    except TypeError:
+        return False
+    return True
+
+
+def _refuse_unfit_callables(workflow: Callable[..., Any], invariants: Sequence[Any]) -> None:
+    """A workflow the explorer cannot call with no argument, or an invariant it cannot call
+    with the final state, would fail every run the same way: say so before the first."""
+    if not _accepts(workflow, 0):
+        raise UsageError(
+            f"{workflow_name(workflow)} takes arguments, and the explorer calls the workflow "
+            "with none: give them defaults, or pass a function that supplies them "
+            "(lambda: workflow(...), functools.partial)."
+        )
+    for invariant in invariants:
+        if not callable(invariant):
+            raise UsageError(
+                f"Each invariant must be a function of the final state that returns True "
+                f"when it holds, not {invariant!r}."
+            )
+        if not _accepts(invariant, 1):
+            name = getattr(invariant, "__name__", repr(invariant))
+            raise UsageError(
+                f"The invariant {name} cannot be called with one argument, the final state "
+                "(what the workflow returns): give it one parameter."
+            )
+
+
 def make_strategy(name: str, *, depth: int = 3, max_schedules: int | None = None) -> Strategy:
     """A strategy by name: ``auto`` (the default: exhaustive search, PCT and random walk in
     turn), ``random``, ``pct`` (with ``depth``) or ``exhaustive``."""
@@ -729,7 +766,7 @@ def make_strategy(name: str, *, depth: int = 3, max_schedules: int | None = None
         from racefree.explore.strategies.pct import PCT
 
         return PCT(depth=depth)
-    if name in ("exhaustive", "dfs"):
+    if name == "exhaustive":
         from racefree.explore.strategies.exhaustive import Exhaustive
 
         return Exhaustive()
@@ -1122,6 +1159,8 @@ def explore(
         )
     if watchdog is not None and not watchdog > 0:
         raise UsageError(f"watchdog must be a positive number of seconds or None, not {watchdog}.")
+    invariants = tuple(invariants)  # an iterator would be used up by the checks below
+    _refuse_unfit_callables(workflow, invariants)
     _refuse_running_loop(workflow)
     config = _Config(
         workflow, tuple(invariants), check, latency, max_steps, watchdog, _thread_rules(threads)
