@@ -64,6 +64,10 @@ class _Explorer(Protocol):
     # the lock itself. (A tracked object's lock: racefree.track.)
     def enter(self, guard: Any) -> bool: ...
 
+    # The write just noted left its key as it was (a clear of an empty list): it still
+    # orders steps, but a poll that makes it changes nothing.
+    def left_as_it_was(self, key: str) -> None: ...
+
 
 # The running exploration's scheduler, or None. Set only by racefree.explore; the
 # store and track know only this protocol, never the explorer.

@@ -644,11 +644,14 @@ class TrackedDict(dict[Any, Any]):
             path = node.path
             where = f"{path}.{key}" if path else str(key)
             new = key not in raw
+            same = scalar and not new and type(raw[key]) is type(value) and raw[key] == value
             raw[key] = value  # _put's body, with the path made once
             dict.__setitem__(self, key, value if scalar else tracker.wrap(value, where))
             tracker.write("write", where, value)
             if new:
                 _changed_keys(path)
+            elif same:
+                _left_as_it_was(where)
 
     def __delitem__(self, key: Any) -> None:
         with self._node.tracker.lock:
@@ -703,6 +706,13 @@ class TrackedDict(dict[Any, Any]):
             for key in list(self._node.raw):
                 self._drop(key)
             dict.clear(self)
+
+
+def _left_as_it_was(key: str) -> None:
+    """Tell a running exploration that the write just recorded changed nothing."""
+    explorer = _hooks._scheduler
+    if explorer is not None:
+        explorer.left_as_it_was(key)
 
 
 def _is_container(value: Any) -> bool:
@@ -920,9 +930,12 @@ class TrackedList(list[Any]):
     def __delitem__(self, index: SupportsIndex | slice) -> None:
         node = self._node
         with node.tracker.lock:
+            before = len(node.raw)
             del node.raw[index]
             self._sync()
             node.tracker.write("remove", self._key)
+            if len(node.raw) == before:  # ``del buffer[:0]``: an empty batch taken
+                _left_as_it_was(self._key)
 
     def insert(self, index: SupportsIndex, value: Any) -> None:
         """Insert ``value`` before ``index`` (an atomic ``insert`` of the list)."""
@@ -999,9 +1012,12 @@ class TrackedList(list[Any]):
         """Empty the list: a ``write`` of ``[]``."""
         node = self._node
         with node.tracker.lock:
+            was_empty = not node.raw
             node.raw.clear()
             list.clear(self)
             node.tracker.write("write", self._key, [])
+            if was_empty:
+                _left_as_it_was(self._key)
 
     def sort(self, **kwargs: Any) -> None:
         """Sort in place (an atomic ``update`` of the list)."""

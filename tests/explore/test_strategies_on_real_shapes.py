@@ -620,3 +620,64 @@ def test_hooks_alone_are_visible_state_but_not_a_check() -> None:
 
     result = explore(announced, strategy="exhaustive", save_dir=None)
     assert result.keys == ["k"] and result.complete and not result.checked
+
+
+class PollingExporter:
+    """An exporter whose thread polls: sleep, then flush, which copies and clears the
+    buffer under its lock, also when there is nothing to send (an empty clear)."""
+
+    def __init__(self) -> None:
+        self.buffer = racefree.track([], name="buffer")
+        self.sent = racefree.track([], name="sent")
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="flusher", daemon=True)
+        self._thread.start()
+
+    def record(self, item: str) -> None:
+        with self._lock:
+            self.buffer.append(item)
+
+    def flush(self) -> None:
+        with self._lock:
+            batch = list(self.buffer)
+            self.buffer.clear()
+        if batch:
+            self.sent.extend(batch)
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            time.sleep(0.05)
+            self.flush()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.flush()
+
+
+def export_with_a_polling_flusher() -> list[str]:
+    exporter = PollingExporter()
+
+    def agent(name: str) -> None:
+        for i in range(2):
+            time.sleep(0.03)
+            exporter.record(f"{name}{i}")
+
+    run_threads(lambda: agent("a"), lambda: agent("b"))
+    exporter.close()
+    return sorted(exporter.sent)
+
+
+def test_a_poll_whose_clear_leaves_an_empty_buffer_empty_is_folded_as_a_poll() -> None:
+    # The clear is a write, so the poll was taken for work: the flusher polled hundreds
+    # of times inside one agent's sleep and exhaustive search had not finished in a minute.
+    result = explore(
+        export_with_a_polling_flusher,
+        strategy="exhaustive",
+        schedules=5_000,
+        invariants=[lambda sent: sent == ["a0", "a1", "b0", "b1"]],
+        save_dir=None,
+    )
+    assert result.ok, result.report()
+    assert result.complete and result.polls_folded > 0, result.coverage()

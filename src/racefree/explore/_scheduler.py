@@ -768,6 +768,8 @@ class Scheduler:
             footprint = step.footprint
             if wrote:
                 footprint[key] = True
+                if step.kept:
+                    step.kept.discard(key)  # written again: see left_as_it_was
             elif key not in footprint:
                 footprint[key] = False
         if event is not None:
@@ -780,6 +782,17 @@ class Scheduler:
                 # A thread's events name its agent (racefree.agent(...) may rename it). A
                 # loop's step can run several tasks, so an event there names no ordinal.
                 self.names[step.id[0]] = event.agent
+
+    def left_as_it_was(self, key: str) -> None:
+        """The write of ``key`` just noted left its value as it was (a clear of an empty
+        list, a flag set to what it held). It still orders the step against others, but
+        a poll that does it changes nothing (strategies/fair.py)."""
+        step = self.step
+        if step is not None and _get_ident() in self.by_ident:
+            if step.kept is None:
+                step.kept = {key}
+            else:
+                step.kept.add(key)
 
     # --- scheduling points -------------------------------------------------------------
 

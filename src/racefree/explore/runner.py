@@ -718,7 +718,9 @@ def _accepts(function: Callable[..., Any], count: int) -> bool:
     """Can ``function`` be called with ``count`` positional arguments? (True when its
     signature cannot be read: a builtin, a C extension.)"""
     try:
-        signature = inspect.signature(function)
+        # Not through __wrapped__: a wrapper that supplies the arguments (the pytest
+        # plugin's, a decorator's) is what the explorer calls.
+        signature = inspect.signature(function, follow_wrapped=False)
     except (TypeError, ValueError):
         return True
     try:

@@ -101,6 +101,7 @@ class Step:
         "events",
         "footprint",
         "id",
+        "kept",
         "key",
         "kind",
         "name",
@@ -133,6 +134,7 @@ class Step:
         self.slept: Site | None = None
         self.advanced = False  # the choice that began it moved the virtual clock
         self.timed = False  # it set a deadline from the clock (a sleep, a timer, a timeout)
+        self.kept: set[str] | None = None  # keys its writes all left as they were
 
     def __repr__(self) -> str:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"

@@ -13,7 +13,9 @@ livelock that no real scheduler produces.
 Running a pure poll twice in a row with nobody else moving in between gives
 the same step twice (it sees the same shared state and comes back to the
 same place), so :class:`Fair` lets the poller run again only after another
-agent has taken a step. Nothing else is held back:
+agent has taken a step. A write that left its key as it was (a flusher's clear of
+an empty buffer, a status set to what it held) changes nothing here either; it
+still orders the step against others in a search. Nothing else is held back:
 
 - a step that sleeps at a new place (tool calls in a row: ``search();
   fetch(); summarise()``, each a sleep or an await) is work moving on, and
@@ -66,8 +68,9 @@ def _looks_at_state(step: Step) -> bool:
 def _changes_something(step: Step) -> bool:
     if step.read_clock:
         return True
-    for key, wrote in step.footprint.items():  # noqa: SIM110 (a loop: no generator to make)
-        if wrote and not key.startswith(_LOCKS):
+    kept = step.kept  # written, but left as they were: a clear of an empty buffer
+    for key, wrote in step.footprint.items():
+        if wrote and not key.startswith(_LOCKS) and (kept is None or key not in kept):
             return True
     return False
 
