@@ -227,3 +227,35 @@ def test_an_asyncio_lock_made_in_run_one_serves_every_later_run() -> None:
         assert result.ok, result.report()
     assert result.runs == 100  # random's later runs used run 1's lock
     assert _async_lock is not None
+
+
+def three_guarded_agents() -> dict[str, int]:
+    """Three agents read-modify-write a counter under the module lock that the workflow
+    makes on first use, before it starts them (as a library's get_lock() does)."""
+    state = {"n": 0}
+    _lazy_lock()
+
+    def agent() -> None:
+        with _lazy_lock():
+            hooks.point("read", "n")
+            seen = state["n"]
+            time.sleep(0.1)
+            hooks.point("write", "n")
+            state["n"] = seen + 1
+
+    threads = [threading.Thread(target=agent, name=f"Agent{i}") for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return state
+
+
+def test_a_lock_keeps_its_name_in_every_run_so_each_ordering_counts_once() -> None:
+    # Named by a count over the run, the lazily made lock had one name in run 1 and
+    # another in each later run, by how many locks the agents had made before: the
+    # first run counted as an ordering of its own ("all 7" for the 3! = 6 orders).
+    lazily = explore(three_guarded_agents, strategy="exhaustive", save_dir=None)
+    again = explore(three_guarded_agents, strategy="exhaustive", save_dir=None)  # lock kept
+    assert lazily.complete and again.complete
+    assert lazily.distinct == again.distinct == 6

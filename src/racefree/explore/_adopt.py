@@ -58,6 +58,11 @@ class _BeforeRuns:
     over = True
     aborting = False
 
+    def lock_name(self) -> str:
+        """Adopted locks are named in the order they were found, before any run."""
+        self.locks += 1
+        return f"a{self.locks}"
+
 
 class _Place:
     """One place that holds a lock, and how to put another value there."""
@@ -262,11 +267,13 @@ class Adopted:
         free = self._swappable()
         virtual: dict[int, VLock] = {}
 
+        before = _BeforeRuns()
+
         def stand_in(lock: Any) -> VLock:
             made = virtual.get(id(lock))
             if made is None:
                 made = virtual[id(lock)] = VLock(
-                    _BeforeRuns(),  # type: ignore[arg-type]
+                    before,  # type: ignore[arg-type]
                     reentrant=type(lock) is _RLOCK,
                 )
             return made

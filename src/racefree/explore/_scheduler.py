@@ -375,6 +375,7 @@ class Agent:
         "ident",
         "key",
         "kind",
+        "locks_made",
         "loop",
         "name",
         "option",
@@ -410,6 +411,7 @@ class Agent:
         self.loop: ControlledLoop | None = None
         self.fire: asyncio.TimerHandle | None = None
         self.ident: int | None = None
+        self.locks_made = 0  # locks this agent made in this run (their names: lock_name)
         # Its entry in the scheduler's options while it runs or is ready to: rebuilt only
         # when it changed, which only its own step or the decision that chose it can do.
         self.option: tuple[float, Candidate, Agent, Any] | None = None
@@ -424,8 +426,8 @@ class VLock:
     anyone holds the lock, so agents and free threads exclude each other. An
     agent granted the lock while a free thread holds ``_real`` waits for it in
     real time, keeping the baton, so the schedule does not depend on when the
-    free thread lets go. First used in a later run, it takes a fresh key there
-    (``_rebind``): a module-level lock made lazily in run 1 works in run 2.
+    free thread lets go. First used in a later run, it is bound to that run and keeps
+    its name (``_rebind``): a module-level lock made lazily in run 1 works in run 2.
     """
 
     __slots__ = (
@@ -458,13 +460,13 @@ class VLock:
         self._name(sched)
 
     def _name(self, sched: Scheduler) -> None:
-        sched.locks += 1
         kind = "rlock" if self._reentrant else "lock"
         prefix = "internal-" if self.internal else "lib-" if self.library else ""
-        self.key = f"{prefix}{kind}#{sched.locks}"
+        self.key = f"{prefix}{kind}#{sched.lock_name()}"
 
     def _rebind(self, sched: Scheduler) -> None:
-        """First use in a later run: a key of that run, and no agent of the old run holds it.
+        """First use in a later run: no agent of the old run holds it. It keeps its name,
+        so that the steps of every run that take it are known to take the same lock.
 
         A hold an abandoned run left (its agents were unwound mid-way) is dropped
         with it; one a finished run left stays, as a real lock stays locked when
@@ -474,7 +476,6 @@ class VLock:
             self._owner, self._count = None, 0
             if old.aborting and self._holder is None and self._real.locked():
                 self._real.release()
-        self._name(sched)
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
         sched: Scheduler | None = hooks._scheduler  # type: ignore[assignment]
@@ -922,6 +923,18 @@ class Scheduler:
             self.timed_wait()
         self._yield(me)
         me.timed_out = False
+
+    def lock_name(self) -> str:
+        """The name of a lock made now: the agent making it and how many it has made in
+        this run, the same in every run whatever the agents' order (a count over the run
+        gave two agents' locks each other's names in another order, and a search that
+        compares the steps of two runs by the keys they touched took them for others)."""
+        self.locks += 1
+        me = self.by_ident.get(_get_ident())
+        if me is None:
+            return f"x{self.locks}"  # a thread that is no agent
+        me.locks_made += 1
+        return f"{me.ordinal}.{me.locks_made}"
 
     def timed_wait(self) -> None:
         """The running step begins a wait with a timeout: under latency "any" whether it may
