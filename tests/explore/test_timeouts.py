@@ -203,6 +203,7 @@ def test_exhaustive_search_lets_an_asyncio_timeout_end_before_its_own_call() -> 
     )
     assert result.failure is not None, result.report()
     assert result.failure.run.result["reply"] is None
+    assert "times out (an asyncio timeout ends its wait)" in result.failure.text()
 
 
 async def reply_or_good_fallback() -> dict[str, Any]:

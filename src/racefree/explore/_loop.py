@@ -39,6 +39,11 @@ __all__ = ["ControlledLoop"]
 
 _real_monotonic = _orig["monotonic"]
 
+# What asyncio's timeouts schedule: wait_for's (3.10, 3.11) and asyncio.timeout's (3.11+).
+_TIMEOUT_CALLBACKS: set[Any] = {asyncio.tasks._release_waiter}  # type: ignore[attr-defined]
+if sys.version_info >= (3, 11):
+    _TIMEOUT_CALLBACKS.add(asyncio.timeouts.Timeout._on_timeout)
+
 
 class ControlledLoop(asyncio.SelectorEventLoop):
     """asyncio's loop with a virtual clock and the scheduler in place of its selector."""
@@ -145,6 +150,13 @@ class ControlledLoop(asyncio.SelectorEventLoop):
             sub = seen.get(owner, 0)
             seen[owner] = sub + 1
             yield (owner, sub), handle
+
+    @staticmethod
+    def is_timeout(handle: asyncio.TimerHandle) -> bool:
+        """Is this timer an asyncio timeout (``wait_for``, ``asyncio.timeout``) rather than
+        a sleep or a call? (For the timeline: "times out", not "returns".)"""
+        callback = handle._callback  # type: ignore[attr-defined]
+        return getattr(callback, "__func__", callback) in _TIMEOUT_CALLBACKS
 
     def forget_timer(self, handle: asyncio.TimerHandle) -> None:
         """The scheduler chose ``handle``: take it off the heap (the loop will run it)."""

@@ -1039,7 +1039,8 @@ class Scheduler:
                 else:
                     for choice, handle in loop.pending_timers():
                         when = handle.when()
-                        cand = Candidate(choice, names[choice[0]], "resume", None, when)
+                        key = "timeout" if loop.is_timeout(handle) else None
+                        cand = Candidate(choice, names[choice[0]], "resume", key, when)
                         out.append((when, cand, agent, handle))
                 continue
             if enabled:

@@ -364,6 +364,9 @@ def _describe(event: Event) -> str:
 _HIDDEN = ("internal-", "thread#")  # the explorer's own bookkeeping
 
 
+_TIMES_OUT = "times out (an asyncio timeout ends its wait)"
+
+
 def _hidden(key: str, verbose: bool = False) -> bool:
     """Keys a timeline leaves out: the explorer's bookkeeping, and (unless ``verbose``)
     locks made inside libraries and racefree's own store, whose steps fold into the
@@ -388,6 +391,10 @@ def timeline(run: Run, verbose: bool = False) -> list[str]:
     for number, step in enumerate(run.trace, start=1):
         mark = "*" if step.deviation else " "
         if step.events:
+            if step.kind == "resume" and step.key == "timeout":  # what the events follow
+                name = run.names.get(step.id[0], step.name)
+                lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {name:<{width}}  {_TIMES_OUT}")
+                mark = " "
             for event in step.events:
                 who = f"{event.agent:<{width}}"
                 lines.append(f"{number:>4}{mark} {step.time:6.2f}s  {who}  {_describe(event)}")
@@ -399,7 +406,9 @@ def timeline(run: Run, verbose: bool = False) -> list[str]:
         name = run.names.get(step.id[0], step.name)
         hidden = step.key is None or _hidden(step.key, verbose)
         what = step.kind if hidden else f"{step.kind} {step.key}"
-        if step.kind == "resume":
+        if step.kind == "resume" and step.key == "timeout":
+            what = _TIMES_OUT
+        elif step.kind == "resume":
             what = "resumes (its sleep or model call returns)"
         elif visible:
             what = ", ".join(_show(k, w) for k, w in visible.items())
