@@ -695,3 +695,30 @@ def test_copying_a_tracked_list_gives_the_explorer_no_switch_point_inside_the_co
     assert result.complete
     # What the copy holds is what its read saw: one item at v0, or two after the append.
     assert outcomes == {(1, 0), (2, 1)}
+
+
+def test_a_len_of_its_own_after_an_iteration_is_a_read_of_its_own() -> None:
+    shared = track(["a"], name="lst")
+    with agent("reader"):
+        items = [x for x in shared]  # an iteration with no length hint
+        assert len(shared) == len(items)  # another call: another read
+
+    async def two_tasks() -> None:
+        async def iterate() -> None:
+            with agent("A"):
+                list(iter(shared))
+                await asyncio.sleep(0)
+
+        async def measure() -> None:
+            with agent("B"):
+                len(shared)
+
+        await asyncio.gather(iterate(), measure())
+
+    asyncio.run(two_tasks())  # one thread, two tasks: B's len() is B's read
+    assert _ops(history_of(shared)) == [
+        ("reader", "read", "lst"),
+        ("reader", "read", "lst"),
+        ("A", "read", "lst"),
+        ("B", "read", "lst"),
+    ]

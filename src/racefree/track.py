@@ -319,8 +319,9 @@ class _Node:
         self.raw = raw
         self.tracker = tracker
         self.path = path
-        # (thread, events recorded) when a list's iteration began: see TrackedList.__len__
-        self.iterated: tuple[int, int] | None = None
+        # Where a list's iteration began (thread, calling frame, its instruction): see
+        # TrackedList.__len__
+        self.iterated: tuple[int, int, int] | None = None
 
 
 def _children(wrapper: Any) -> list[tuple[object, Any]]:
@@ -804,10 +805,12 @@ class TrackedList(list[Any]):
         iterated = node.iterated
         if iterated is not None:
             node.iterated = None
-            if iterated == (_get_ident(), len(node.tracker.history)):
-                # list(x), tuple(x), sorted(x), [*x]: C code begins the iteration, then asks
-                # the length as a size hint. That is the iteration's read, not a second one:
-                # a switch point here showed the copy as made after writes it had missed.
+            caller = sys._getframe(1)
+            if iterated == (_get_ident(), id(caller), caller.f_lasti):
+                # list(x), tuple(x), sorted(x), [*x]: C code begins the iteration, then, in
+                # the same call, asks the length as a size hint. That is the iteration's
+                # read, not a second one: a switch point here showed the copy as made after
+                # writes it had missed. (Any other len() is a call of its own: recorded.)
                 return len(node.raw)
         with node.tracker.lock:
             self._read()
@@ -819,7 +822,8 @@ class TrackedList(list[Any]):
             self._read()
             self._sync()
             items = list(list.__iter__(self))
-            node.iterated = (_get_ident(), len(node.tracker.history))
+            caller = sys._getframe(1)
+            node.iterated = (_get_ident(), id(caller), caller.f_lasti)
             return iter(items)
 
     def __reversed__(self) -> Iterator[Any]:

@@ -53,3 +53,15 @@ def test_a_second_read_before_or_after_a_write_is_told_apart() -> None:
     between = [step(2, k=False), step(1, k=True), step(2, k=False)]
     after = [step(2, k=False), step(2, k=False), step(1, k=True)]
     assert ordering(between) != ordering(after)
+
+
+def test_a_clock_move_and_a_deadline_set_from_it_do_not_commute_in_either_order() -> None:
+    from racefree.explore.strategies.base import CLOCK_MOVED, CLOCK_READ, independent
+
+    woke_and_slept = {CLOCK_MOVED: False, CLOCK_READ: False}
+    woke_only = {CLOCK_MOVED: False, "thread#3": True, "lock#1.1": True}  # the larger one
+    assert not independent(woke_and_slept, woke_only)
+    assert not independent(woke_only, woke_and_slept)
+    assert not independent({CLOCK_READ: False}, {CLOCK_MOVED: False})
+    assert independent({CLOCK_MOVED: False}, {CLOCK_MOVED: False})  # the later of two moves
+    assert independent({CLOCK_READ: False}, {CLOCK_READ: False})
