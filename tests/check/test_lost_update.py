@@ -1,6 +1,8 @@
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
+
+import pytest
 
 from racefree import check
 
@@ -170,3 +172,23 @@ def test_three_agents_caching_one_answer_from_old_copies_make_one_warning(h: Rec
     assert "A, B and C all wrote the same value, so nothing is lost in this run; but each " in (
         finding.explanation.conclusion
     ), finding.explanation.conclusion
+
+
+@pytest.mark.parametrize(
+    ("read", "written"),
+    [({"calls": 0}, {"calls": 1}), ("draft", "draft, edited"), (["a"], ["a", "b"])],
+    ids=["dict of counts", "text grown from the one read", "list"],
+)
+def test_the_same_value_grown_from_one_old_copy_twice_stays_a_lost_update(
+    h: Recorder, read: Any, written: Any
+) -> None:
+    h("Writer", "read", "k", version_read=1, value=read)
+    h("Editor", "read", "k", version_read=1, value=read)
+    h("Editor", "write", "k", version_read=1, version_written=2, value=written)
+    h("Writer", "write", "k", version_read=1, version_written=3, value=written)
+
+    report = check(h.history)
+
+    assert not report.ok and report.of_kind("duplicate-write") == ()
+    [finding] = report.of_kind("lost-update")
+    assert "so one of the updates is lost" in finding.explanation.conclusion

@@ -230,7 +230,7 @@ def _finding(
     witness = (looked, *(v for _, v in victims[:_LISTED]), overwrite)
     lost_value = _same_value([overwrite, *(v for _, v in victims)])
     them = "that write" if len(victims) == 1 else "those writes"
-    if lost_value is not _DIFFERENT and not _tallies(lost_value):
+    if lost_value is not _DIFFERENT and not _tallies(lost_value, looked.value):
         opening = f"{agent} wrote the same value as {whose}"
         return _duplicate_write(
             key,
@@ -276,9 +276,16 @@ def _same_value(writes: Iterable[Event]) -> Any:
     return first
 
 
-def _tallies(value: Any) -> bool:
-    """Is a value of this type what a lost count or a lost append leaves twice?"""
-    return (type(value) in (int, float)) or type(value) is list
+def _tallies(value: Any, read: Any) -> bool:
+    """Could the same ``value`` written twice from a copy that read ``read`` be a lost
+    update? Only a flag is sure not to be: a bool, or a text not made from the text read
+    (a status set to "done" twice). A number, a list, a dict of counts, a text grown from
+    the one read ("a" + "b" by both) is what a lost count or a lost append leaves."""
+    if type(value) is bool:
+        return False
+    if type(value) is str:
+        return type(read) is str and bool(read) and read in value
+    return True
 
 
 def _duplicate_write(
@@ -289,9 +296,9 @@ def _duplicate_write(
     opening: str,
     stale: str,
 ) -> Finding:
-    """Stale overwrites that wrote the very value they overwrote: a flag set twice, an
-    answer computed twice. Nothing is lost, so no error; the decision was still made on
-    an old copy, which is worth knowing when the work behind it must run once."""
+    """Stale overwrites that wrote the very flag they overwrote: a status set twice, an
+    answer cached twice. Nothing is lost, so no error; the decision was still made on an
+    old copy, which is worth knowing when the work behind it must run once."""
     conclusion = (
         f"{opening}, so nothing is lost in this run; but {stale} (check-then-act), so "
         "whatever produced the value ran again. If it must run once, check and act in one "
@@ -364,7 +371,7 @@ def _episode(key: str, episode: list[_Stale], alive: set[int]) -> Finding:
     witness.update((e.late.seq, e.late) for e in episode)
     events = tuple(witness[seq] for seq in sorted(witness))[: _LISTED + 2 * len(episode)]
     value = _same_value([*(e.late for e in episode), *victims.values()])
-    if value is not _DIFFERENT and not _tallies(value):
+    if value is not _DIFFERENT and not any(_tallies(value, e.looked.value) for e in episode):
         writers = _names(e.agent for e in events if e.seq in late or e in victims.values())
         opening = f"{writers} all wrote the same value"
         stale = "each decided to write from a copy made before the others' writes"
