@@ -681,3 +681,31 @@ def test_a_poll_whose_clear_leaves_an_empty_buffer_empty_is_folded_as_a_poll() -
     )
     assert result.ok, result.report()
     assert result.complete and result.polls_folded > 0, result.coverage()
+
+
+def test_a_step_that_changed_a_key_then_wrote_it_again_unchanged_changed_something() -> None:
+    from racefree.explore.strategies.exhaustive import Exhaustive
+    from racefree.explore.strategies.fair import _changes_something
+
+    async def one_step_of_writes() -> None:
+        d = racefree.track({"status": "idle", "buffer": ["x"]}, name="d")
+
+        async def worker() -> None:  # no switch point among these: one step
+            d["status"] = "busy"  # a change ...
+            d["status"] = "busy"  # ... then the same value again
+            d["buffer"].clear()  # a change ...
+            del d["buffer"][:0]  # ... then an empty delete
+            await asyncio.sleep(0.01)
+
+        await asyncio.gather(worker(), asyncio.sleep(0.02))
+
+    steps: list[Any] = []
+
+    class Watching(Exhaustive):
+        def end_run(self, trace: Any, failed: bool) -> None:
+            steps.extend(s for s in trace if "d.status" in s.footprint)
+            super().end_run(trace, failed)
+
+    explore(one_step_of_writes, strategy=Watching(), schedules=1, save_dir=None)
+    [step] = steps
+    assert not step.kept and _changes_something(step)

@@ -768,9 +768,15 @@ class Scheduler:
                 wrote = _WRITES[kind] = not hooks.is_read(kind)
             footprint = step.footprint
             if wrote:
+                kept = step.kept
+                if kept is not None and key in kept:
+                    kept.discard(key)  # written again: left_as_it_was says if this one changed it
+                elif footprint.get(key):  # an earlier write in the step changed it
+                    if step.changed is None:
+                        step.changed = {key}
+                    else:
+                        step.changed.add(key)
                 footprint[key] = True
-                if step.kept:
-                    step.kept.discard(key)  # written again: see left_as_it_was
             elif key not in footprint:
                 footprint[key] = False
         if event is not None:
@@ -789,7 +795,11 @@ class Scheduler:
         list, a flag set to what it held). It still orders the step against others, but
         a poll that does it changes nothing (strategies/fair.py)."""
         step = self.step
-        if step is not None and _get_ident() in self.by_ident:
+        if (
+            step is not None
+            and _get_ident() in self.by_ident
+            and (step.changed is None or key not in step.changed)
+        ):
             if step.kept is None:
                 step.kept = {key}
             else:

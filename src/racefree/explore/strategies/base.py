@@ -97,6 +97,7 @@ class Step:
     __slots__ = (
         "advanced",
         "candidates",
+        "changed",
         "deviation",
         "events",
         "footprint",
@@ -135,6 +136,7 @@ class Step:
         self.advanced = False  # the choice that began it moved the virtual clock
         self.timed = False  # it set a deadline from the clock (a sleep, a timer, a timeout)
         self.kept: set[str] | None = None  # keys its writes all left as they were
+        self.changed: set[str] | None = None  # keys a write of it changed (see kept)
 
     def __repr__(self) -> str:
         return f"Step({self.id}, {self.name!r}, {self.kind!r}, {self.footprint})"
