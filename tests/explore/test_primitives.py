@@ -259,3 +259,33 @@ def test_a_lock_keeps_its_name_in_every_run_so_each_ordering_counts_once() -> No
     again = explore(three_guarded_agents, strategy="exhaustive", save_dir=None)  # lock kept
     assert lazily.complete and again.complete
     assert lazily.distinct == again.distinct == 6
+
+
+async def two_tasks_make_a_lock_each() -> dict[str, str]:
+    made: dict[str, str] = {}
+
+    async def task(name: str, latency: float) -> None:
+        await asyncio.sleep(latency)
+        lock = threading.Lock()
+        made[name] = lock.key  # the explorer's name for it (a VLock while exploring)
+        with lock:
+            pass
+
+    await asyncio.gather(task("first", 0.01), task("second", 0.02))
+    return made
+
+
+def test_a_lock_is_named_by_the_task_that_made_it_whichever_task_runs_first() -> None:
+    # The tasks of one loop are one thread: named by the thread's count, the two locks
+    # took each other's names when the other task ran first.
+    seen: list[dict[str, str]] = []
+    result = explore(
+        two_tasks_make_a_lock_each,
+        strategy="random",
+        schedules=30,
+        invariants=[lambda made: seen.append(made) or True],
+        save_dir=None,
+    )
+    assert result.ok and len(seen) == 30
+    assert len({tuple(sorted(made.items())) for made in seen}) == 1, seen
+    assert seen[0]["first"] != seen[0]["second"]

@@ -58,7 +58,7 @@ class _BeforeRuns:
     over = True
     aborting = False
 
-    def lock_name(self) -> str:
+    def lock_name(self, site: str) -> str:
         """Adopted locks are named in the order they were found, before any run."""
         self.locks += 1
         return f"a{self.locks}"

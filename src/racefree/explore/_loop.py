@@ -133,6 +133,11 @@ class ControlledLoop(asyncio.SelectorEventLoop):
             # (strategies/exhaustive.py).
             self._racefree.touch(f"{CANCELS}{owner}")
 
+    def task_ordinal(self, default: int) -> int:
+        """The ordinal of the task running now, or ``default`` (a callback, no task)."""
+        task = asyncio.current_task(self) if self.is_running() else None
+        return self._ordinals.get(task, default) if task is not None else default
+
     def running_name(self, names: dict[int, str]) -> str:
         """The name of the task running now (for a candidate that continues it)."""
         task = asyncio.current_task(self)

@@ -99,16 +99,31 @@ def _made_by() -> str:
     return ""
 
 
+def _site() -> str:
+    """``file:line`` of the code that asked for the lock: the first caller outside the
+    standard library (an Event's lock is named where the Event was made)."""
+    frame = sys._getframe(2)
+    for _ in range(6):
+        name = frame.f_code.co_filename
+        outer = frame.f_back
+        if outer is None or not name.startswith(_STDLIB) or "-packages" in name:
+            break
+        frame = outer
+    return f"{os.path.basename(frame.f_code.co_filename)}:{frame.f_lineno}"
+
+
 def _lock() -> Any:
     sched = _scheduler()
-    return _real_lock() if sched is None else VLock(sched, made_by=_made_by())
+    if sched is None:
+        return _real_lock()
+    return VLock(sched, made_by=_made_by(), site=_site())
 
 
 def _rlock(*args: Any, **kwargs: Any) -> Any:
     sched = _scheduler()
     if sched is None:
         return _real_rlock(*args, **kwargs)
-    return VLock(sched, reentrant=True, made_by=_made_by())
+    return VLock(sched, reentrant=True, made_by=_made_by(), site=_site())
 
 
 def _start(self: threading.Thread) -> None:

@@ -375,7 +375,6 @@ class Agent:
         "ident",
         "key",
         "kind",
-        "locks_made",
         "loop",
         "name",
         "option",
@@ -411,7 +410,6 @@ class Agent:
         self.loop: ControlledLoop | None = None
         self.fire: asyncio.TimerHandle | None = None
         self.ident: int | None = None
-        self.locks_made = 0  # locks this agent made in this run (their names: lock_name)
         # Its entry in the scheduler's options while it runs or is ready to: rebuilt only
         # when it changed, which only its own step or the decision that chose it can do.
         self.option: tuple[float, Candidate, Agent, Any] | None = None
@@ -445,7 +443,9 @@ class VLock:
         "library",
     )
 
-    def __init__(self, sched: Scheduler, reentrant: bool = False, made_by: str = "") -> None:
+    def __init__(
+        self, sched: Scheduler, reentrant: bool = False, made_by: str = "", site: str = ""
+    ) -> None:
         self._run = sched
         self._real = _new_lock()
         self.bookkeeping = made_by == "bookkeeping"
@@ -456,13 +456,9 @@ class VLock:
         self._holder: int | None = None  # the free thread holding it (its ident)
         self._depth = 0  # that thread's re-entries
         self._reentrant = reentrant
-        self.key = ""
-        self._name(sched)
-
-    def _name(self, sched: Scheduler) -> None:
-        kind = "rlock" if self._reentrant else "lock"
+        kind = "rlock" if reentrant else "lock"
         prefix = "internal-" if self.internal else "lib-" if self.library else ""
-        self.key = f"{prefix}{kind}#{sched.lock_name()}"
+        self.key = f"{prefix}{kind}#{sched.lock_name(site)}"
 
     def _rebind(self, sched: Scheduler) -> None:
         """First use in a later run: no agent of the old run holds it. It keeps its name,
@@ -695,6 +691,7 @@ class Scheduler:
         # Steps begun by a decision; the steps an event loop's batch splits off keep it. An
         # asyncio timer made in one of them ties only with those made in the same (_loop.py).
         self.turn = 0
+        self.locks_made: dict[tuple[int, str], int] = {}  # (agent or task, site) -> count
         self.clock_ordered = strategy.clock_ordered  # steps carry the clock (see _seal)
         self.locks = 0
         self.thread_names = 0
@@ -934,17 +931,21 @@ class Scheduler:
         self._yield(me)
         me.timed_out = False
 
-    def lock_name(self) -> str:
-        """The name of a lock made now: the agent making it and how many it has made in
-        this run, the same in every run whatever the agents' order (a count over the run
-        gave two agents' locks each other's names in another order, and a search that
-        compares the steps of two runs by the keys they touched took them for others)."""
+    def lock_name(self, site: str) -> str:
+        """The name of a lock made now at ``site`` (``file:line`` of the code that made
+        it): the agent or task making it, how many it has made there in this run, and the
+        site. That is the same in every run whatever the agents' order (a count over the
+        run gave two agents' locks each other's names in another order, and a search that
+        compares the steps of two runs by the keys they touched took them for others);
+        and a lock kept from an earlier run shifts no other's name."""
         self.locks += 1
         me = self.by_ident.get(_get_ident())
         if me is None:
-            return f"x{self.locks}"  # a thread that is no agent
-        me.locks_made += 1
-        return f"{me.ordinal}.{me.locks_made}"
+            return f"x{self.locks}@{site}"  # a thread that is no agent
+        maker = me.ordinal if me.loop is None else me.loop.task_ordinal(me.ordinal)
+        made = self.locks_made
+        n = made[maker, site] = made.get((maker, site), 0) + 1
+        return f"{maker}.{n}@{site}"
 
     def timed_wait(self) -> None:
         """The running step begins a wait with a timeout: under latency "any" whether it may
