@@ -570,7 +570,7 @@ def test_a_finished_search_that_saw_no_shared_state_claims_no_completeness() -> 
     assert result.coverage().startswith(
         "Not exhaustive: the search ran the 1 distinct ordering it could tell apart, "
     )
-    assert "but it saw no shared state, so every ordering looked alike to it" in (result.coverage())
+    assert "but it saw no shared state and no lock, so the orders of" in result.coverage()
     assert result.to_json()["saw_no_state"] is True
     tracked = explore(w.slow_agent_first, strategy="exhaustive", save_dir=None)
     assert tracked.complete and not tracked.saw_no_state
@@ -709,3 +709,38 @@ def test_a_step_that_changed_a_key_then_wrote_it_again_unchanged_changed_somethi
     explore(one_step_of_writes, strategy=Watching(), schedules=1, save_dir=None)
     [step] = steps
     assert not step.kept and _changes_something(step)
+
+
+async def untracked_reply_with_a_timeout() -> dict[str, str]:
+    """A call under wait_for with a fallback, and a logger; the state is a plain dict."""
+    state = {"reply": "", "log": ""}
+
+    async def model() -> str:
+        await asyncio.sleep(0.5)
+        return "the plan"
+
+    async def agent() -> None:
+        try:
+            state["reply"] = await asyncio.wait_for(model(), timeout=2.0)
+        except TimeoutError:
+            state["reply"] = "(no reply)"
+
+    async def logger() -> None:
+        await asyncio.sleep(0.1)
+        state["log"] = "started"
+
+    await asyncio.gather(agent(), logger())
+    return state
+
+
+def test_orders_told_apart_only_by_timers_are_no_claim_of_completeness() -> None:
+    # The search tells the timeout's order from the call's (more than one ordering), but
+    # it saw none of the agents' accesses: that is no proof about them.
+    result = explore(
+        untracked_reply_with_a_timeout,
+        strategy="exhaustive",
+        invariants=[lambda s: bool(s["reply"])],
+        save_dir=None,
+    )
+    assert result.ok and result.distinct > 1
+    assert result.saw_no_state and not result.complete

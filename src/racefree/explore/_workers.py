@@ -323,6 +323,7 @@ class Plan:
                 "restarted": self._searcher().restarted,
                 "dropped": getattr(strategy, "dropped", ""),
                 "keys": sorted(coverage.keys),
+                "locked": coverage.locked,
                 "stopped": result.stopped,
                 "wall": result.wall_seconds,
             }
@@ -730,7 +731,8 @@ def _assemble(
     for record in kept:
         verdicts.setdefault(record[1], set()).add(record[8])
     split = runner.split_orderings(verdicts.items())
-    blind = runner.saw_no_state(finished, coverage.keys, coverage.agents, len({r[1] for r in kept}))
+    coverage.locked = any(o["locked"] for o in outcomes)
+    blind = runner.saw_no_state(finished, coverage.keys, coverage.agents, coverage.locked)
     return runner.Exploration(
         name,
         strategy,

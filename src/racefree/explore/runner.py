@@ -156,8 +156,8 @@ class Exploration:
     #: claim of coverage (``complete`` is then False).
     split_orderings: int = 0
     #: The search ran every ordering it could tell apart, but it saw no shared state (nor
-    #: a lock) of several agents: every ordering looked alike to it, so ``complete`` is
-    #: False.
+    #: a lock of user or library code) of several agents: its orderings differ only in
+    #: the explorer's bookkeeping, so ``complete`` is False.
     saw_no_state: bool = False
 
     @property
@@ -207,9 +207,9 @@ class Exploration:
         if self.saw_no_state:
             return (
                 f"Not exhaustive: the search ran the {orderings} it could tell apart, {seen}; "
-                "but it saw no shared state, so every ordering looked alike to it, and a race "
-                "on state it cannot see is not ruled out: track it (racefree.track(...), the "
-                f"racefree store or hooks.point).{fold}"
+                "but it saw no shared state and no lock, so the orders of the agents' accesses "
+                "all looked alike to it, and a race on state it cannot see is not ruled out: "
+                f"track it (racefree.track(...), the racefree store or hooks.point).{fold}"
             )
         if self.complete and self.shard is not None and self.shard[1] > 1:
             return (
@@ -424,6 +424,7 @@ class _Coverage:
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
+        self.locked = False  # a lock of user or library code ordered some steps
         self.agents = 0
         self.visible_steps = 0
         self.accesses = 0
@@ -443,6 +444,8 @@ class _Coverage:
                     state = shown_keys[key] = not _hidden(key, verbose=True)
                     if state and not key.startswith(NOT_STATE):
                         self.keys.add(key)
+                    elif key.startswith(_ORDERING_LOCKS):
+                        self.locked = True
                 if state:  # a step is visible if any key it touched is
                     shown = True
             visible += shown
@@ -518,12 +521,18 @@ def _traceback_lines(exc: BaseException, shown: int = 6) -> list[str]:
 # --- checks -------------------------------------------------------------------------------------
 
 
-def saw_no_state(finished: bool, keys: Iterable[str], agents: int, distinct: int) -> bool:
-    """A finished search of several agents that saw no shared state and no lock that
-    ordered them: its orderings all looked alike to it (partial-order reduction takes
-    unseen accesses to commute), so its end proves nothing about a race on the state it
-    did not see. (Locks it saw order what they guard: it told orderings apart then.)"""
-    return finished and agents > 1 and distinct <= 1 and not any(True for _ in keys)
+#: Locks of user and library code (taking one orders what it guards, seen or not; the
+#: standard library's own, a thread's start or a Future's, guard only its bookkeeping),
+#: and a cassette's numbering of identical calls (shared state, kept under its key).
+_ORDERING_LOCKS = ("lock#", "rlock#", "lib-lock#", "lib-rlock#", "internal-cassette#")
+
+
+def saw_no_state(finished: bool, keys: Iterable[str], agents: int, locked: bool) -> bool:
+    """A finished search of several agents that saw no shared state and no lock of user or
+    library code: the orders it told apart differ only in the explorer's own bookkeeping
+    (timers, the clock), and it takes the unseen accesses to commute, so its end proves
+    nothing about a race on the state it did not see."""
+    return finished and agents > 1 and not locked and not any(True for _ in keys)
 
 
 def split_orderings(verdicts: Iterable[tuple[int, set[bool]]]) -> int:
@@ -1340,7 +1349,7 @@ def _explore(
         failures,
         chosen.complete
         and not split_orderings(verdicts.items())
-        and not saw_no_state(True, coverage.keys, coverage.agents, len(orderings)),
+        and not saw_no_state(True, coverage.keys, coverage.agents, coverage.locked),
         wall,
         chosen.summary() if plan is None else plan.summary(),
         stopped,
@@ -1351,7 +1360,7 @@ def _explore(
         polls_folded=fair.polls_folded if plan is None else plan.polls_folded,
         orderings=orderings,
         split_orderings=split_orderings(verdicts.items()),
-        saw_no_state=saw_no_state(chosen.complete, coverage.keys, coverage.agents, len(orderings)),
+        saw_no_state=saw_no_state(chosen.complete, coverage.keys, coverage.agents, coverage.locked),
     )
     if plan is not None:
         plan.finish(result, coverage)
