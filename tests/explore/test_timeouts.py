@@ -264,3 +264,36 @@ def test_exhaustive_search_orders_a_clock_move_before_a_timeout_it_enables() -> 
     )
     assert result.failure is not None, result.coverage()
     assert result.failure.failure.kind == "invariant"
+
+
+def timed_wait_only_when_the_writer_is_late() -> list[str]:
+    """The checker waits with a timeout only when it finds the log empty, which natural
+    timing never gives: the first run has no wait with a timeout, later ones may."""
+    log = racefree.track([], name="log")
+    ready = threading.Event()
+
+    def writer() -> None:
+        time.sleep(0.01)
+        log.append("w")
+
+    def checker() -> None:
+        time.sleep(0.02)
+        if not log:
+            ready.wait(0.05)
+        log.append("c")
+
+    run_threads(writer, checker)
+    return list(log)
+
+
+def test_a_search_whose_clock_came_to_matter_after_its_first_run_claims_no_completeness() -> None:
+    # The runs before the first wait with a timeout did not order the clock, and their
+    # steps shaped what the search pruned after: it cannot know every ordering ran.
+    result = explore(
+        timed_wait_only_when_the_writer_is_late,
+        strategy="exhaustive",
+        invariants=[lambda log: len(log) == 2],
+        save_dir=None,
+    )
+    assert result.ok and not result.complete
+    assert "but a run after the first waited with a timeout" in "\n".join(result.summary())

@@ -125,6 +125,11 @@ class Exhaustive(Strategy):
         self._node_at: dict[int, int] = {}
         self._restart = False
         self.restarted = False  # the second run diverged and the search began again
+        # A run after the first waited with a timeout: the clock orders steps from then on
+        # (Strategy.clock_ordered), but the runs before did not order it, so the search
+        # cannot know it ran every ordering.
+        self.clock_late = False
+        self._clock_seen = False
         self.share: tuple[int, int] | None = None  # (i, n): run only the units i, i + n, ...
         self._unit = -1
         self._pos = 0
@@ -251,6 +256,9 @@ class Exhaustive(Strategy):
         return ", ".join(c.name for c in decision.candidates)
 
     def end_run(self, trace: Sequence[Step], failed: bool) -> None:
+        if self.clock_ordered and not self._clock_seen:
+            self._clock_seen = True
+            self.clock_late = self.runs > 0
         self.runs += 1
         if self._restart:
             self._restart, self.restarted = False, True
@@ -374,7 +382,7 @@ class Exhaustive(Strategy):
 
     @property
     def complete(self) -> bool:
-        return self._finished
+        return self._finished and not self.clock_late
 
     def summary(self) -> list[str]:
         again = (
@@ -384,6 +392,13 @@ class Exhaustive(Strategy):
             if self.restarted
             else ""
         )
+        if self._finished and self.clock_late:
+            return [
+                "Exhaustive search finished, but a run after the first waited with a timeout: "
+                "from then on it ordered steps by the clock they moved or read, which the runs "
+                "before had not, so it cannot know that every ordering ran."
+                f"{again}"
+            ]
         if self._finished:
             # No count of its own here: a run that began as an earlier one did can still end
             # in an ordering of its own, so the distinct orderings are the runner's to count.

@@ -181,6 +181,14 @@ class Fair(Strategy):
     def complete(self) -> bool:
         return self.inner.complete
 
+    @property
+    def clock_ordered(self) -> bool:
+        return self.inner.clock_ordered
+
+    @clock_ordered.setter
+    def clock_ordered(self, value: bool) -> None:
+        self.inner.clock_ordered = value
+
     def summary(self) -> list[str]:
         return self.inner.summary()
 

@@ -195,6 +195,15 @@ class Portfolio(Strategy):
     def complete(self) -> bool:
         return self.exhaustive.complete
 
+    @property
+    def clock_ordered(self) -> bool:
+        return self.exhaustive.clock_ordered
+
+    @clock_ordered.setter
+    def clock_ordered(self, value: bool) -> None:
+        for member in self.members:
+            member.clock_ordered = value
+
     @classmethod
     def merged(
         cls,
