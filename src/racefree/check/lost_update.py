@@ -241,8 +241,8 @@ def _finding(
             f"it decided to write from a copy made before {them}",
         )
     if lost_value is not _DIFFERENT:
-        # The same number (or list) twice from one old copy is what a lost count looks
-        # like: 0 + 1 written by both, where one after the other would give 2.
+        # The same value (not a flag: see _tallies) twice from one old copy is what a lost
+        # count looks like: 0 + 1 written by both, where one after the other would give 2.
         conclusion = (
             f"{agent} wrote the same value as {whose}, but worked from a copy made before "
             f"{them}: a value worked out from what each read (a count plus one, the list "
